@@ -1,0 +1,24 @@
+//! switchyard-kit: the Redis patterns switchyard is built from, as a library
+//! with no HTTP and no SQL.
+//!
+//! Every primitive is a small type over a [`RedisConnection`] and a
+//! [`Keyspace`]; the connection hides whether Redis is a single server or a
+//! cluster, and the keyspace gives every key the deployment's prefix and a
+//! hash tag, so the same code runs unchanged on Redis Cluster.
+//!
+//! Invariants:
+//! - kit never depends on axum, sqlx or anything HTTP-shaped;
+//! - every key a primitive touches is built by [`Keyspace`];
+//! - every multi-key operation uses keys that share one hash tag.
+
+pub mod connection;
+pub mod error;
+pub mod heartbeat;
+pub mod keys;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use connection::{RedisConfig, RedisConnection, RedisTopology};
+pub use error::KitError;
+pub use heartbeat::Heartbeats;
+pub use keys::{hash_slot, Keyspace};

@@ -1,0 +1,92 @@
+//! Test support shared by the kit's and the server's integration tests:
+//! private, throw-away `redis-server` processes for tests that must stop,
+//! restart or starve Redis without touching the shared instance.
+//! Compiled only with the `testing` feature.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `redis-server` owned by one test, killed when dropped.
+#[derive(Debug)]
+pub struct RedisProcess {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl RedisProcess {
+    /// Starts a redis-server on a free loopback port, persisting nothing.
+    pub fn start() -> std::io::Result<Self> {
+        let port = free_port()?;
+        let dir = std::env::temp_dir().join(format!("sy-redis-{port}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let mut process = Self { port, dir, child: None };
+        process.restart()?;
+        Ok(process)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (as a crash would) and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port (after [`stop`](Self::stop)).
+    pub fn restart(&mut self) -> std::io::Result<()> {
+        self.stop();
+        let child = Command::new(redis_server_binary())
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        self.child = Some(child);
+        wait_for_port(self.port, Duration::from_secs(10))
+    }
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn redis_server_binary() -> String {
+    std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into())
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn wait_for_port(port: u16, timeout: Duration) -> std::io::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("redis-server did not listen on port {port}"),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,57 @@
+//! The command line: `switchyard serve | worker | migrate | openapi`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// switchyard: backend infrastructure (identity, rate limiting, jobs,
+/// streams, realtime, locks, caching) on Redis and PostgreSQL.
+///
+/// Settings come from the environment (DATABASE_URL, REDIS_URL, HOST, PORT,
+/// JWT_SECRET, RUST_LOG, SWITCHYARD_ENV, ...) and optionally a TOML file;
+/// the environment wins. See the README for every setting.
+#[derive(Debug, Parser)]
+#[command(name = "switchyard", version, about, long_about)]
+pub struct Cli {
+    /// A TOML file with settings (keys are the lower-case variable names,
+    /// e.g. `port = 8080`). Environment variables override it.
+    #[arg(long, short = 'c', global = true, env = "SWITCHYARD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (applies pending migrations first).
+    Serve {
+        /// Do not apply pending migrations at start-up (for deployments
+        /// that run `switchyard migrate` as a separate step).
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Run a background worker until SIGTERM/SIGINT.
+    Worker,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document (JSON) to stdout and exit.
+    Openapi,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_accepts_no_migrate() {
+        let cli = Cli::parse_from(["switchyard", "serve", "--no-migrate"]);
+        assert!(matches!(cli.command, Command::Serve { no_migrate: true }));
+    }
+}

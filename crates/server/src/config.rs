@@ -1,0 +1,440 @@
+//! Configuration: typed settings, loaded once at start-up from defaults, an
+//! optional TOML file and the environment (in rising precedence), then
+//! validated so a bad value stops the process with one line naming it.
+//!
+//! Invariant: secrets (the JWT secret, URLs that may carry a password) are
+//! wrapped in [`SecretString`] and never printed; `Debug` shows them redacted.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// The environment variables switchyard reads, each the upper-case name of a
+/// settings field (`SWITCHYARD_ENV` sets `profile`).
+pub const ENV_VARS: &[&str] = &[
+    "SWITCHYARD_ENV",
+    "DATABASE_URL",
+    "DATABASE_MAX_CONNECTIONS",
+    "REDIS_URL",
+    "REDIS_KEY_PREFIX",
+    "HOST",
+    "PORT",
+    "JWT_SECRET",
+    "RUST_LOG",
+    "LOG_FORMAT",
+    "REQUEST_TIMEOUT_SECS",
+    "BODY_LIMIT_BYTES",
+    "CORS_ALLOWED_ORIGINS",
+    "STARTUP_TIMEOUT_SECS",
+    "SHUTDOWN_TIMEOUT_SECS",
+    "READY_CHECK_TIMEOUT_MS",
+    "WORKER_HEARTBEAT_SECS",
+];
+
+/// Deployment profile. `dev` tolerates missing secrets (and says so loudly);
+/// `production` refuses to start without them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    Dev,
+    Test,
+    Production,
+}
+
+/// How log lines are written: JSON for machines, pretty for people, or
+/// `auto` (pretty when stdout is a terminal).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Auto,
+    Json,
+    Pretty,
+}
+
+/// The settings as written by a person: every field optional-with-default.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    profile: Profile,
+    database_url: String,
+    database_max_connections: u32,
+    redis_url: String,
+    redis_key_prefix: String,
+    host: String,
+    port: u16,
+    jwt_secret: Option<String>,
+    rust_log: String,
+    log_format: LogFormat,
+    request_timeout_secs: u64,
+    body_limit_bytes: usize,
+    cors_allowed_origins: String,
+    startup_timeout_secs: u64,
+    shutdown_timeout_secs: u64,
+    ready_check_timeout_ms: u64,
+    worker_heartbeat_secs: u64,
+}
+
+impl Default for RawSettings {
+    fn default() -> Self {
+        Self {
+            profile: Profile::Dev,
+            database_url: "postgres://postgres@127.0.0.1:5432/switchyard".into(),
+            database_max_connections: 20,
+            redis_url: "redis://127.0.0.1:6379".into(),
+            redis_key_prefix: "sy".into(),
+            host: "127.0.0.1".into(),
+            port: 8080,
+            jwt_secret: None,
+            rust_log: "info".into(),
+            log_format: LogFormat::Auto,
+            request_timeout_secs: 30,
+            body_limit_bytes: 1024 * 1024,
+            cors_allowed_origins: String::new(),
+            startup_timeout_secs: 30,
+            shutdown_timeout_secs: 20,
+            ready_check_timeout_ms: 1000,
+            worker_heartbeat_secs: 5,
+        }
+    }
+}
+
+/// Which origins may call the API from a browser.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// No CORS headers: browsers on other origins are refused.
+    None,
+    /// `*`: any origin, without credentials.
+    Any,
+    /// An explicit list of origins (`https://app.example.com`).
+    List(Vec<String>),
+}
+
+/// Validated settings, loaded once and shared read-only.
+#[derive(Clone)]
+pub struct Settings {
+    pub profile: Profile,
+    pub database_url: SecretString,
+    pub database_max_connections: u32,
+    pub redis_url: SecretString,
+    pub redis_key_prefix: String,
+    pub host: IpAddr,
+    pub port: u16,
+    pub jwt_secret: SecretString,
+    /// True when no JWT_SECRET was given and a random one was made (dev only):
+    /// tokens then do not survive a restart.
+    pub jwt_secret_generated: bool,
+    pub rust_log: String,
+    pub log_format: LogFormat,
+    pub request_timeout: Duration,
+    pub body_limit_bytes: usize,
+    pub cors_allowed_origins: CorsOrigins,
+    pub startup_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    pub ready_check_timeout: Duration,
+    pub worker_heartbeat: Duration,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("profile", &self.profile)
+            .field("database_url", &redact_url(self.database_url.expose_secret()))
+            .field("redis_url", &redact_url(self.redis_url.expose_secret()))
+            .field("redis_key_prefix", &self.redis_key_prefix)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("jwt_secret", &"[redacted]")
+            .field("log_format", &self.log_format)
+            .field("request_timeout", &self.request_timeout)
+            .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("cors_allowed_origins", &self.cors_allowed_origins)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A setting that cannot be used, named by its environment variable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid configuration: {setting}: {message}")]
+pub struct ConfigError {
+    pub setting: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(setting: &str, message: impl Into<String>) -> Self {
+        Self { setting: setting.to_uppercase(), message: message.into() }
+    }
+}
+
+impl Settings {
+    /// Defaults, then `config_file` (TOML, keys as the lower-case variable
+    /// names) when given, then the environment.
+    pub fn load(config_file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Self::defaults();
+        if let Some(path) = config_file {
+            if !path.is_file() {
+                return Err(ConfigError::new("config file", format!("{} does not exist", path.display())));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let env =
+            Env::raw().only(ENV_VARS).map(|key| if key == "switchyard_env" { "profile".into() } else { key.into() });
+        Self::from_figment(figment.merge(env))
+    }
+
+    /// The built-in defaults as a figment, for callers (tests) that layer
+    /// their own values on top before [`Settings::from_figment`].
+    pub fn defaults() -> Figment {
+        Figment::from(Serialized::defaults(RawSettings::default()))
+    }
+
+    pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let raw: RawSettings = figment.extract().map_err(describe_figment_error)?;
+        raw.validate()
+    }
+
+    /// The address the HTTP server binds.
+    pub fn bind_address(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::new(self.host, self.port)
+    }
+}
+
+impl RawSettings {
+    fn validate(self) -> Result<Settings, ConfigError> {
+        let host: IpAddr = self
+            .host
+            .parse()
+            .map_err(|_| ConfigError::new("host", "must be an IP address such as 127.0.0.1 or 0.0.0.0"))?;
+        check_url("database_url", &self.database_url, &["postgres://", "postgresql://"])?;
+        switchyard_kit::RedisTopology::parse(&self.redis_url)
+            .map_err(|e| ConfigError::new("redis_url", e.to_string()))?;
+        switchyard_kit::Keyspace::new(&self.redis_key_prefix)
+            .map_err(|_| ConfigError::new("redis_key_prefix", "must be 1-64 characters of [A-Za-z0-9_.-]"))?;
+        if self.database_max_connections == 0 {
+            return Err(ConfigError::new("database_max_connections", "must be at least 1"));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.rust_log)
+            .map_err(|_| ConfigError::new("rust_log", "is not a valid tracing filter (e.g. info,switchyard=debug)"))?;
+        for (name, value) in [
+            ("request_timeout_secs", self.request_timeout_secs),
+            ("startup_timeout_secs", self.startup_timeout_secs),
+            ("worker_heartbeat_secs", self.worker_heartbeat_secs),
+            ("ready_check_timeout_ms", self.ready_check_timeout_ms),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(name, "must be greater than 0"));
+            }
+        }
+        if self.body_limit_bytes < 1024 {
+            return Err(ConfigError::new("body_limit_bytes", "must be at least 1024"));
+        }
+        let cors_allowed_origins = parse_cors(&self.cors_allowed_origins)?;
+
+        let (jwt_secret, jwt_secret_generated) = match self.jwt_secret.filter(|s| !s.is_empty()) {
+            Some(secret) if secret.len() < 32 => {
+                return Err(ConfigError::new("jwt_secret", "must be at least 32 characters"));
+            }
+            Some(secret) => (SecretString::from(secret), false),
+            None if self.profile == Profile::Production => {
+                return Err(ConfigError::new(
+                    "jwt_secret",
+                    "is required when SWITCHYARD_ENV=production (at least 32 random characters)",
+                ));
+            }
+            None => (SecretString::from(random_secret()), true),
+        };
+
+        Ok(Settings {
+            profile: self.profile,
+            database_url: self.database_url.into(),
+            database_max_connections: self.database_max_connections,
+            redis_url: self.redis_url.into(),
+            redis_key_prefix: self.redis_key_prefix,
+            host,
+            port: self.port,
+            jwt_secret,
+            jwt_secret_generated,
+            rust_log: self.rust_log,
+            log_format: self.log_format,
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
+            body_limit_bytes: self.body_limit_bytes,
+            cors_allowed_origins,
+            startup_timeout: Duration::from_secs(self.startup_timeout_secs),
+            shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
+            ready_check_timeout: Duration::from_millis(self.ready_check_timeout_ms),
+            worker_heartbeat: Duration::from_secs(self.worker_heartbeat_secs),
+        })
+    }
+}
+
+fn check_url(setting: &str, value: &str, schemes: &[&str]) -> Result<(), ConfigError> {
+    let scheme_ok = schemes.iter().any(|s| value.starts_with(s));
+    if !scheme_ok || url::Url::parse(value).is_err() {
+        return Err(ConfigError::new(setting, format!("must be a URL starting with {}", schemes[0])));
+    }
+    Ok(())
+}
+
+fn parse_cors(value: &str) -> Result<CorsOrigins, ConfigError> {
+    let origins: Vec<&str> = value.split(',').map(str::trim).filter(|o| !o.is_empty()).collect();
+    if origins.is_empty() {
+        return Ok(CorsOrigins::None);
+    }
+    if origins == ["*"] {
+        return Ok(CorsOrigins::Any);
+    }
+    for origin in &origins {
+        let parsed = url::Url::parse(origin).ok().filter(|u| {
+            matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.path() == "/" && !origin.ends_with('/')
+        });
+        if parsed.is_none() || http::HeaderValue::from_str(origin).is_err() {
+            return Err(ConfigError::new(
+                "cors_allowed_origins",
+                "must be `*` or a comma-separated list of origins like https://app.example.com",
+            ));
+        }
+    }
+    Ok(CorsOrigins::List(origins.into_iter().map(String::from).collect()))
+}
+
+fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Turns figment's error into one line naming the variable, without echoing
+/// the value (it might be a secret).
+fn describe_figment_error(error: figment::Error) -> ConfigError {
+    use figment::error::Kind;
+    let setting = error.path.last().cloned().unwrap_or_else(|| "configuration".into());
+    let message = match &error.kind {
+        Kind::InvalidType(_, expected) | Kind::InvalidValue(_, expected) => format!("expected {expected}"),
+        Kind::UnknownVariant(_, expected) => format!("expected one of {}", expected.join(", ")),
+        Kind::UnknownField(field, _) => {
+            return ConfigError::new(field, "is not a known setting");
+        }
+        Kind::Message(m) => m.clone(),
+        other => other.to_string(),
+    };
+    ConfigError::new(&setting, message)
+}
+
+/// A URL with its password (if any) replaced, for log lines and errors.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut url) => {
+            if url.password().is_some() {
+                let _ = url.set_password(Some("redacted"));
+            }
+            url.to_string()
+        }
+        Err(_) => "[unparseable url]".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let mut figment = Settings::defaults();
+        for (k, v) in pairs {
+            // Parsed the way environment variables are ("8080" is a number).
+            let v: figment::value::Value = v.parse().unwrap();
+            figment = figment.merge((*k, v));
+        }
+        Settings::from_figment(figment)
+    }
+
+    #[test]
+    fn defaults_are_a_working_dev_setup_with_a_generated_secret() {
+        let s = with(&[]).unwrap();
+        assert_eq!(s.profile, Profile::Dev);
+        assert_eq!(s.bind_address().to_string(), "127.0.0.1:8080");
+        assert!(s.jwt_secret_generated);
+        assert_eq!(s.jwt_secret.expose_secret().len(), 64);
+        assert_eq!(s.body_limit_bytes, 1024 * 1024);
+        assert_eq!(s.cors_allowed_origins, CorsOrigins::None);
+    }
+
+    #[test]
+    fn production_requires_a_long_jwt_secret() {
+        let err = with(&[("profile", "production")]).unwrap_err();
+        assert_eq!(err.setting, "JWT_SECRET");
+        let err = with(&[("profile", "production"), ("jwt_secret", "short")]).unwrap_err();
+        assert_eq!(err.setting, "JWT_SECRET");
+        assert!(!err.to_string().contains("short"), "the value is not echoed");
+        let ok = with(&[("profile", "production"), ("jwt_secret", &"k".repeat(40))]).unwrap();
+        assert!(!ok.jwt_secret_generated);
+    }
+
+    #[test]
+    fn bad_values_are_named_by_their_variable() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("port", "eighty", "PORT"),
+            ("port", "70000", "PORT"),
+            ("host", "not an ip", "HOST"),
+            ("database_url", "mysql://x", "DATABASE_URL"),
+            ("redis_url", "http://x", "REDIS_URL"),
+            ("redis_key_prefix", "a b", "REDIS_KEY_PREFIX"),
+            ("profile", "staging", "PROFILE"),
+            ("rust_log", "info,[", "RUST_LOG"),
+            ("cors_allowed_origins", "not-an-origin", "CORS_ALLOWED_ORIGINS"),
+            ("request_timeout_secs", "0", "REQUEST_TIMEOUT_SECS"),
+            ("body_limit_bytes", "12", "BODY_LIMIT_BYTES"),
+        ];
+        for (key, value, setting) in cases {
+            let err = with(&[(key, value)]).unwrap_err();
+            assert_eq!(&err.setting, setting, "{key}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn cors_origins_parse_as_none_any_or_a_list() {
+        let s = with(&[("cors_allowed_origins", "https://a.example.com, http://localhost:3000")]).unwrap();
+        assert_eq!(
+            s.cors_allowed_origins,
+            CorsOrigins::List(vec!["https://a.example.com".into(), "http://localhost:3000".into()])
+        );
+        assert_eq!(with(&[("cors_allowed_origins", "*")]).unwrap().cors_allowed_origins, CorsOrigins::Any);
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API fixes the closure's error type
+    fn environment_overrides_the_toml_file_which_overrides_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("switchyard.toml", "port = 9000\nhost = \"0.0.0.0\"\nredis_key_prefix = \"fromfile\"")?;
+            jail.set_env("PORT", "9100");
+            jail.set_env("SWITCHYARD_ENV", "test");
+            let s = Settings::load(Some(Path::new("switchyard.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(s.port, 9100);
+            assert_eq!(s.host.to_string(), "0.0.0.0");
+            assert_eq!(s.redis_key_prefix, "fromfile");
+            assert_eq!(s.profile, Profile::Test);
+            jail.create_file("bad.toml", "prot = 1")?;
+            let err = Settings::load(Some(Path::new("bad.toml"))).unwrap_err();
+            assert_eq!(err.setting, "PROT");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let s = with(&[
+            ("jwt_secret", "super-secret-value-that-is-long-enough"),
+            ("database_url", "postgres://app:hunter2@db/app"),
+        ])
+        .unwrap();
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("super-secret"));
+        assert!(!printed.contains("hunter2"));
+        assert!(printed.contains("redacted"));
+    }
+}

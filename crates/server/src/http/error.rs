@@ -1,0 +1,144 @@
+//! The HTTP edge's one error type, rendered as RFC 9457
+//! `application/problem+json`.
+//!
+//! Services return their own errors; handlers convert them into
+//! [`ApiError`] with `?`. Internal errors are logged here, once, with their
+//! cause chain, and the client gets an opaque body: no `to_string()` of an
+//! internal error ever reaches a response.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// One invalid field of a request. `message` says what is expected; it never
+/// repeats the submitted value (which may be a password).
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct FieldError {
+    /// JSON path of the field, e.g. `email` or `items[2].name`.
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI reference naming the kind of problem, e.g. `/problems/validation`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// For validation problems: each invalid field.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// Everything a handler can fail with, as the client will see it.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("malformed request: {0}")]
+    BadRequest(String),
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("payload too large")]
+    PayloadTooLarge,
+    #[error("not found")]
+    NotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("request timed out")]
+    Timeout,
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation", "Invalid request"),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "malformed-request", "Malformed request"),
+            Self::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type")
+            }
+            Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
+            Self::Timeout => (StatusCode::REQUEST_TIMEOUT, "timeout", "Request timed out"),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error"),
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Self::Validation(errors) => {
+                let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+                format!("invalid fields: {}", fields.join(", "))
+            }
+            Self::BadRequest(detail) | Self::NotFound(detail) | Self::Unavailable(detail) => detail.clone(),
+            Self::UnsupportedMediaType => "expected a body with Content-Type: application/json".into(),
+            Self::PayloadTooLarge => "the request body exceeds the configured limit".into(),
+            Self::MethodNotAllowed => "this route does not accept this method".into(),
+            Self::Timeout => "the request took longer than the configured timeout".into(),
+            Self::Internal(_) => "an unexpected error occurred; it has been logged".into(),
+        }
+    }
+
+    /// The problem document for a plain status, for responses produced by
+    /// layers below our handlers (timeouts, method mismatches, panics).
+    pub fn for_status(status: StatusCode) -> Option<Self> {
+        Some(match status {
+            StatusCode::NOT_FOUND => Self::NotFound("no route matches this path".into()),
+            StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed,
+            StatusCode::REQUEST_TIMEOUT => Self::Timeout,
+            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
+            StatusCode::SERVICE_UNAVAILABLE => Self::Unavailable("try again later".into()),
+            _ => return None,
+        })
+    }
+}
+
+/// Renders a problem document for any status (used for statuses that have
+/// no [`ApiError`] variant).
+pub fn problem_response(
+    status: StatusCode,
+    kind: &str,
+    title: &str,
+    detail: String,
+    errors: Vec<FieldError>,
+) -> Response {
+    let body =
+        Problem { kind: format!("/problems/{kind}"), title: title.into(), status: status.as_u16(), detail, errors };
+    let mut response = (status, axum::Json(body)).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    response
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(error) = &self {
+            tracing::error!(error = format!("{error:#}"), "internal error");
+        }
+        let (status, kind, title) = self.parts();
+        let detail = self.detail();
+        let errors = match self {
+            Self::Validation(errors) => errors,
+            _ => Vec::new(),
+        };
+        problem_response(status, kind, title, detail, errors)
+    }
+}

@@ -1,0 +1,98 @@
+//! The HTTP edge: the router every capability mounts into, the middleware
+//! stack around it, and the conversions from errors to problem documents.
+//!
+//! Layer order (outermost first): request id → tracing → request-id
+//! propagation → panic catcher → metrics → bare-error-to-problem →
+//! compression → CORS → timeout → body limit → route.
+
+pub mod error;
+pub mod json;
+pub mod middleware;
+pub mod openapi;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderName, Method, Request};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::config::CorsOrigins;
+use crate::state::AppState;
+
+pub use error::{ApiError, FieldError};
+pub use json::ApiJson;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Every documented route, with its OpenAPI description collected as it is
+/// mounted. Capabilities add their `router()` here.
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base_document()).merge(crate::ops::routes::router())
+}
+
+/// The complete application: documented routes, Swagger UI, fallbacks and
+/// the middleware stack.
+pub fn router(state: AppState) -> Router {
+    router_with(state, api_routes())
+}
+
+/// [`router`] over a given set of routes (tests add routes that exercise
+/// the edge, such as a handler that panics, under the real middleware).
+pub fn router_with(state: AppState, routes: OpenApiRouter<AppState>) -> Router {
+    let (routes, document) = routes.split_for_parts();
+    let settings = state.settings.clone();
+
+    let request_span = |request: &Request<_>| {
+        let request_id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+        tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+    };
+    // Router::layer wraps what is already there, so the last layer added
+    // is the outermost: read this list bottom-up for the request's path.
+    routes
+        .merge(openapi::swagger_ui(document))
+        .fallback(middleware::not_found)
+        .method_not_allowed_fallback(middleware::method_not_allowed)
+        .layer(DefaultBodyLimit::max(settings.body_limit_bytes))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, settings.request_timeout))
+        .layer(tower::util::option_layer(cors_layer(&settings.cors_allowed_origins)))
+        .layer(CompressionLayer::new().gzip(true))
+        .layer(axum::middleware::map_response(middleware::bare_error_to_problem))
+        .layer(axum::middleware::from_fn(crate::telemetry::metrics::track_http))
+        .layer(CatchPanicLayer::custom(middleware::panic_to_problem))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// No layer at all when CORS is off, so responses carry no CORS headers.
+fn cors_layer(origins: &CorsOrigins) -> Option<CorsLayer> {
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::OPTIONS])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            HeaderName::from_static("x-api-key"),
+            HeaderName::from_static("idempotency-key"),
+            REQUEST_ID,
+        ])
+        .expose_headers([
+            REQUEST_ID,
+            header::RETRY_AFTER,
+            HeaderName::from_static("ratelimit"),
+            HeaderName::from_static("ratelimit-policy"),
+        ])
+        .max_age(std::time::Duration::from_secs(600));
+    match origins {
+        CorsOrigins::None => None,
+        CorsOrigins::Any => Some(layer.allow_origin(AllowOrigin::any())),
+        CorsOrigins::List(list) => {
+            Some(layer.allow_origin(AllowOrigin::list(list.iter().filter_map(|o| o.parse().ok()))))
+        }
+    }
+}

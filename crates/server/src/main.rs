@@ -1,0 +1,65 @@
+//! The `switchyard` binary: parses the command line, loads settings, and
+//! runs one command. Failures end the process with one line on stderr and a
+//! non-zero exit code, never a panic backtrace.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use switchyard::cli::{Cli, Command};
+use switchyard::config::Settings;
+use switchyard::startup::{self, Application, StartupError};
+use switchyard::{http, shutdown, telemetry, worker};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "switchyard stopped");
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), StartupError> {
+    if let Command::Openapi = cli.command {
+        let document = http::openapi::document();
+        println!("{}", document.to_pretty_json().unwrap_or_default());
+        return Ok(());
+    }
+    let settings = Settings::load(cli.config.as_deref())?;
+    telemetry::logging::init(&settings.rust_log, settings.log_format);
+    if settings.jwt_secret_generated {
+        tracing::warn!("JWT_SECRET is not set: using a random one for this run (dev profile only); tokens will not survive a restart");
+    }
+    let state = startup::connect(settings).await?;
+    match cli.command {
+        Command::Migrate => {
+            startup::migrate(&state.db).await?;
+            tracing::info!("migrations applied");
+        }
+        Command::Serve { no_migrate } => {
+            if !no_migrate {
+                startup::migrate(&state.db).await?;
+            }
+            let app = Application::bind(state).await?;
+            tracing::info!(address = %app.local_addr(), "switchyard listening");
+            app.run_until_stopped(shutdown::on_signal()).await?;
+        }
+        Command::Worker => {
+            let worker = worker::Worker::new(&state);
+            worker.run(shutdown::on_signal()).await;
+            state.db.close().await;
+        }
+        Command::Openapi => {}
+    }
+    Ok(())
+}

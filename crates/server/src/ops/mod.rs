@@ -1,0 +1,5 @@
+//! Operations: liveness, readiness and metrics, for load balancers,
+//! orchestrators and Prometheus.
+
+pub mod routes;
+pub mod service;

@@ -1,0 +1,20 @@
+//! The one piece of state every handler and worker shares.
+
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use sqlx::PgPool;
+use switchyard_kit::{Keyspace, RedisConnection};
+
+use crate::config::Settings;
+
+/// Cheap to clone: every field is a handle to shared state.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub db: PgPool,
+    pub redis: RedisConnection,
+    /// The deployment's Redis key namespace (`REDIS_KEY_PREFIX`).
+    pub keys: Keyspace,
+    pub settings: Arc<Settings>,
+    pub metrics: PrometheusHandle,
+}

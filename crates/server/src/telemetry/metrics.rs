@@ -1,0 +1,63 @@
+//! Prometheus metrics: the process-wide recorder, the HTTP request metrics
+//! middleware, and pool gauges refreshed at scrape time.
+//!
+//! Route labels are axum's route templates (`/v1/users/{id}`), never raw
+//! paths, so label cardinality stays bounded; unmatched requests share one
+//! `unmatched` label.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::state::AppState;
+
+const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// The process-wide Prometheus recorder, installed on first use.
+pub fn recorder() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .expect("static bucket list is non-empty");
+            match builder.install_recorder() {
+                Ok(handle) => handle,
+                // Another recorder is already global (an embedding program):
+                // keep a private one so /metrics still renders ours.
+                Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+            }
+        })
+        .clone()
+}
+
+/// Middleware recording `http_requests_total` and
+/// `http_request_duration_seconds` by method, route template and status.
+pub async fn track_http(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.run(request).await;
+    let labels = [("method", method), ("route", route), ("status", response.status().as_u16().to_string())];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Sets the connection-pool gauges from the pools' current state; called
+/// just before rendering so a scrape sees fresh values.
+pub fn record_pool_gauges(state: &AppState) {
+    let size = state.db.size();
+    let idle = state.db.num_idle() as u32;
+    metrics::gauge!("db_pool_connections", "state" => "idle").set(f64::from(idle));
+    metrics::gauge!("db_pool_connections", "state" => "in_use").set(f64::from(size.saturating_sub(idle)));
+    metrics::gauge!("db_pool_max_connections").set(f64::from(state.settings.database_max_connections));
+}

@@ -1,0 +1,76 @@
+//! The worker process runtime: the loop that background capabilities (the
+//! job queue, scheduled jobs, outbox drains) will run inside.
+//!
+//! Today it registers the worker in the `workers` heartbeat registry, keeps
+//! the registration alive, and removes it on a clean shutdown, so operators
+//! can see which workers run. Work loops are driven by the same
+//! cancellation token and can be stepped one iteration at a time in tests.
+
+use std::time::Duration;
+
+use switchyard_kit::{Heartbeats, KitError};
+use tokio_util::sync::CancellationToken;
+
+use crate::state::AppState;
+
+/// The registry name workers beat in.
+pub const REGISTRY: &str = "workers";
+
+/// One worker process.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    id: String,
+    heartbeats: Heartbeats,
+    interval: Duration,
+}
+
+impl Worker {
+    pub fn new(state: &AppState) -> Self {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+        let id = format!("{host}-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        Self {
+            id,
+            heartbeats: Heartbeats::new(state.redis.clone(), state.keys.clone(), REGISTRY),
+            interval: state.settings.worker_heartbeat,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// One iteration: renew the registration for three intervals, so one
+    /// late beat does not make the worker look dead.
+    pub async fn tick(&self) -> Result<(), KitError> {
+        let details = [
+            ("pid", std::process::id().to_string()),
+            ("version", env!("CARGO_PKG_VERSION").to_string()),
+            ("last_beat", chrono::Utc::now().to_rfc3339()),
+        ];
+        self.heartbeats.beat(&self.id, self.interval * 3, &details).await
+    }
+
+    /// Runs until `shutdown` fires. Redis being away is logged and retried on
+    /// the next tick, never fatal.
+    pub async fn run(self, shutdown: CancellationToken) {
+        tracing::info!(worker = %self.id, "worker started");
+        loop {
+            if let Err(error) = self.tick().await {
+                tracing::warn!(%error, "worker heartbeat failed; retrying next tick");
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(self.interval) => {}
+            }
+        }
+        if let Err(error) = self.heartbeats.remove(&self.id).await {
+            tracing::warn!(%error, "could not deregister worker");
+        }
+        tracing::info!(worker = %self.id, "worker stopped");
+    }
+}
+
+/// The workers alive now, by id, with what they reported.
+pub async fn alive(state: &AppState) -> Result<Vec<(String, Vec<(String, String)>)>, KitError> {
+    Heartbeats::new(state.redis.clone(), state.keys.clone(), REGISTRY).alive().await
+}

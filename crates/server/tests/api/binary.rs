@@ -1,0 +1,168 @@
+//! The `switchyard` binary as an operator runs it: start-up failures are
+//! bounded and name the dependency, bad settings are named, `migrate`
+//! migrates, and SIGTERM shuts down cleanly.
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use switchyard::config::ENV_VARS;
+
+use crate::helpers::{redis_url, test_key_prefix, TestDatabase};
+
+fn switchyard(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+    command.args(args);
+    for var in ENV_VARS {
+        command.env_remove(var);
+    }
+    command.env_remove("SWITCHYARD_CONFIG").env("LOG_FORMAT", "json").env("RUST_LOG", "info");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.stdin(Stdio::null());
+    command
+}
+
+/// Runs to completion; a hang fails the test instead of stalling the suite.
+async fn run(mut command: Command) -> Output {
+    let child = tokio::task::spawn_blocking(move || command.output().expect("binary runs"));
+    tokio::time::timeout(Duration::from_secs(60), child).await.expect("the binary exits instead of hanging").unwrap()
+}
+
+fn last_stderr_line(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn unreachable_redis_fails_start_up_with_one_line_naming_it() {
+    let database = TestDatabase::create().await;
+    let port = switchyard_kit::testing::free_port().unwrap();
+    let redis = format!("redis://127.0.0.1:{port}");
+    let output = run(switchyard(
+        &["serve"],
+        &[("DATABASE_URL", &database.url), ("REDIS_URL", &redis), ("STARTUP_TIMEOUT_SECS", "1"), ("PORT", "0")],
+    ))
+    .await;
+    assert_eq!(output.status.code(), Some(1));
+    let line = last_stderr_line(&output);
+    assert!(line.starts_with("error: Redis at redis://127.0.0.1:"), "{line}");
+    assert!(line.contains("unreachable after"), "{line}");
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("panicked"));
+}
+
+#[tokio::test]
+async fn unreachable_postgres_fails_start_up_with_one_line_naming_it() {
+    let port = switchyard_kit::testing::free_port().unwrap();
+    let database = format!("postgres://app:hunter2@127.0.0.1:{port}/switchyard");
+    let output = run(switchyard(
+        &["migrate"],
+        &[("DATABASE_URL", &database), ("REDIS_URL", &redis_url()), ("STARTUP_TIMEOUT_SECS", "1")],
+    ))
+    .await;
+    assert_eq!(output.status.code(), Some(1));
+    let line = last_stderr_line(&output);
+    assert!(line.starts_with("error: PostgreSQL at postgres://app:redacted@127.0.0.1:"), "{line}");
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("hunter2"), "the password is not printed");
+}
+
+#[tokio::test]
+async fn bad_settings_are_named_in_one_line() {
+    let output = run(switchyard(&["serve"], &[("PORT", "eighty")])).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        last_stderr_line(&output).starts_with("error: invalid configuration: PORT:"),
+        "{}",
+        last_stderr_line(&output)
+    );
+
+    let output = run(switchyard(&["serve"], &[("SWITCHYARD_ENV", "production")])).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(last_stderr_line(&output).contains("JWT_SECRET"), "{}", last_stderr_line(&output));
+}
+
+#[tokio::test]
+async fn migrate_applies_every_migration_once() {
+    let database = TestDatabase::create().await;
+    let env = [
+        ("DATABASE_URL", database.url.as_str()),
+        ("REDIS_URL", &redis_url()),
+        ("REDIS_KEY_PREFIX", &test_key_prefix()),
+    ];
+    for _ in 0..2 {
+        let output = run(switchyard(&["migrate"], &env)).await;
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    }
+    let pool = sqlx::PgPool::connect(&database.url).await.unwrap();
+    let applied: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success").fetch_one(&pool).await.unwrap();
+    assert_eq!(applied as usize, switchyard::startup::MIGRATOR.iter().count());
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn serve_migrates_then_stops_cleanly_on_sigterm() {
+    let database = TestDatabase::create().await;
+    let port = switchyard_kit::testing::free_port().unwrap().to_string();
+    let prefix = test_key_prefix();
+    let mut child = switchyard(
+        &["serve"],
+        &[("DATABASE_URL", &database.url), ("REDIS_URL", &redis_url()), ("REDIS_KEY_PREFIX", &prefix), ("PORT", &port)],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let client = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..200 {
+        if client.get(format!("http://127.0.0.1:{port}/health")).send().await.is_ok_and(|r| r.status() == 200) {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "serve answers /health");
+
+    let pool = sqlx::PgPool::connect(&database.url).await.unwrap();
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations").fetch_one(&pool).await.unwrap();
+    assert!(applied >= 1, "serve applied the migrations");
+    pool.close().await;
+
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let output = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::task::spawn_blocking(move || {
+            child.wait().ok();
+            child
+        }),
+    )
+    .await
+    .expect("serve exits after SIGTERM")
+    .unwrap();
+    let output = output.wait_with_output().unwrap();
+    assert!(output.status.success(), "exit status {:?}", output.status);
+    let logs = String::from_utf8_lossy(&output.stdout);
+    assert!(logs.contains("shutdown signal received"), "{logs}");
+    assert!(logs.contains("HTTP server stopped"), "{logs}");
+    assert!(client.get(format!("http://127.0.0.1:{port}/health")).send().await.is_err(), "the port is closed");
+}
+
+#[tokio::test]
+async fn help_explains_every_command_and_flag() {
+    let output = run(switchyard(&["--help"], &[])).await;
+    let help = String::from_utf8_lossy(&output.stdout);
+    for word in ["serve", "worker", "migrate", "openapi", "--config"] {
+        assert!(help.contains(word), "{word} in --help: {help}");
+    }
+    let output = run(switchyard(&["serve", "--help"], &[])).await;
+    assert!(String::from_utf8_lossy(&output.stdout).contains("--no-migrate"));
+}
+
+#[tokio::test]
+async fn the_openapi_command_prints_the_document() {
+    let output = run(switchyard(&["openapi"], &[])).await;
+    assert!(output.status.success());
+    let document: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(document["paths"]["/ready"].is_object());
+}

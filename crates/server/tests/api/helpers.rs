@@ -1,0 +1,205 @@
+//! `spawn_app()` and the test client every capability test reuses.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use figment::Figment;
+use reqwest::{Method, Response};
+use serde_json::Value;
+use sqlx::{Connection, Executor, PgConnection, PgPool};
+use switchyard::config::Settings;
+use switchyard::startup::{self, Application};
+use switchyard::state::AppState;
+use switchyard_kit::{Keyspace, RedisConnection};
+use tokio_util::sync::CancellationToken;
+use utoipa_axum::router::OpenApiRouter;
+
+pub fn admin_database_url() -> String {
+    std::env::var("SWITCHYARD_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("SWITCHYARD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A running application, its own database and key prefix. Dropping it
+/// stops the server and deletes the database and every key under the prefix.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub db: PgPool,
+    pub redis: RedisConnection,
+    pub keys: Keyspace,
+    pub state: AppState,
+    shutdown: CancellationToken,
+    // Declared last: dropped after the server has been told to stop.
+    _database: TestDatabase,
+}
+
+/// A database of one test's own, dropped (with its connections) on drop.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDatabase {
+    pub async fn create() -> Self {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let name = format!("sy_test_{}_{}", uuid::Uuid::new_v4().simple(), COUNTER.fetch_add(1, Ordering::Relaxed));
+        let mut admin = PgConnection::connect(&admin_database_url()).await.expect("test PostgreSQL reachable");
+        admin.execute(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#))).await.expect("create test database");
+        let mut url = url::Url::parse(&admin_database_url()).expect("admin URL");
+        url.set_path(&name);
+        Self { name, url: url.into() }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        run_detached(async move {
+            if let Ok(mut admin) = PgConnection::connect(&admin_database_url()).await {
+                let _ = admin
+                    .execute(sqlx::AssertSqlSafe(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#)))
+                    .await;
+            }
+        });
+    }
+}
+
+/// Runs async clean-up to completion from `Drop`, which cannot await and may
+/// run while the test's runtime shuts down: on a thread of its own.
+fn run_detached(work: impl std::future::Future<Output = ()> + Send + 'static) {
+    let thread = std::thread::spawn(move || {
+        if let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            runtime.block_on(work);
+        }
+    });
+    let _ = thread.join();
+}
+
+/// A key prefix of one test's own.
+pub fn test_key_prefix() -> String {
+    format!("sy-test-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Settings for a test: its own database and key prefix, port 0.
+/// `overrides` are (setting, value) pairs applied on top.
+pub async fn test_settings(overrides: &[(&str, &str)]) -> (Settings, TestDatabase) {
+    let database = TestDatabase::create().await;
+    let mut figment: Figment = Settings::defaults()
+        .merge(("profile", "test"))
+        .merge(("database_url", database.url.as_str()))
+        .merge(("database_max_connections", 5))
+        .merge(("redis_url", redis_url()))
+        .merge(("redis_key_prefix", test_key_prefix()))
+        .merge(("port", 0))
+        .merge(("startup_timeout_secs", 5));
+    for (key, value) in overrides {
+        // Parsed the way environment variables are ("2048" is a number).
+        let value: figment::value::Value = value.parse().expect("parses");
+        figment = figment.merge((*key, value));
+    }
+    (Settings::from_figment(figment).expect("valid test settings"), database)
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[], OpenApiRouter::new()).await
+}
+
+/// Starts the app with setting overrides and extra routes mounted under
+/// the real middleware stack.
+pub async fn spawn_app_with(overrides: &[(&str, &str)], extra_routes: OpenApiRouter<AppState>) -> TestApp {
+    let (settings, database) = test_settings(overrides).await;
+    let state = startup::connect(settings).await.expect("connect to test services");
+    startup::migrate(&state.db).await.expect("migrations apply");
+    let router = switchyard::http::router_with(state.clone(), switchyard::http::api_routes().merge(extra_routes));
+    let app = Application::bind_router(state.clone(), router).await.expect("bind");
+    let address = format!("http://{}", app.local_addr());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    TestApp {
+        address,
+        client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
+        db: state.db.clone(),
+        redis: state.redis.clone(),
+        keys: state.keys.clone(),
+        state,
+        shutdown,
+        _database: database,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.expect("request sent")
+    }
+
+    pub async fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client.post(self.url(path)).json(body).send().await.expect("request sent")
+    }
+
+    /// Keys currently under this test's prefix.
+    pub async fn redis_keys(&self) -> Vec<String> {
+        scan_keys(&self.redis, &self.keys).await
+    }
+}
+
+async fn scan_keys(redis: &RedisConnection, keys: &Keyspace) -> Vec<String> {
+    let mut conn = redis.clone();
+    let mut found = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(keys.pattern())
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await
+            .expect("SCAN");
+        found.extend(batch);
+        if next == 0 {
+            return found;
+        }
+        cursor = next;
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        let keys = self.keys.clone();
+        run_detached(async move {
+            let config = switchyard_kit::RedisConfig::new(&redis_url()).expect("redis url");
+            if let Ok(redis) = RedisConnection::connect(&config).await {
+                let leftover = scan_keys(&redis, &keys).await;
+                let mut conn = redis.clone();
+                for chunk in leftover.chunks(500) {
+                    let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query_async(&mut conn).await;
+                }
+            }
+        });
+    }
+}
+
+/// Asserts that `response` is a problem document with `status`, and returns it.
+pub async fn assert_problem(response: Response, status: u16) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    assert_eq!(content_type, "application/problem+json", "content type");
+    let body: Value = response.json().await.expect("problem body is JSON");
+    assert_eq!(body["status"], status, "status field: {body}");
+    assert!(body["type"].as_str().is_some_and(|t| t.starts_with("/problems/")), "type: {body}");
+    assert!(body["title"].is_string() && body["detail"].is_string(), "title/detail: {body}");
+    body
+}

@@ -1,0 +1,10 @@
+//! switchyard's API tests: one binary, one module per area. Every test
+//! starts the real application on an ephemeral port against the real
+//! PostgreSQL (a fresh database of its own) and Redis (a key prefix of its
+//! own), so tests run in parallel and leave nothing behind.
+
+mod binary;
+mod edge;
+mod helpers;
+mod ops;
+mod worker;
