@@ -13,16 +13,23 @@ use std::time::{Duration, Instant};
 pub struct RedisProcess {
     port: u16,
     dir: PathBuf,
+    extra_args: Vec<String>,
     child: Option<Child>,
 }
 
 impl RedisProcess {
     /// Starts a redis-server on a free loopback port, persisting nothing.
     pub fn start() -> std::io::Result<Self> {
+        Self::start_with(&[])
+    }
+
+    /// Starts a redis-server with extra arguments (e.g. `--cluster-enabled yes`).
+    pub fn start_with(extra_args: &[&str]) -> std::io::Result<Self> {
         let port = free_port()?;
         let dir = std::env::temp_dir().join(format!("sy-redis-{port}-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
-        let mut process = Self { port, dir, child: None };
+        let extra_args = extra_args.iter().map(|a| (*a).to_owned()).collect();
+        let mut process = Self { port, dir, extra_args, child: None };
         process.restart()?;
         Ok(process)
     }
@@ -51,6 +58,7 @@ impl RedisProcess {
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(&self.dir)
+            .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
