@@ -11,14 +11,18 @@
 //! - every key a primitive touches is built by [`Keyspace`];
 //! - every multi-key operation uses keys that share one hash tag.
 
+pub mod attempts;
 pub mod connection;
 pub mod error;
 pub mod heartbeat;
 pub mod keys;
+pub mod lock;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use attempts::Attempts;
 pub use connection::{RedisConfig, RedisConnection, RedisTopology};
 pub use error::KitError;
 pub use heartbeat::Heartbeats;
 pub use keys::{hash_slot, Keyspace};
+pub use lock::{Lease, Locks};

@@ -31,7 +31,9 @@ async fn a_cluster_runs_commands_and_tagged_scripts_through_the_same_connection(
         if let Ok(c) = RedisConnection::connect(&config).await {
             if c.ping().await.is_ok() {
                 let mut probe = c.clone();
-                if probe.set::<_, _, ()>("probe-a", 1).await.is_ok() && probe.set::<_, _, ()>("probe-z", 1).await.is_ok() {
+                if probe.set::<_, _, ()>("probe-a", 1).await.is_ok()
+                    && probe.set::<_, _, ()>("probe-z", 1).await.is_ok()
+                {
                     conn = Some(c);
                     break;
                 }

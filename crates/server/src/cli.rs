@@ -37,6 +37,31 @@ pub enum Command {
     Migrate,
     /// Print the OpenAPI document (JSON) to stdout and exit.
     Openapi,
+    /// Administrative tasks.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a user (e.g. the first admin). The password is read from
+    /// standard input, so it never appears in the process list or history.
+    CreateUser {
+        /// The user's email address.
+        #[arg(long)]
+        email: String,
+        /// The username (3-32 of [a-zA-Z0-9_.-]); defaults to the part of
+        /// the email before '@', cleaned up.
+        #[arg(long)]
+        username: Option<String>,
+        /// Read the password from standard input (required: passwords are
+        /// never taken as arguments).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// The role to give.
+        #[arg(long, value_enum, default_value = "user")]
+        role: crate::identity::domain::Role,
+    },
 }
 
 #[cfg(test)]

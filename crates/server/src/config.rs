@@ -35,6 +35,26 @@ pub const ENV_VARS: &[&str] = &[
     "SHUTDOWN_TIMEOUT_SECS",
     "READY_CHECK_TIMEOUT_MS",
     "WORKER_HEARTBEAT_SECS",
+    "ACCESS_TOKEN_TTL_SECS",
+    "REFRESH_TOKEN_TTL_SECS",
+    "LOGIN_MAX_FAILURES_PER_EMAIL",
+    "LOGIN_MAX_FAILURES_PER_IP",
+    "LOGIN_FAILURE_WINDOW_SECS",
+    "OTP_TTL_SECS",
+    "OTP_MAX_ATTEMPTS",
+    "OTP_REQUESTS_PER_WINDOW",
+    "OTP_REQUEST_WINDOW_SECS",
+    "PASSWORD_RESET_TTL_SECS",
+    "ARGON2_MEMORY_KIB",
+    "ARGON2_ITERATIONS",
+    "ARGON2_PARALLELISM",
+    "API_KEY_GRACE_PERIOD_SECONDS",
+    "API_KEY_RETENTION",
+    "API_KEY_CACHE_TTL_SECS",
+    "API_KEY_PEPPER",
+    "MAIL_TRANSPORT",
+    "SMTP_URL",
+    "MAIL_FROM",
 ];
 
 /// Deployment profile. `dev` tolerates missing secrets (and says so loudly);
@@ -78,6 +98,36 @@ struct RawSettings {
     shutdown_timeout_secs: u64,
     ready_check_timeout_ms: u64,
     worker_heartbeat_secs: u64,
+    access_token_ttl_secs: u64,
+    refresh_token_ttl_secs: u64,
+    login_max_failures_per_email: u32,
+    login_max_failures_per_ip: u32,
+    login_failure_window_secs: u64,
+    otp_ttl_secs: u64,
+    otp_max_attempts: u32,
+    otp_requests_per_window: u32,
+    otp_request_window_secs: u64,
+    password_reset_ttl_secs: u64,
+    argon2_memory_kib: u32,
+    argon2_iterations: u32,
+    argon2_parallelism: u32,
+    api_key_grace_period_seconds: f64,
+    api_key_retention: u32,
+    api_key_cache_ttl_secs: u64,
+    api_key_pepper: Option<String>,
+    mail_transport: MailTransportSetting,
+    smtp_url: Option<String>,
+    mail_from: String,
+}
+
+/// `MAIL_TRANSPORT`: where mail goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransportSetting {
+    /// Stored in the `email_outbox` table (dev and tests).
+    Outbox,
+    /// Sent through `SMTP_URL`.
+    Smtp,
 }
 
 impl Default for RawSettings {
@@ -100,6 +150,27 @@ impl Default for RawSettings {
             shutdown_timeout_secs: 20,
             ready_check_timeout_ms: 1000,
             worker_heartbeat_secs: 5,
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            login_max_failures_per_email: 5,
+            login_max_failures_per_ip: 20,
+            login_failure_window_secs: 15 * 60,
+            otp_ttl_secs: 10 * 60,
+            otp_max_attempts: 5,
+            otp_requests_per_window: 3,
+            otp_request_window_secs: 15 * 60,
+            password_reset_ttl_secs: 30 * 60,
+            // OWASP's recommended Argon2id floor: 19 MiB, 2 passes, 1 lane.
+            argon2_memory_kib: 19 * 1024,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            api_key_grace_period_seconds: 7.0 * 24.0 * 3600.0,
+            api_key_retention: 2,
+            api_key_cache_ttl_secs: 60,
+            api_key_pepper: None,
+            mail_transport: MailTransportSetting::Outbox,
+            smtp_url: None,
+            mail_from: "switchyard <no-reply@localhost>".into(),
         }
     }
 }
@@ -138,6 +209,49 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     pub ready_check_timeout: Duration,
     pub worker_heartbeat: Duration,
+    pub identity: IdentitySettings,
+    pub mail: MailConfig,
+}
+
+/// Where mail goes (`MAIL_TRANSPORT`, `SMTP_URL`, `MAIL_FROM`).
+#[derive(Clone, Debug)]
+pub struct MailConfig {
+    pub transport: MailTransportSetting,
+    pub smtp_url: Option<SecretString>,
+    pub from: String,
+}
+
+/// Lifetimes, thresholds and hashing parameters of the identity layer.
+#[derive(Clone)]
+pub struct IdentitySettings {
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub login_max_failures_per_email: u32,
+    pub login_max_failures_per_ip: u32,
+    pub login_failure_window: Duration,
+    pub otp_ttl: Duration,
+    pub otp_max_attempts: u32,
+    pub otp_requests_per_window: u32,
+    pub otp_request_window: Duration,
+    pub password_reset_ttl: Duration,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    pub api_key_grace_period: Duration,
+    pub api_key_retention: u32,
+    pub api_key_cache_ttl: Duration,
+    /// Key of the HMAC that API keys and one-time codes are hashed with.
+    pub api_key_pepper: SecretString,
+}
+
+impl std::fmt::Debug for IdentitySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentitySettings")
+            .field("access_token_ttl", &self.access_token_ttl)
+            .field("refresh_token_ttl", &self.refresh_token_ttl)
+            .field("api_key_pepper", &"[redacted]")
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Settings {
@@ -235,19 +349,68 @@ impl RawSettings {
             return Err(ConfigError::new("body_limit_bytes", "must be at least 1024"));
         }
         let cors_allowed_origins = parse_cors(&self.cors_allowed_origins)?;
-
-        let (jwt_secret, jwt_secret_generated) = match self.jwt_secret.filter(|s| !s.is_empty()) {
-            Some(secret) if secret.len() < 32 => {
-                return Err(ConfigError::new("jwt_secret", "must be at least 32 characters"));
+        let (jwt_secret, jwt_secret_generated) = secret_or_generated("jwt_secret", self.jwt_secret, self.profile)?;
+        for (name, value) in [
+            ("access_token_ttl_secs", self.access_token_ttl_secs),
+            ("refresh_token_ttl_secs", self.refresh_token_ttl_secs),
+            ("login_failure_window_secs", self.login_failure_window_secs),
+            ("otp_ttl_secs", self.otp_ttl_secs),
+            ("otp_request_window_secs", self.otp_request_window_secs),
+            ("password_reset_ttl_secs", self.password_reset_ttl_secs),
+            ("api_key_cache_ttl_secs", self.api_key_cache_ttl_secs),
+            ("login_max_failures_per_email", self.login_max_failures_per_email.into()),
+            ("login_max_failures_per_ip", self.login_max_failures_per_ip.into()),
+            ("otp_max_attempts", self.otp_max_attempts.into()),
+            ("otp_requests_per_window", self.otp_requests_per_window.into()),
+            ("api_key_retention", self.api_key_retention.into()),
+            ("argon2_iterations", self.argon2_iterations.into()),
+            ("argon2_parallelism", self.argon2_parallelism.into()),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(name, "must be greater than 0"));
             }
-            Some(secret) => (SecretString::from(secret), false),
-            None if self.profile == Profile::Production => {
-                return Err(ConfigError::new(
-                    "jwt_secret",
-                    "is required when SWITCHYARD_ENV=production (at least 32 random characters)",
-                ));
+        }
+        if self.argon2_memory_kib < 8 * self.argon2_parallelism {
+            return Err(ConfigError::new("argon2_memory_kib", "must be at least 8 x ARGON2_PARALLELISM"));
+        }
+        if !(self.api_key_grace_period_seconds.is_finite() && self.api_key_grace_period_seconds >= 0.0) {
+            return Err(ConfigError::new("api_key_grace_period_seconds", "must be a non-negative number of seconds"));
+        }
+        let api_key_pepper = secret_or_generated("api_key_pepper", self.api_key_pepper, self.profile)?;
+        if self.mail_transport == MailTransportSetting::Smtp {
+            match &self.smtp_url {
+                Some(url) if url.starts_with("smtp://") || url.starts_with("smtps://") => {}
+                _ => {
+                    return Err(ConfigError::new(
+                        "smtp_url",
+                        "must be an smtp:// or smtps:// URL when MAIL_TRANSPORT=smtp",
+                    ))
+                }
             }
-            None => (SecretString::from(random_secret()), true),
+        }
+        let identity = IdentitySettings {
+            access_token_ttl: Duration::from_secs(self.access_token_ttl_secs),
+            refresh_token_ttl: Duration::from_secs(self.refresh_token_ttl_secs),
+            login_max_failures_per_email: self.login_max_failures_per_email,
+            login_max_failures_per_ip: self.login_max_failures_per_ip,
+            login_failure_window: Duration::from_secs(self.login_failure_window_secs),
+            otp_ttl: Duration::from_secs(self.otp_ttl_secs),
+            otp_max_attempts: self.otp_max_attempts,
+            otp_requests_per_window: self.otp_requests_per_window,
+            otp_request_window: Duration::from_secs(self.otp_request_window_secs),
+            password_reset_ttl: Duration::from_secs(self.password_reset_ttl_secs),
+            argon2_memory_kib: self.argon2_memory_kib,
+            argon2_iterations: self.argon2_iterations,
+            argon2_parallelism: self.argon2_parallelism,
+            api_key_grace_period: Duration::from_secs_f64(self.api_key_grace_period_seconds),
+            api_key_retention: self.api_key_retention,
+            api_key_cache_ttl: Duration::from_secs(self.api_key_cache_ttl_secs),
+            api_key_pepper: api_key_pepper.0,
+        };
+        let mail = MailConfig {
+            transport: self.mail_transport,
+            smtp_url: self.smtp_url.map(SecretString::from),
+            from: self.mail_from,
         };
 
         Ok(Settings {
@@ -269,7 +432,26 @@ impl RawSettings {
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
             ready_check_timeout: Duration::from_millis(self.ready_check_timeout_ms),
             worker_heartbeat: Duration::from_secs(self.worker_heartbeat_secs),
+            identity,
+            mail,
         })
+    }
+}
+
+/// A secret setting: at least 32 characters when given; required in
+/// production; generated at random (and flagged) otherwise.
+fn secret_or_generated(
+    setting: &str,
+    value: Option<String>,
+    profile: Profile,
+) -> Result<(SecretString, bool), ConfigError> {
+    match value.filter(|s| !s.is_empty()) {
+        Some(secret) if secret.len() < 32 => Err(ConfigError::new(setting, "must be at least 32 characters")),
+        Some(secret) => Ok((SecretString::from(secret), false)),
+        None if profile == Profile::Production => {
+            Err(ConfigError::new(setting, "is required when SWITCHYARD_ENV=production (at least 32 random characters)"))
+        }
+        None => Ok((SecretString::from(random_secret()), true)),
     }
 }
 
@@ -371,7 +553,11 @@ mod tests {
         let err = with(&[("profile", "production"), ("jwt_secret", "short")]).unwrap_err();
         assert_eq!(err.setting, "JWT_SECRET");
         assert!(!err.to_string().contains("short"), "the value is not echoed");
-        let ok = with(&[("profile", "production"), ("jwt_secret", &"k".repeat(40))]).unwrap();
+        let err = with(&[("profile", "production"), ("jwt_secret", &"k".repeat(40))]).unwrap_err();
+        assert_eq!(err.setting, "API_KEY_PEPPER", "production needs the API key pepper too");
+        let ok =
+            with(&[("profile", "production"), ("jwt_secret", &"k".repeat(40)), ("api_key_pepper", &"p".repeat(40))])
+                .unwrap();
         assert!(!ok.jwt_secret_generated);
     }
 

@@ -1,13 +1,18 @@
 //! switchyard: the server crate. One module per capability (today:
-//! `ops`), plus the shared edge (`http`), configuration, start-up and
+//! `ops`, `identity`, `clients`, `locks`), plus the shared edge (`http`), configuration, start-up and
 //! telemetry. See ARCHITECTURE.md for the map.
 
 pub mod cli;
+pub mod clients;
 pub mod config;
 pub mod http;
+pub mod identity;
+pub mod locks;
+pub mod mail;
 pub mod ops;
 pub mod shutdown;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod validation;
 pub mod worker;

@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use switchyard::cli::{Cli, Command};
+use switchyard::cli::{AdminCommand, Cli, Command};
 use switchyard::config::Settings;
 use switchyard::startup::{self, Application, StartupError};
 use switchyard::{http, shutdown, telemetry, worker};
@@ -26,6 +26,27 @@ fn main() -> ExitCode {
             eprintln!("error: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn username_from_email(email: &str) -> String {
+    let local = email.split('@').next().unwrap_or_default();
+    let cleaned: String =
+        local.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')).take(32).collect();
+    if cleaned.len() >= 3 {
+        cleaned
+    } else {
+        format!("user-{cleaned}")
+    }
+}
+
+fn describe_identity_error(error: switchyard::identity::service::IdentityError) -> String {
+    use switchyard::identity::service::IdentityError;
+    match error {
+        IdentityError::Validation(errors) => {
+            errors.iter().map(|e| format!("{} {}", e.field, e.message)).collect::<Vec<_>>().join("; ")
+        }
+        other => other.to_string(),
     }
 }
 
@@ -58,6 +79,19 @@ async fn run(cli: Cli) -> Result<(), StartupError> {
             let worker = worker::Worker::new(&state);
             worker.run(shutdown::on_signal()).await;
             state.db.close().await;
+        }
+        Command::Admin(AdminCommand::CreateUser { email, username, password_stdin: _, role }) => {
+            startup::migrate(&state.db).await?;
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .map_err(|e| StartupError::Admin(format!("cannot read the password from stdin: {e}")))?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            let username = username.unwrap_or_else(|| username_from_email(&email));
+            match state.identity.create_user(&username, &email, password, role).await {
+                Ok(user) => println!("created {} user {} ({})", role.as_str(), user.username, user.id),
+                Err(error) => return Err(StartupError::Admin(describe_identity_error(error))),
+            }
         }
         Command::Openapi => {}
     }

@@ -18,7 +18,10 @@ use switchyard_kit::{Keyspace, KitError, RedisConfig, RedisConnection};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{redact_url, ConfigError, Settings};
+use crate::clients::Clients;
+use crate::config::{redact_url, ConfigError, MailTransportSetting, Settings};
+use crate::identity::Identity;
+use crate::mail::{MailSettings, MailTransport, Mailer};
 use crate::state::AppState;
 use crate::telemetry;
 
@@ -39,6 +42,8 @@ pub enum StartupError {
     Bind { address: SocketAddr, source: std::io::Error },
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
+    #[error("{0}")]
+    Admin(String),
 }
 
 /// Connects to both dependencies (retrying until the start-up budget is
@@ -62,7 +67,31 @@ pub async fn connect(settings: Settings) -> Result<AppState, StartupError> {
 
     let keys = Keyspace::new(&settings.redis_key_prefix)
         .map_err(|e| ConfigError { setting: "REDIS_KEY_PREFIX".into(), message: e.to_string() })?;
-    Ok(AppState { db, redis, keys, settings: Arc::new(settings), metrics: telemetry::metrics::recorder() })
+    let mailer = Mailer::new(&mail_settings(&settings), db.clone())
+        .map_err(|e| ConfigError { setting: "MAIL_TRANSPORT".into(), message: e.to_string() })?;
+    let identity = Identity::new(&settings, db.clone(), redis.clone(), keys.clone(), mailer)
+        .map_err(|e| ConfigError { setting: "ARGON2_MEMORY_KIB".into(), message: e.to_string() })?;
+    let clients = Clients::new(db.clone(), redis.clone(), keys.clone(), identity.hasher().clone(), &settings.identity);
+    Ok(AppState {
+        db,
+        redis,
+        keys,
+        settings: Arc::new(settings),
+        metrics: telemetry::metrics::recorder(),
+        identity,
+        clients,
+    })
+}
+
+fn mail_settings(settings: &Settings) -> MailSettings {
+    MailSettings {
+        transport: match settings.mail.transport {
+            MailTransportSetting::Outbox => MailTransport::Outbox,
+            MailTransportSetting::Smtp => MailTransport::Smtp,
+        },
+        smtp_url: settings.mail.smtp_url.clone(),
+        from: settings.mail.from.clone(),
+    }
 }
 
 impl From<KitError> for StartupError {

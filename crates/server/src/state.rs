@@ -6,7 +6,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use switchyard_kit::{Keyspace, RedisConnection};
 
+use crate::clients::Clients;
 use crate::config::Settings;
+use crate::identity::Identity;
 
 /// Cheap to clone: every field is a handle to shared state.
 #[derive(Clone, Debug)]
@@ -17,4 +19,6 @@ pub struct AppState {
     pub keys: Keyspace,
     pub settings: Arc<Settings>,
     pub metrics: PrometheusHandle,
+    pub identity: Identity,
+    pub clients: Clients,
 }

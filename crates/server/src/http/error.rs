@@ -13,20 +13,7 @@ use utoipa::ToSchema;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-/// One invalid field of a request. `message` says what is expected; it never
-/// repeats the submitted value (which may be a password).
-#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
-pub struct FieldError {
-    /// JSON path of the field, e.g. `email` or `items[2].name`.
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
-    }
-}
+pub use crate::validation::FieldError;
 
 /// An RFC 9457 problem document.
 #[derive(Debug, Serialize, ToSchema)]
@@ -53,8 +40,16 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("payload too large")]
     PayloadTooLarge,
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     #[error("not found")]
     NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("too many requests")]
+    TooManyRequests { detail: String, retry_after: std::time::Duration },
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("request timed out")]
@@ -74,7 +69,11 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type")
             }
             Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large"),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too-many-requests", "Too many requests"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
             Self::Timeout => (StatusCode::REQUEST_TIMEOUT, "timeout", "Request timed out"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
@@ -88,7 +87,13 @@ impl ApiError {
                 let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
                 format!("invalid fields: {}", fields.join(", "))
             }
-            Self::BadRequest(detail) | Self::NotFound(detail) | Self::Unavailable(detail) => detail.clone(),
+            Self::BadRequest(detail)
+            | Self::Unauthorized(detail)
+            | Self::Forbidden(detail)
+            | Self::NotFound(detail)
+            | Self::Conflict(detail)
+            | Self::Unavailable(detail)
+            | Self::TooManyRequests { detail, .. } => detail.clone(),
             Self::UnsupportedMediaType => "expected a body with Content-Type: application/json".into(),
             Self::PayloadTooLarge => "the request body exceeds the configured limit".into(),
             Self::MethodNotAllowed => "this route does not accept this method".into(),
@@ -135,10 +140,26 @@ impl IntoResponse for ApiError {
         }
         let (status, kind, title) = self.parts();
         let detail = self.detail();
+        let mut headers = axum::http::HeaderMap::new();
+        match &self {
+            Self::Unauthorized(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::TooManyRequests { retry_after, .. } => {
+                // Whole seconds, rounded up: retrying early would be refused again.
+                let seconds = retry_after.as_millis().div_ceil(1000).max(1);
+                if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+                    headers.insert(header::RETRY_AFTER, value);
+                }
+            }
+            _ => {}
+        }
         let errors = match self {
             Self::Validation(errors) => errors,
             _ => Vec::new(),
         };
-        problem_response(status, kind, title, detail, errors)
+        let mut response = problem_response(status, kind, title, detail, errors);
+        response.headers_mut().extend(headers);
+        response
     }
 }

@@ -24,7 +24,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::config::CorsOrigins;
 use crate::state::AppState;
 
-pub use error::{ApiError, FieldError};
+pub use error::{ApiError, FieldError, Problem};
 pub use json::ApiJson;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -32,7 +32,11 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Every documented route, with its OpenAPI description collected as it is
 /// mounted. Capabilities add their `router()` here.
 pub fn api_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(openapi::base_document()).merge(crate::ops::routes::router())
+    OpenApiRouter::with_openapi(openapi::base_document())
+        .merge(crate::ops::routes::router())
+        .merge(crate::identity::routes::router())
+        .merge(crate::clients::routes::router())
+        .merge(crate::locks::routes::router())
 }
 
 /// The complete application: documented routes, Swagger UI, fallbacks and

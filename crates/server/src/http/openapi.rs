@@ -18,9 +18,32 @@ pub const DOCUMENT_PATH: &str = "/api-docs/openapi.json";
         license(name = "Apache-2.0")
     ),
     components(schemas(Problem, FieldError)),
-    tags((name = "operations", description = "Liveness, readiness and metrics"))
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "operations", description = "Liveness, readiness and metrics"),
+        (name = "identity", description = "Accounts, sessions, tokens, one-time codes and password resets"),
+        (name = "clients", description = "API clients and their rotating keys"),
+        (name = "locks", description = "Distributed locks with fencing tokens"),
+    )
 )]
 struct BaseDocument;
+
+/// `bearer` (an access token from /v1/auth/login) and `api_key` (the
+/// `x-api-key` header).
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut Document) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+        components
+            .add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))));
+    }
+}
 
 /// The document's fixed part (info, shared schemas, tags); routes add paths.
 pub fn base_document() -> Document {

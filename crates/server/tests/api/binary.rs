@@ -166,3 +166,131 @@ async fn the_openapi_command_prints_the_document() {
     let document: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert!(document["paths"]["/ready"].is_object());
 }
+
+/// Starts `switchyard serve` on a free port; returns the child and base URL.
+async fn serve(database: &TestDatabase, extra: &[(&str, &str)]) -> (std::process::Child, String) {
+    let port = switchyard_kit::testing::free_port().unwrap().to_string();
+    let prefix = test_key_prefix();
+    let mut env = vec![
+        ("DATABASE_URL", database.url.as_str()),
+        ("REDIS_KEY_PREFIX", prefix.as_str()),
+        ("PORT", port.as_str()),
+        ("ARGON2_MEMORY_KIB", "64"),
+        ("ARGON2_ITERATIONS", "1"),
+    ];
+    let redis = redis_url();
+    env.push(("REDIS_URL", &redis));
+    env.extend_from_slice(extra);
+    let mut child = switchyard(&["serve"], &env).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client.get(format!("{base}/health")).send().await.is_ok_and(|r| r.status() == 200) {
+            return (child, base);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("serve did not come up");
+}
+
+async fn stop(mut child: std::process::Child) -> Output {
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::task::spawn_blocking(move || {
+            let _ = child.wait();
+            child.wait_with_output().unwrap()
+        }),
+    )
+    .await
+    .expect("serve stops")
+    .unwrap()
+}
+
+#[tokio::test]
+async fn secrets_never_reach_the_logs_even_at_trace_level() {
+    let database = TestDatabase::create().await;
+    let (child, base) = serve(&database, &[("RUST_LOG", "trace")]).await;
+    let client = reqwest::Client::new();
+    let password = "Sup3r-Secret-Passw0rd";
+    let signup = serde_json::json!({"username": "logcheck", "email": "log@example.com", "password": password});
+    assert_eq!(client.post(format!("{base}/v1/auth/signup")).json(&signup).send().await.unwrap().status(), 201);
+    let login = serde_json::json!({"email": "log@example.com", "password": password});
+    let tokens: serde_json::Value =
+        client.post(format!("{base}/v1/auth/login")).json(&login).send().await.unwrap().json().await.unwrap();
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let created: serde_json::Value = client
+        .post(format!("{base}/v1/clients"))
+        .bearer_auth(&access)
+        .json(&serde_json::json!({"name": "logs"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["api_key"].as_str().unwrap().to_owned();
+    let keyed = client
+        .post(format!("{base}/v1/locks/log-probe"))
+        .header("x-api-key", &key)
+        .json(&serde_json::json!({"ttl_ms": 1000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(keyed.status(), 200);
+    let wrong = serde_json::json!({"email": "log@example.com", "password": "Wrong-Secret-Passw0rd"});
+    client.post(format!("{base}/v1/auth/login")).json(&wrong).send().await.unwrap();
+
+    let output = stop(child).await;
+    let logs = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(logs.len() > 1000, "trace logging produced output");
+    let refresh_secret = refresh.rsplit('.').next().unwrap();
+    for secret in [password, "Wrong-Secret-Passw0rd", access.as_str(), refresh_secret, key.as_str(), &key[16..]] {
+        assert!(!logs.contains(secret), "a secret appeared in the logs");
+    }
+}
+
+#[tokio::test]
+async fn admin_create_user_reads_the_password_from_stdin() {
+    use std::io::Write;
+    let database = TestDatabase::create().await;
+    let redis = redis_url();
+    let env = [("DATABASE_URL", database.url.as_str()), ("REDIS_URL", redis.as_str()), ("ARGON2_MEMORY_KIB", "64")];
+    let mut child = switchyard(
+        &["admin", "create-user", "--email", "root@example.com", "--password-stdin", "--role", "admin"],
+        &env,
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    child.stdin.take().unwrap().write_all(b"admin-password-1\n").unwrap();
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("created admin user root"));
+
+    let (child, base) = serve(&database, &[]).await;
+    let client = reqwest::Client::new();
+    let login = serde_json::json!({"email": "root@example.com", "password": "admin-password-1"});
+    let tokens: serde_json::Value =
+        client.post(format!("{base}/v1/auth/login")).json(&login).send().await.unwrap().json().await.unwrap();
+    let me: serde_json::Value = client
+        .get(format!("{base}/v1/me"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["user"]["role"], "admin");
+    stop(child).await;
+
+    let output = run(switchyard(&["admin", "create-user", "--email", "bad", "--password-stdin"], &env)).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(last_stderr_line(&output).contains("email"), "{}", last_stderr_line(&output));
+}

@@ -94,7 +94,10 @@ pub async fn test_settings(overrides: &[(&str, &str)]) -> (Settings, TestDatabas
         .merge(("redis_url", redis_url()))
         .merge(("redis_key_prefix", test_key_prefix()))
         .merge(("port", 0))
-        .merge(("startup_timeout_secs", 5));
+        .merge(("startup_timeout_secs", 5))
+        // Cheap password hashing: tests check behaviour, not hashing cost.
+        .merge(("argon2_memory_kib", 64))
+        .merge(("argon2_iterations", 1));
     for (key, value) in overrides {
         // Parsed the way environment variables are ("2048" is a number).
         let value: figment::value::Value = value.parse().expect("parses");
@@ -202,4 +205,85 @@ pub async fn assert_problem(response: Response, status: u16) -> Value {
     assert!(body["type"].as_str().is_some_and(|t| t.starts_with("/problems/")), "type: {body}");
     assert!(body["title"].is_string() && body["detail"].is_string(), "title/detail: {body}");
     body
+}
+
+/// A signed-up, logged-in user.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: String,
+    pub email: String,
+    pub password: String,
+    pub access_token: String,
+    pub refresh_token: String,
+    pub session_id: String,
+}
+
+impl TestApp {
+    pub async fn signup(&self, username: &str, email: &str, password: &str) -> Response {
+        self.post_json(
+            "/v1/auth/signup",
+            &serde_json::json!({"username": username, "email": email, "password": password}),
+        )
+        .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.post_json("/v1/auth/login", &serde_json::json!({"email": email, "password": password})).await
+    }
+
+    /// Signs up a fresh user and logs in.
+    pub async fn new_user(&self) -> TestUser {
+        let n = uuid::Uuid::new_v4().simple().to_string();
+        let (username, email, password) =
+            (format!("u{}", &n[..12]), format!("{}@example.com", &n[..12]), format!("pw-{n}"));
+        let created = self.signup(&username, &email, &password).await;
+        assert_eq!(created.status(), 201, "signup");
+        let id = created.json::<Value>().await.unwrap()["user"]["id"].as_str().unwrap().to_owned();
+        let tokens: Value = self.login(&email, &password).await.json().await.unwrap();
+        TestUser {
+            id,
+            email,
+            password,
+            access_token: tokens["access_token"].as_str().expect("access token").to_owned(),
+            refresh_token: tokens["refresh_token"].as_str().unwrap().to_owned(),
+            session_id: tokens["session_id"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// A request with `Authorization: Bearer <token>`.
+    pub fn authed(&self, method: Method, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path)).bearer_auth(token)
+    }
+
+    /// A request with `x-api-key: <key>`.
+    pub fn keyed(&self, method: Method, path: &str, key: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path)).header("x-api-key", key)
+    }
+
+    /// The newest message in the mail outbox for `recipient` (delivery runs
+    /// beside the request, so this waits briefly for it).
+    pub async fn last_mail(&self, recipient: &str) -> Option<(String, String)> {
+        for _ in 0..100 {
+            let row: Option<(String, String)> = sqlx::query_as(
+                "SELECT subject, body FROM email_outbox WHERE recipient = $1 ORDER BY created_at DESC LIMIT 1",
+            )
+            .bind(recipient)
+            .fetch_optional(&self.db)
+            .await
+            .unwrap();
+            if row.is_some() {
+                return row;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        None
+    }
+
+    pub async fn mail_count(&self, recipient: &str) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM email_outbox WHERE recipient = $1")
+            .bind(recipient)
+            .fetch_one(&self.db)
+            .await
+            .unwrap()
+    }
 }

@@ -4,7 +4,10 @@
 //! own), so tests run in parallel and leave nothing behind.
 
 mod binary;
+mod clients;
 mod edge;
 mod helpers;
+mod identity;
+mod locks;
 mod ops;
 mod worker;

@@ -1,0 +1,281 @@
+//! API clients and their keys: creation, listing, rotation with a grace
+//! period and retention, revocation, and authentication by key.
+//!
+//! Invariants: a key is shown once and stored only as a keyed hash; the hot
+//! path (authenticating a key) costs one Redis round trip and no SQL while
+//! the key is cached; every revocation and rotation invalidates the cache of
+//! the client's keys; two rotations of one client never interleave (a
+//! distributed lock, then one PostgreSQL transaction).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use switchyard_kit::{Keyspace, KitError, Locks, RedisConnection};
+use uuid::Uuid;
+
+use super::keys;
+use super::store::{self, ClientRow, KeyRow};
+use crate::config::IdentitySettings;
+use crate::identity::tokens::KeyedHasher;
+use crate::validation::{FieldError, Violations};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientsError {
+    #[error("invalid input")]
+    Validation(Vec<FieldError>),
+    #[error("not found")]
+    NotFound,
+    #[error("another rotation of this client is in progress")]
+    RotationInProgress,
+    #[error(transparent)]
+    Redis(#[from] KitError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Cache(#[from] serde_json::Error),
+}
+
+/// A caller authenticated by API key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthenticatedClient {
+    pub client_id: Uuid,
+    pub key_id: Uuid,
+    pub owner_id: Uuid,
+    /// The client's own limit (requests per minute), when it has one.
+    pub rate_limit: Option<i32>,
+}
+
+/// A client with its keys (newest first).
+#[derive(Debug, Clone)]
+pub struct ClientWithKeys {
+    pub client: ClientRow,
+    pub keys: Vec<KeyRow>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub api_key: String,
+    pub key: KeyRow,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    pub api_key: String,
+    pub key_id: Uuid,
+    pub previous_key_expires_at: Option<DateTime<Utc>>,
+}
+
+/// What the key cache holds: the owner, or a remembered miss.
+#[derive(Debug, Serialize, Deserialize)]
+enum CachedKey {
+    Valid { client: AuthenticatedClient, expires_at_ms: Option<i64> },
+    Invalid,
+}
+
+#[derive(Clone, Debug)]
+pub struct Clients {
+    db: PgPool,
+    redis: RedisConnection,
+    keys: Keyspace,
+    locks: Locks,
+    hasher: KeyedHasher,
+    grace: Duration,
+    retention: u32,
+    cache_ttl: Duration,
+}
+
+impl Clients {
+    pub fn new(
+        db: PgPool,
+        redis: RedisConnection,
+        keyspace: Keyspace,
+        hasher: KeyedHasher,
+        settings: &IdentitySettings,
+    ) -> Self {
+        Self {
+            locks: Locks::new(redis.clone(), keyspace.clone()),
+            db,
+            redis,
+            keys: keyspace,
+            hasher,
+            grace: settings.api_key_grace_period,
+            retention: settings.api_key_retention,
+            cache_ttl: settings.api_key_cache_ttl,
+        }
+    }
+
+    fn key_hash(&self, api_key: &str) -> Vec<u8> {
+        self.hasher.hash("api-key", api_key)
+    }
+
+    fn cache_key(&self, key_hash: &[u8]) -> String {
+        self.keys.tagged(&format!("apikey:{}", hex::encode(&key_hash[..16])), &["auth"])
+    }
+
+    pub async fn create(
+        &self,
+        owner_id: Uuid,
+        name: &str,
+        rate_limit: Option<i64>,
+    ) -> Result<(ClientRow, NewKey), ClientsError> {
+        let mut violations = Violations::default();
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            violations.check::<()>(Err(FieldError::new("name", "must be 1-100 characters")));
+        }
+        let rate_limit = match rate_limit {
+            None => None,
+            Some(n) if (1..=i64::from(i32::MAX)).contains(&n) => Some(n as i32),
+            Some(_) => {
+                violations.check::<()>(Err(FieldError::new(
+                    "rate_limit",
+                    "must be a positive number of requests per minute",
+                )));
+                None
+            }
+        };
+        let errors = violations.into_errors();
+        if !errors.is_empty() {
+            return Err(ClientsError::Validation(errors));
+        }
+        let api_key = keys::generate();
+        let mut tx = self.db.begin().await?;
+        let client = store::insert_client(&mut *tx, owner_id, name, rate_limit).await?;
+        let key =
+            store::insert_key(&mut *tx, client.id, &self.key_hash(&api_key), &keys::display_prefix(&api_key)).await?;
+        tx.commit().await?;
+        Ok((client, NewKey { api_key, key }))
+    }
+
+    pub async fn list(&self, owner_id: Uuid) -> Result<Vec<ClientWithKeys>, ClientsError> {
+        let clients = store::clients_of(&self.db, owner_id).await?;
+        self.with_keys(clients).await
+    }
+
+    pub async fn get(&self, owner_id: Uuid, client_id: Uuid) -> Result<ClientWithKeys, ClientsError> {
+        let client = store::owned_client(&self.db, owner_id, client_id).await?.ok_or(ClientsError::NotFound)?;
+        Ok(self.with_keys(vec![client]).await?.remove(0))
+    }
+
+    async fn with_keys(&self, clients: Vec<ClientRow>) -> Result<Vec<ClientWithKeys>, ClientsError> {
+        let ids: Vec<Uuid> = clients.iter().map(|c| c.id).collect();
+        let mut keys = store::keys_of(&self.db, &ids).await?;
+        Ok(clients
+            .into_iter()
+            .map(|client| {
+                let (mine, rest): (Vec<KeyRow>, Vec<KeyRow>) = keys.drain(..).partition(|k| k.client_id == client.id);
+                keys = rest;
+                ClientWithKeys { client, keys: mine }
+            })
+            .collect())
+    }
+
+    /// Issues a new key; the previous keys keep working for the grace
+    /// period, and only the newest `API_KEY_RETENTION` stay valid.
+    pub async fn rotate(&self, owner_id: Uuid, client_id: Uuid) -> Result<Rotation, ClientsError> {
+        store::owned_client(&self.db, owner_id, client_id).await?.ok_or(ClientsError::NotFound)?;
+        let resource = format!("client-rotation:{client_id}");
+        let lease = self
+            .locks
+            .acquire(&resource, Duration::from_secs(30), None)
+            .await?
+            .ok_or(ClientsError::RotationInProgress)?;
+        let outcome = self.rotate_locked(client_id).await;
+        if let Err(error) = self.locks.release(&resource, &lease.token).await {
+            tracing::warn!(%error, "could not release the rotation lock; it expires on its own");
+        }
+        outcome
+    }
+
+    async fn rotate_locked(&self, client_id: Uuid) -> Result<Rotation, ClientsError> {
+        let api_key = keys::generate();
+        let mut tx = self.db.begin().await?;
+        let key =
+            store::insert_key(&mut *tx, client_id, &self.key_hash(&api_key), &keys::display_prefix(&api_key)).await?;
+        let previous_key_expires_at = store::start_grace(&mut *tx, client_id, key.id, self.grace).await?;
+        let revoked = store::enforce_retention(&mut *tx, client_id, i64::from(self.retention)).await?;
+        let all = store::key_hashes_of(&mut *tx, client_id).await?;
+        tx.commit().await?;
+        let changed: Vec<Vec<u8>> = all.into_iter().filter(|h| !revoked.contains(h)).collect();
+        self.invalidate(&revoked, &changed).await?;
+        Ok(Rotation { api_key, key_id: key.id, previous_key_expires_at })
+    }
+
+    pub async fn revoke_key(&self, owner_id: Uuid, client_id: Uuid, key_id: Uuid) -> Result<(), ClientsError> {
+        let hash = store::revoke_key(&self.db, owner_id, client_id, key_id).await?.ok_or(ClientsError::NotFound)?;
+        self.invalidate(&[hash], &[]).await
+    }
+
+    /// Revoked keys are cached as invalid (the cache is filled with SET NX,
+    /// so a lookup racing the revocation cannot put a stale "valid" back);
+    /// keys whose expiry changed are dropped from the cache.
+    async fn invalidate(&self, revoked: &[Vec<u8>], changed: &[Vec<u8>]) -> Result<(), ClientsError> {
+        if revoked.is_empty() && changed.is_empty() {
+            return Ok(());
+        }
+        let invalid = serde_json::to_string(&CachedKey::Invalid)?;
+        let ttl_ms = u64::try_from(self.cache_ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut pipe = redis::pipe();
+        for hash in revoked {
+            pipe.cmd("SET").arg(self.cache_key(hash)).arg(&invalid).arg("PX").arg(ttl_ms).ignore();
+        }
+        for hash in changed {
+            pipe.del(self.cache_key(hash)).ignore();
+        }
+        let mut conn = self.redis.clone();
+        pipe.query_async::<()>(&mut conn).await.map_err(KitError::from)?;
+        Ok(())
+    }
+
+    /// Resolves an API key: from the cache (one Redis round trip), else
+    /// from PostgreSQL, caching the answer (also a miss) for a short time.
+    pub async fn authenticate(&self, api_key: &str) -> Result<Option<AuthenticatedClient>, ClientsError> {
+        if !keys::well_formed(api_key) {
+            return Ok(None);
+        }
+        let hash = self.key_hash(api_key);
+        let cache_key = self.cache_key(&hash);
+        let mut conn = self.redis.clone();
+        let cached: Option<String> =
+            redis::cmd("GET").arg(&cache_key).query_async(&mut conn).await.map_err(KitError::from)?;
+        let now_ms = Utc::now().timestamp_millis();
+        if let Some(cached) = cached {
+            return Ok(match serde_json::from_str(&cached)? {
+                CachedKey::Valid { client, expires_at_ms } if expires_at_ms.is_none_or(|at| at > now_ms) => {
+                    Some(client)
+                }
+                _ => None,
+            });
+        }
+        let owner = store::use_key(&self.db, &hash).await?;
+        let (entry, ttl) = match &owner {
+            Some(owner) => {
+                let client = AuthenticatedClient {
+                    client_id: owner.client_id,
+                    key_id: owner.key_id,
+                    owner_id: owner.owner_id,
+                    rate_limit: owner.rate_limit,
+                };
+                let expires_at_ms = owner.expires_at.map(|at| at.timestamp_millis());
+                (CachedKey::Valid { client, expires_at_ms }, self.cache_ttl)
+            }
+            None => (CachedKey::Invalid, self.cache_ttl.min(Duration::from_secs(10))),
+        };
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        redis::cmd("SET")
+            .arg(&cache_key)
+            .arg(serde_json::to_string(&entry)?)
+            .arg("PX")
+            .arg(ttl_ms)
+            .arg("NX")
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(KitError::from)?;
+        Ok(match entry {
+            CachedKey::Valid { client, .. } => Some(client),
+            CachedKey::Invalid => None,
+        })
+    }
+}

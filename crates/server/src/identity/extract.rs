@@ -1,0 +1,159 @@
+//! Who is calling: extractors that let a handler's signature state what it
+//! accepts. `CurrentUser` needs a valid access token whose session still
+//! exists; `CurrentClient` an API key; `Principal` either.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::header::{AUTHORIZATION, USER_AGENT};
+use axum::http::request::Parts;
+use uuid::Uuid;
+
+use super::domain::Role;
+use super::service::{AuthenticatedUser, ClientMeta};
+use crate::clients::service::AuthenticatedClient;
+use crate::http::ApiError;
+use crate::state::AppState;
+
+/// A signed-in user (Bearer access token).
+#[derive(Debug, Clone, Copy)]
+pub struct CurrentUser(pub AuthenticatedUser);
+
+/// An API client (x-api-key, or a Bearer token carrying the key prefix).
+#[derive(Debug, Clone)]
+pub struct CurrentClient(pub AuthenticatedClient);
+
+/// Either kind of caller.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    User(AuthenticatedUser),
+    Client(AuthenticatedClient),
+}
+
+impl Principal {
+    /// The namespace this caller's resources live in; two principals never
+    /// share one.
+    pub fn tenant(&self) -> String {
+        match self {
+            Principal::User(user) => format!("user:{}", user.user_id),
+            Principal::Client(client) => format!("client:{}", client.client_id),
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Principal::User(_) => "user",
+            Principal::Client(_) => "client",
+        }
+    }
+
+    pub fn id(&self) -> Uuid {
+        match self {
+            Principal::User(user) => user.user_id,
+            Principal::Client(client) => client.client_id,
+        }
+    }
+}
+
+enum Credential<'a> {
+    AccessToken(&'a str),
+    ApiKey(&'a str),
+    None,
+}
+
+fn credential(parts: &Parts) -> Credential<'_> {
+    if let Some(key) = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Credential::ApiKey(key.trim());
+    }
+    let bearer = parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    match bearer {
+        Some(token) if token.starts_with(crate::clients::keys::KEY_PREFIX) => Credential::ApiKey(token),
+        Some(token) => Credential::AccessToken(token),
+        None => Credential::None,
+    }
+}
+
+fn unauthorized() -> ApiError {
+    ApiError::Unauthorized("a valid access token or API key is required".into())
+}
+
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+    match credential(parts) {
+        Credential::AccessToken(token) => {
+            let user = state.identity.authenticate(token).await?.ok_or_else(unauthorized)?;
+            Ok(Principal::User(user))
+        }
+        Credential::ApiKey(key) => {
+            let client = state.clients.authenticate(key).await?.ok_or_else(unauthorized)?;
+            Ok(Principal::Client(client))
+        }
+        Credential::None => Err(unauthorized()),
+    }
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        authenticate(parts, state).await
+    }
+}
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        match authenticate(parts, state).await? {
+            Principal::User(user) => Ok(CurrentUser(user)),
+            Principal::Client(_) => Err(ApiError::Forbidden("this endpoint needs a user's access token".into())),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for CurrentClient {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        match authenticate(parts, state).await? {
+            Principal::Client(client) => Ok(CurrentClient(client)),
+            Principal::User(_) => Err(ApiError::Forbidden("this endpoint needs an API key".into())),
+        }
+    }
+}
+
+/// A signed-in admin.
+#[derive(Debug, Clone, Copy)]
+pub struct CurrentAdmin(pub AuthenticatedUser);
+
+impl FromRequestParts<AppState> for CurrentAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
+        if user.role == Role::Admin {
+            Ok(CurrentAdmin(user))
+        } else {
+            Err(ApiError::Forbidden("this endpoint is for admins".into()))
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientMeta {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        let user_agent =
+            parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default().chars().take(256).collect();
+        Ok(ClientMeta { ip, user_agent })
+    }
+}

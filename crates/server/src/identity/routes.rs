@@ -1,0 +1,285 @@
+//! `/v1/auth/*` and `/v1/me`: parse, call the identity service, shape the
+//! answer.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::domain::Role;
+use super::extract::CurrentUser;
+use super::service::{ClientMeta, IdentityError, TokenPair, User};
+use crate::http::{ApiError, ApiJson, Problem};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(signup))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(list_sessions))
+        .routes(routes!(revoke_session))
+        .routes(routes!(me))
+        .routes(routes!(otp_request))
+        .routes(routes!(otp_verify))
+        .routes(routes!(password_forgot))
+        .routes(routes!(password_reset))
+}
+
+impl From<IdentityError> for ApiError {
+    fn from(error: IdentityError) -> Self {
+        match error {
+            IdentityError::Validation(errors) => ApiError::Validation(errors),
+            IdentityError::InvalidCredentials => ApiError::Unauthorized("email or password is incorrect".into()),
+            IdentityError::InvalidCode => ApiError::Unauthorized("the code is invalid or expired".into()),
+            IdentityError::InvalidToken => {
+                ApiError::Unauthorized("the token is invalid, expired or already used".into())
+            }
+            IdentityError::EmailTaken => ApiError::Conflict("an account with this email already exists".into()),
+            IdentityError::UsernameTaken => ApiError::Conflict("this username is taken".into()),
+            IdentityError::TooManyAttempts { retry_after } => {
+                ApiError::TooManyRequests { detail: "too many attempts; try again later".into(), retry_after }
+            }
+            IdentityError::NotFound => ApiError::NotFound("no such resource".into()),
+            IdentityError::Redis(e) if e.is_unavailable() => ApiError::Unavailable("Redis is unavailable".into()),
+            IdentityError::Redis(e) => ApiError::Internal(e.into()),
+            IdentityError::Database(e) => ApiError::Internal(e.into()),
+            IdentityError::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserBody {
+    pub id: Uuid,
+    pub username: String,
+    pub email: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<User> for UserBody {
+    fn from(user: User) -> Self {
+        Self { id: user.id, username: user.username, email: user.email, role: user.role, created_at: user.created_at }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserEnvelope {
+    pub user: UserBody,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SignupRequest {
+    pub username: String,
+    pub email: String,
+    pub password: String,
+}
+
+/// Create an account.
+#[utoipa::path(post, path = "/v1/auth/signup", tag = "identity", request_body = SignupRequest,
+    responses(
+        (status = 201, body = UserEnvelope),
+        (status = 409, description = "Email or username taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn signup(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<SignupRequest>,
+) -> Result<(StatusCode, ApiJson<UserEnvelope>), ApiError> {
+    let user = state.identity.signup(&body.username, &body.email, &body.password).await?;
+    Ok((StatusCode::CREATED, ApiJson(UserEnvelope { user: user.into() })))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    pub refresh_token: String,
+    pub session_id: Uuid,
+}
+
+impl From<TokenPair> for TokenResponse {
+    fn from(pair: TokenPair) -> Self {
+        Self {
+            access_token: pair.access_token,
+            token_type: "Bearer",
+            expires_in: pair.expires_in,
+            refresh_token: pair.refresh_token,
+            session_id: pair.session_id,
+        }
+    }
+}
+
+/// Sign in with email and password.
+#[utoipa::path(post, path = "/v1/auth/login", tag = "identity", request_body = LoginRequest,
+    responses(
+        (status = 200, body = TokenResponse),
+        (status = 401, description = "Wrong email or password (indistinguishable)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn login(
+    State(state): State<AppState>,
+    meta: ClientMeta,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> Result<ApiJson<TokenResponse>, ApiError> {
+    Ok(ApiJson(state.identity.login(&body.email, &body.password, &meta).await?.into()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// Exchange a refresh token for new tokens (the old one stops working;
+/// reusing it revokes the session).
+#[utoipa::path(post, path = "/v1/auth/refresh", tag = "identity", request_body = RefreshRequest,
+    responses((status = 200, body = TokenResponse), (status = 401, body = Problem, content_type = "application/problem+json")))]
+async fn refresh(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> Result<ApiJson<TokenResponse>, ApiError> {
+    Ok(ApiJson(state.identity.refresh(&body.refresh_token).await?.into()))
+}
+
+/// Revoke the current session.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "identity", security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = Problem, content_type = "application/problem+json")))]
+async fn logout(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> Result<StatusCode, ApiError> {
+    state.identity.logout(&user).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionBody {
+    pub id: Uuid,
+    pub created_at: String,
+    pub last_seen: String,
+    pub ip: String,
+    pub user_agent: String,
+    /// True for the session of the calling token.
+    pub current: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionList {
+    pub sessions: Vec<SessionBody>,
+}
+
+/// The caller's sessions.
+#[utoipa::path(get, path = "/v1/auth/sessions", tag = "identity", security(("bearer" = [])),
+    responses((status = 200, body = SessionList), (status = 401, body = Problem, content_type = "application/problem+json")))]
+async fn list_sessions(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+) -> Result<ApiJson<SessionList>, ApiError> {
+    let sessions = state.identity.sessions(&user).await?;
+    let sessions = sessions
+        .into_iter()
+        .map(|s| SessionBody {
+            current: s.id == user.session_id,
+            id: s.id,
+            created_at: s.created_at,
+            last_seen: s.last_seen,
+            ip: s.ip,
+            user_agent: s.user_agent,
+        })
+        .collect();
+    Ok(ApiJson(SessionList { sessions }))
+}
+
+/// Revoke one of the caller's sessions.
+#[utoipa::path(delete, path = "/v1/auth/sessions/{id}", tag = "identity", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Session id")),
+    responses((status = 204), (status = 404, description = "No such session of yours", body = Problem, content_type = "application/problem+json")))]
+async fn revoke_session(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    state.identity.revoke_session(&user, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The current user.
+#[utoipa::path(get, path = "/v1/me", tag = "identity", security(("bearer" = [])),
+    responses((status = 200, body = UserEnvelope), (status = 401, body = Problem, content_type = "application/problem+json")))]
+async fn me(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> Result<ApiJson<UserEnvelope>, ApiError> {
+    let user = state.identity.user(user.user_id).await?;
+    Ok(ApiJson(UserEnvelope { user: user.into() }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EmailRequest {
+    pub email: String,
+}
+
+/// Send a 6-digit login code (always 202, whether or not the account exists).
+#[utoipa::path(post, path = "/v1/auth/otp/request", tag = "identity", request_body = EmailRequest,
+    responses((status = 202), (status = 429, body = Problem, content_type = "application/problem+json")))]
+async fn otp_request(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<EmailRequest>,
+) -> Result<StatusCode, ApiError> {
+    state.identity.request_otp(&body.email).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct OtpVerifyRequest {
+    pub email: String,
+    pub code: String,
+}
+
+/// Sign in with a login code.
+#[utoipa::path(post, path = "/v1/auth/otp/verify", tag = "identity", request_body = OtpVerifyRequest,
+    responses((status = 200, body = TokenResponse), (status = 401, body = Problem, content_type = "application/problem+json")))]
+async fn otp_verify(
+    State(state): State<AppState>,
+    meta: ClientMeta,
+    ApiJson(body): ApiJson<OtpVerifyRequest>,
+) -> Result<ApiJson<TokenResponse>, ApiError> {
+    Ok(ApiJson(state.identity.verify_otp(&body.email, &body.code, &meta).await?.into()))
+}
+
+/// Send a password reset token (always 202).
+#[utoipa::path(post, path = "/v1/auth/password/forgot", tag = "identity", request_body = EmailRequest,
+    responses((status = 202), (status = 429, body = Problem, content_type = "application/problem+json")))]
+async fn password_forgot(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<EmailRequest>,
+) -> Result<StatusCode, ApiError> {
+    state.identity.forgot_password(&body.email).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ResetRequest {
+    pub token: String,
+    pub new_password: String,
+}
+
+/// Set a new password with a reset token; every session of the user is revoked.
+#[utoipa::path(post, path = "/v1/auth/password/reset", tag = "identity", request_body = ResetRequest,
+    responses((status = 204), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn password_reset(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ResetRequest>,
+) -> Result<StatusCode, ApiError> {
+    state.identity.reset_password(&body.token, &body.new_password).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,125 @@
+//! `/v1/locks/{resource}`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use switchyard_kit::lock::Lease;
+use switchyard_kit::Locks;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::service::{self, LockError};
+use crate::http::{ApiError, ApiJson, Problem};
+use crate::identity::Principal;
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(acquire, release)).routes(routes!(extend))
+}
+
+impl From<LockError> for ApiError {
+    fn from(error: LockError) -> Self {
+        match error {
+            LockError::Validation(errors) => ApiError::Validation(errors),
+            LockError::Held => ApiError::Conflict("the lock is held by someone else".into()),
+            LockError::NotHolder => {
+                ApiError::Conflict("the token does not hold this lock (released or expired)".into())
+            }
+            LockError::Redis(e) if e.is_unavailable() => ApiError::Unavailable("Redis is unavailable".into()),
+            LockError::Redis(e) => ApiError::Internal(e.into()),
+        }
+    }
+}
+
+fn locks(state: &AppState) -> Locks {
+    Locks::new(state.redis.clone(), state.keys.clone())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AcquireRequest {
+    /// How long the lock is held unless extended or released (1 ms - 1 h).
+    pub ttl_ms: u64,
+    /// How long to wait for a held lock (0 - 30 s); omitted = do not wait.
+    pub wait_ms: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeaseBody {
+    /// Proves holding: needed to extend and release.
+    pub token: String,
+    /// Grows with every acquisition of the resource: pass it to the
+    /// protected system so it can refuse writes from a stale holder.
+    pub fencing_token: u64,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<Lease> for LeaseBody {
+    fn from(lease: Lease) -> Self {
+        let expires_at = i64::try_from(lease.expires_at_ms)
+            .ok()
+            .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+            .unwrap_or_else(Utc::now);
+        Self { token: lease.token, fencing_token: lease.fencing_token, expires_at }
+    }
+}
+
+/// Acquire a lock.
+#[utoipa::path(post, path = "/v1/locks/{resource}", tag = "locks", request_body = AcquireRequest,
+    security(("bearer" = []), ("api_key" = [])),
+    params(("resource" = String, Path, description = "Lock name, scoped to the caller")),
+    responses(
+        (status = 200, body = LeaseBody),
+        (status = 409, description = "Held by someone else", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn acquire(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(resource): Path<String>,
+    ApiJson(body): ApiJson<AcquireRequest>,
+) -> Result<ApiJson<LeaseBody>, ApiError> {
+    let lease = service::acquire(&locks(&state), &principal.tenant(), &resource, body.ttl_ms, body.wait_ms).await?;
+    Ok(ApiJson(lease.into()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ExtendRequest {
+    pub token: String,
+    pub ttl_ms: u64,
+}
+
+/// Extend a held lock (holder only).
+#[utoipa::path(post, path = "/v1/locks/{resource}/extend", tag = "locks", request_body = ExtendRequest,
+    security(("bearer" = []), ("api_key" = [])),
+    params(("resource" = String, Path)),
+    responses((status = 200, body = LeaseBody), (status = 409, body = Problem, content_type = "application/problem+json")))]
+async fn extend(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(resource): Path<String>,
+    ApiJson(body): ApiJson<ExtendRequest>,
+) -> Result<ApiJson<LeaseBody>, ApiError> {
+    let lease = service::extend(&locks(&state), &principal.tenant(), &resource, &body.token, body.ttl_ms).await?;
+    Ok(ApiJson(lease.into()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ReleaseRequest {
+    pub token: String,
+}
+
+/// Release a lock (holder only).
+#[utoipa::path(delete, path = "/v1/locks/{resource}", tag = "locks", request_body = ReleaseRequest,
+    security(("bearer" = []), ("api_key" = [])),
+    params(("resource" = String, Path)),
+    responses((status = 204), (status = 409, description = "Not the holder's token", body = Problem, content_type = "application/problem+json")))]
+async fn release(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(resource): Path<String>,
+    ApiJson(body): ApiJson<ReleaseRequest>,
+) -> Result<StatusCode, ApiError> {
+    service::release(&locks(&state), &principal.tenant(), &resource, &body.token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

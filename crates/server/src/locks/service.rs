@@ -1,0 +1,76 @@
+//! Lock operations for one tenant, over the kit's `Locks` primitive.
+
+use std::time::Duration;
+
+use switchyard_kit::lock::Lease;
+use switchyard_kit::{KitError, Locks};
+
+use crate::validation::FieldError;
+
+/// Longest lock and longest wait a caller may ask for.
+pub const MAX_TTL: Duration = Duration::from_secs(3600);
+pub const MAX_WAIT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("invalid input")]
+    Validation(Vec<FieldError>),
+    #[error("the lock is held by someone else")]
+    Held,
+    #[error("the token is not the holder's")]
+    NotHolder,
+    #[error(transparent)]
+    Redis(#[from] KitError),
+}
+
+/// Resource names: 1-200 characters without control characters.
+fn check_resource(resource: &str) -> Result<(), LockError> {
+    if resource.is_empty() || resource.chars().count() > 200 || resource.chars().any(char::is_control) {
+        return Err(LockError::Validation(vec![FieldError::new("resource", "must be 1-200 printable characters")]));
+    }
+    Ok(())
+}
+
+fn check_duration(field: &str, ms: u64, max: Duration, allow_zero: bool) -> Result<Duration, LockError> {
+    let value = Duration::from_millis(ms);
+    if (!allow_zero && ms == 0) || value > max {
+        let min = if allow_zero { 0 } else { 1 };
+        return Err(LockError::Validation(vec![FieldError::new(
+            field,
+            format!("must be between {min} and {} milliseconds", max.as_millis()),
+        )]));
+    }
+    Ok(value)
+}
+
+fn scoped(tenant: &str, resource: &str) -> String {
+    format!("{tenant}/{resource}")
+}
+
+pub async fn acquire(
+    locks: &Locks,
+    tenant: &str,
+    resource: &str,
+    ttl_ms: u64,
+    wait_ms: Option<u64>,
+) -> Result<Lease, LockError> {
+    check_resource(resource)?;
+    let ttl = check_duration("ttl_ms", ttl_ms, MAX_TTL, false)?;
+    let wait = wait_ms.map(|ms| check_duration("wait_ms", ms, MAX_WAIT, true)).transpose()?;
+    locks.acquire(&scoped(tenant, resource), ttl, wait).await?.ok_or(LockError::Held)
+}
+
+pub async fn extend(locks: &Locks, tenant: &str, resource: &str, token: &str, ttl_ms: u64) -> Result<Lease, LockError> {
+    check_resource(resource)?;
+    let ttl = check_duration("ttl_ms", ttl_ms, MAX_TTL, false)?;
+    locks.extend(&scoped(tenant, resource), token, ttl).await?.ok_or(LockError::NotHolder)
+}
+
+pub async fn release(locks: &Locks, tenant: &str, resource: &str, token: &str) -> Result<(), LockError> {
+    check_resource(resource)?;
+    if locks.release(&scoped(tenant, resource), token).await? {
+        Ok(())
+    } else {
+        Err(LockError::NotHolder)
+    }
+}
