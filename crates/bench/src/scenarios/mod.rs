@@ -22,12 +22,16 @@ use reqwest::{Client, Response, StatusCode};
 
 use crate::engine::{self, Interrupt, RunConfig, RunResult};
 
+mod account;
+pub mod apikey_auth;
 pub mod health;
+pub mod token_auth;
 
 /// Every scenario the tool knows, in the order `switchyard-bench list` shows them.
 pub const ALL: &[Entry] = &[
     Entry::of::<health::Health>(),
-    // One line per scenario, e.g. `Entry::of::<apikey_auth::ApiKeyAuth>(),`
+    Entry::of::<apikey_auth::ApiKeyAuth>(),
+    Entry::of::<token_auth::TokenAuth>(),
 ];
 
 /// All registered scenarios.
@@ -45,7 +49,6 @@ pub fn find(name: &str) -> Option<&'static Entry> {
 #[derive(Debug, Clone)]
 pub struct Context {
     /// The client every worker shares (keep-alive pool, timeouts already set).
-    #[allow(dead_code, reason = "for scenarios whose setup sends requests")]
     pub client: Client,
     /// Base URL of the service, without a trailing slash.
     pub base_url: String,

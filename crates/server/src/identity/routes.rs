@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::domain::Role;
-use super::extract::CurrentUser;
+use super::extract::{CurrentUser, Principal};
 use super::service::{ClientMeta, IdentityError, TokenPair, User};
 use crate::http::{ApiError, ApiJson, Problem};
 use crate::state::AppState;
@@ -25,6 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_sessions))
         .routes(routes!(revoke_session))
         .routes(routes!(me))
+        .routes(routes!(whoami))
         .routes(routes!(otp_request))
         .routes(routes!(otp_verify))
         .routes(routes!(password_forgot))
@@ -282,4 +283,29 @@ async fn password_reset(
 ) -> Result<StatusCode, ApiError> {
     state.identity.reset_password(&body.token, &body.new_password).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WhoAmI {
+    /// `user` or `client`.
+    pub kind: &'static str,
+    pub id: Uuid,
+    /// For clients: the owning user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<Uuid>,
+    /// For clients: the key used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<Uuid>,
+}
+
+/// Who the credentials belong to (an access token or an API key); costs
+/// authentication only, so it is also the probe for checking a key.
+#[utoipa::path(get, path = "/v1/auth/whoami", tag = "identity", security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = WhoAmI), (status = 401, body = Problem, content_type = "application/problem+json")))]
+async fn whoami(principal: Principal) -> ApiJson<WhoAmI> {
+    let (owner_id, key_id) = match &principal {
+        Principal::Client(client) => (Some(client.owner_id), Some(client.key_id)),
+        Principal::User(_) => (None, None),
+    };
+    ApiJson(WhoAmI { kind: principal.kind(), id: principal.id(), owner_id, key_id })
 }

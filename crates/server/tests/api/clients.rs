@@ -181,3 +181,25 @@ async fn twenty_concurrent_rotations_never_interleave_and_leave_exactly_the_newe
     let expected: Vec<bool> = (0..all.len()).map(|i| i + 2 >= all.len()).collect();
     assert_eq!(working, expected, "exactly the newest two keys work");
 }
+
+#[tokio::test]
+async fn whoami_names_the_principal_behind_a_key_or_a_token() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let created = create_client(&app, &user, json!({"name": "svc"})).await;
+    let by_key: Value = app
+        .keyed(Method::GET, "/v1/auth/whoami", created["api_key"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_key["kind"], "client");
+    assert_eq!(by_key["id"], created["client"]["id"]);
+    assert_eq!(by_key["owner_id"], user.id.as_str());
+    assert_eq!(by_key["key_id"], created["key_id"]);
+    let by_token: Value =
+        app.authed(Method::GET, "/v1/auth/whoami", &user.access_token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(by_token, json!({"kind": "user", "id": user.id}));
+}
