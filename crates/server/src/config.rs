@@ -141,7 +141,7 @@ impl Default for RawSettings {
             host: "127.0.0.1".into(),
             port: 8080,
             jwt_secret: None,
-            rust_log: "info".into(),
+            rust_log: "info,sqlx::postgres::notice=warn".into(),
             log_format: LogFormat::Auto,
             request_timeout_secs: 30,
             body_limit_bytes: 1024 * 1024,

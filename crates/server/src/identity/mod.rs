@@ -1,6 +1,11 @@
 //! Identity: users, passwords, sessions, access and refresh tokens,
 //! one-time codes and password resets, and the extractors (`CurrentUser`,
 //! `CurrentClient`, `Principal`) every endpoint authenticates with.
+//!
+//! Secrets are never compared as plain text: passwords go through Argon2's
+//! verifier, JWT signatures through HMAC verification (both constant-time),
+//! and refresh tokens, codes and API keys are compared or looked up by
+//! their hashes, so a timing difference reveals nothing about the secret.
 
 pub mod domain;
 pub mod extract;

@@ -9,5 +9,6 @@ mod edge;
 mod helpers;
 mod identity;
 mod locks;
+mod mail;
 mod ops;
 mod worker;
