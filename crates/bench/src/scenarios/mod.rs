@@ -28,11 +28,8 @@ pub mod health;
 pub mod token_auth;
 
 /// Every scenario the tool knows, in the order `switchyard-bench list` shows them.
-pub const ALL: &[Entry] = &[
-    Entry::of::<health::Health>(),
-    Entry::of::<apikey_auth::ApiKeyAuth>(),
-    Entry::of::<token_auth::TokenAuth>(),
-];
+pub const ALL: &[Entry] =
+    &[Entry::of::<health::Health>(), Entry::of::<apikey_auth::ApiKeyAuth>(), Entry::of::<token_auth::TokenAuth>()];
 
 /// All registered scenarios.
 pub fn all() -> &'static [Entry] {

@@ -17,7 +17,8 @@ pub struct TokenAuth {
 
 impl Scenario for TokenAuth {
     const NAME: &'static str = "token_auth";
-    const DESCRIPTION: &'static str = "GET /v1/auth/whoami with a Bearer access token, expect 200 (JWT + session check)";
+    const DESCRIPTION: &'static str =
+        "GET /v1/auth/whoami with a Bearer access token, expect 200 (JWT + session check)";
 
     fn new(ctx: &Context) -> Self {
         Self { url: ctx.url("/v1/auth/whoami"), token: String::new() }

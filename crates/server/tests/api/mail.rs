@@ -16,7 +16,11 @@ async fn migrated_pool(database: &TestDatabase) -> sqlx::PgPool {
 }
 
 fn settings(transport: MailTransport, smtp_url: Option<String>) -> MailSettings {
-    MailSettings { transport, smtp_url: smtp_url.map(SecretString::from), from: "switchyard <no-reply@example.com>".into() }
+    MailSettings {
+        transport,
+        smtp_url: smtp_url.map(SecretString::from),
+        from: "switchyard <no-reply@example.com>".into(),
+    }
 }
 
 #[tokio::test]
@@ -84,7 +88,8 @@ async fn smtp_delivers_the_rendered_message() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let sink = tokio::spawn(smtp_sink(listener));
-    let mailer = Mailer::new(&settings(MailTransport::Smtp, Some(format!("smtp://127.0.0.1:{port}"))), pool.clone()).unwrap();
+    let mailer =
+        Mailer::new(&settings(MailTransport::Smtp, Some(format!("smtp://127.0.0.1:{port}"))), pool.clone()).unwrap();
     mailer.send(&Email::password_reset("b@example.com", "reset-token-value", 30)).await.unwrap();
     let data = tokio::time::timeout(std::time::Duration::from_secs(10), sink).await.unwrap().unwrap();
     assert!(data.contains("Subject: Reset your password"), "{data}");
