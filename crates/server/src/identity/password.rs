@@ -4,7 +4,7 @@
 //! against a known one (we verify against a fixed dummy hash), so response
 //! time does not reveal which emails have accounts.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -16,7 +16,7 @@ use crate::config::IdentitySettings;
 #[derive(Clone)]
 pub struct Passwords {
     argon2: Arc<Argon2<'static>>,
-    dummy_hash: Arc<OnceLock<String>>,
+    dummy_hash: Arc<String>,
 }
 
 impl std::fmt::Debug for Passwords {
@@ -26,13 +26,17 @@ impl std::fmt::Debug for Passwords {
 }
 
 impl Passwords {
-    pub fn new(settings: &IdentitySettings) -> Result<Self, argon2::Error> {
+    pub fn new(settings: &IdentitySettings) -> anyhow::Result<Self> {
         let params =
             Params::new(settings.argon2_memory_kib, settings.argon2_iterations, settings.argon2_parallelism, None)?;
-        Ok(Self {
-            argon2: Arc::new(Argon2::new(Algorithm::Argon2id, Version::V0x13, params)),
-            dummy_hash: Arc::new(OnceLock::new()),
-        })
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        // Made now, at start-up, so the first unknown-email login is not the
+        // one slow request that gives the game away.
+        let dummy = argon2
+            .hash_password(b"not a real password; equalises timing")
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .to_string();
+        Ok(Self { argon2: Arc::new(argon2), dummy_hash: Arc::new(dummy) })
     }
 
     /// A PHC-format hash of `password` with a fresh random salt.
@@ -52,22 +56,11 @@ impl Passwords {
     pub async fn verify(&self, password: String, hash: Option<String>) -> anyhow::Result<bool> {
         let argon2 = self.argon2.clone();
         let known = hash.is_some();
-        let hash = match hash {
-            Some(hash) => hash,
-            None => self.dummy_hash().await?,
-        };
+        let hash = hash.unwrap_or_else(|| self.dummy_hash.as_ref().clone());
         tokio::task::spawn_blocking(move || {
             let parsed = PasswordHash::new(&hash).map_err(|e| anyhow::anyhow!("stored hash unreadable: {e}"))?;
             Ok(argon2.verify_password(password.as_bytes(), &parsed).is_ok() && known)
         })
         .await?
-    }
-
-    async fn dummy_hash(&self) -> anyhow::Result<String> {
-        if let Some(hash) = self.dummy_hash.get() {
-            return Ok(hash.clone());
-        }
-        let hash = self.hash("not a real password; equalises timing".into()).await?;
-        Ok(self.dummy_hash.get_or_init(|| hash).clone())
     }
 }

@@ -128,7 +128,7 @@ impl Identity {
         let hasher = KeyedHasher::new(identity.api_key_pepper.clone());
         Ok(Self {
             sessions: SessionStore::new(redis.clone(), keys.clone(), identity.refresh_token_ttl),
-            passwords: Passwords::new(identity).map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?,
+            passwords: Passwords::new(identity).map_err(|e| anyhow::anyhow!("argon2 parameters: {e:#}"))?,
             tokens: AccessTokens::new(&settings.jwt_secret, identity.access_token_ttl),
             login_failures: Attempts::new(redis.clone(), keys.clone(), "login-failures"),
             otp_requests: Attempts::new(redis.clone(), keys.clone(), "otp-requests"),
