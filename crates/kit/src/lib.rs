@@ -17,6 +17,7 @@ pub mod error;
 pub mod heartbeat;
 pub mod keys;
 pub mod lock;
+pub mod ratelimit;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -26,3 +27,4 @@ pub use error::KitError;
 pub use heartbeat::Heartbeats;
 pub use keys::{hash_slot, Keyspace};
 pub use lock::{Lease, Locks};
+pub use ratelimit::{Check, Decision, Limit, RateLimiter, Verdict};

@@ -1,0 +1,183 @@
+-- Decides one request against several limits at once, atomically.
+--
+-- KEYS[i]   the state key of limit i (all keys share one hash tag)
+-- ARGV[1]   number of limits n
+-- ARGV[2]   cost of this request
+-- ARGV[3]   1 = only look (decide, write nothing), 0 = consume when allowed
+-- ARGV[3+4(i-1)+1 .. +4]  for limit i: algorithm, p1, p2, p3
+--   1 fixed window      p1 limit, p2 window ms
+--   2 sliding log       p1 limit, p2 window ms
+--   3 sliding counter   p1 limit, p2 window ms
+--   4 token bucket      p1 capacity, p2 refill per second, p3 unused
+--   5 gcra              p1 rate per second, p2 burst
+-- Returns, per limit: allowed (1/0), limit, remaining, reset_after ms,
+-- retry_after ms (-1 when allowed, -2 when the cost can never fit).
+-- A request is allowed only if every limit allows it; if any denies,
+-- nothing is written to any of them (a denied request consumes nothing).
+
+local n = tonumber(ARGV[1])
+local cost = tonumber(ARGV[2])
+local dry_run = ARGV[3] == '1'
+local t = redis.call('TIME')
+local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now_ms = math.floor(now_us / 1000)
+
+local results = {}
+local writes = {}
+local all_allowed = true
+
+local function ceil_div(a, b) return math.floor((a + b - 1) / b) end
+
+for i = 1, n do
+  local base = 3 + 4 * (i - 1)
+  local algo = tonumber(ARGV[base + 1])
+  local p1 = tonumber(ARGV[base + 2])
+  local p2 = tonumber(ARGV[base + 3])
+  local key = KEYS[i]
+  local allowed, limit, remaining, reset_after, retry_after
+  local write
+
+  if algo == 1 then
+    limit = p1
+    local window = p2
+    local count = tonumber(redis.call('GET', key) or '0')
+    local ttl = redis.call('PTTL', key)
+    if count == 0 or ttl < 0 then ttl = window end
+    allowed = count + cost <= limit
+    remaining = allowed and (limit - count - cost) or math.max(0, limit - count)
+    reset_after = ttl
+    if allowed then retry_after = -1
+    elseif cost > limit then retry_after = -2
+    else retry_after = ttl end
+    write = function()
+      local v = redis.call('INCRBY', key, cost)
+      if v == cost or redis.call('PTTL', key) < 0 then redis.call('PEXPIRE', key, window) end
+    end
+
+  elseif algo == 2 then
+    limit = p1
+    local window = p2
+    local count = redis.call('ZCOUNT', key, '(' .. (now_us - window * 1000), '+inf')
+    allowed = count + cost <= limit
+    remaining = allowed and (limit - count - cost) or math.max(0, limit - count)
+    local oldest = redis.call('ZRANGEBYSCORE', key, '(' .. (now_us - window * 1000), '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+    if oldest[2] then
+      reset_after = math.max(0, ceil_div(tonumber(oldest[2]) + window * 1000 - now_us, 1000))
+    else
+      reset_after = window
+    end
+    if allowed then retry_after = -1
+    elseif cost > limit then retry_after = -2
+    else
+      -- Wait until enough of the oldest entries have left the window.
+      local idx = count + cost - limit - 1
+      local entry = redis.call('ZRANGEBYSCORE', key, '(' .. (now_us - window * 1000), '+inf', 'WITHSCORES', 'LIMIT', idx, 1)
+      retry_after = math.max(1, ceil_div(tonumber(entry[2]) + window * 1000 - now_us, 1000))
+    end
+    write = function()
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', now_us - window * 1000)
+      local base_count = redis.call('ZCARD', key)
+      for j = 1, cost do
+        redis.call('ZADD', key, now_us, now_us .. '-' .. (base_count + j))
+      end
+      redis.call('PEXPIRE', key, window)
+    end
+
+  elseif algo == 3 then
+    limit = p1
+    local window = p2
+    local idx = math.floor(now_ms / window)
+    local elapsed = now_ms - idx * window
+    local state = redis.call('HMGET', key, 'w', 'cur', 'prev')
+    local w, cur, prev = tonumber(state[1]), tonumber(state[2] or '0'), tonumber(state[3] or '0')
+    if w == nil then cur, prev = 0, 0
+    elseif w == idx - 1 then prev, cur = cur, 0
+    elseif w ~= idx then cur, prev = 0, 0 end
+    local weight = (window - elapsed) / window
+    local estimate = prev * weight + cur
+    allowed = estimate + cost <= limit
+    remaining = math.max(0, math.floor(limit - estimate - (allowed and cost or 0)))
+    reset_after = window - elapsed
+    if allowed then retry_after = -1
+    elseif cost > limit then retry_after = -2
+    else
+      local budget = limit - cur - cost
+      if budget >= 0 and prev > 0 then
+        -- prev * (window - e) / window <= budget  =>  e >= window * (1 - budget / prev)
+        local need = math.ceil(window * (1 - budget / prev))
+        retry_after = math.max(1, need - elapsed)
+      else
+        -- Not within this window: in the next, the current count weighs in.
+        local next_budget = limit - cost
+        local need = 0
+        if cur + cost > limit and cur > 0 then need = math.ceil(window * (1 - next_budget / cur)) end
+        retry_after = math.max(1, (window - elapsed) + math.max(0, need))
+      end
+    end
+    write = function()
+      redis.call('HSET', key, 'w', idx, 'cur', cur + cost, 'prev', prev)
+      redis.call('PEXPIRE', key, window * 2)
+    end
+
+  elseif algo == 4 then
+    local capacity = p1
+    local rate = p2
+    limit = capacity
+    local state = redis.call('HMGET', key, 'tokens', 'ts')
+    local tokens = tonumber(state[1])
+    local ts = tonumber(state[2])
+    if tokens == nil then tokens = capacity
+    else tokens = math.min(capacity, tokens + (now_us - ts) / 1000000 * rate) end
+    allowed = tokens >= cost
+    local after = allowed and (tokens - cost) or tokens
+    remaining = math.floor(after)
+    reset_after = rate > 0 and math.ceil((capacity - after) / rate * 1000) or 0
+    if allowed then retry_after = -1
+    elseif cost > capacity or rate <= 0 then retry_after = -2
+    else retry_after = math.max(1, math.ceil((cost - tokens) / rate * 1000)) end
+    write = function()
+      redis.call('HSET', key, 'tokens', tostring(after), 'ts', now_us)
+      local full_ms = rate > 0 and math.ceil(capacity / rate * 1000) or 86400000
+      redis.call('PEXPIRE', key, math.max(1000, full_ms))
+    end
+
+  else
+    -- GCRA: emission interval T = 1/rate; tolerance = T * (burst + 1).
+    local rate = p1
+    local burst = p2
+    limit = burst + 1
+    local interval = 1000000 / rate
+    local tolerance = interval * (burst + 1)
+    local tat = tonumber(redis.call('GET', key) or '0')
+    if tat < now_us then tat = now_us end
+    local new_tat = tat + interval * cost
+    local allow_at = new_tat - tolerance
+    allowed = now_us >= allow_at
+    if allowed then
+      remaining = math.floor((now_us - allow_at) / interval)
+      reset_after = math.ceil((new_tat - now_us) / 1000)
+      retry_after = -1
+    else
+      remaining = math.max(0, math.floor((now_us - (tat - tolerance)) / interval))
+      reset_after = math.ceil((tat - now_us) / 1000)
+      if interval * cost > tolerance then retry_after = -2
+      else retry_after = math.max(1, math.ceil((allow_at - now_us) / 1000)) end
+    end
+    write = function()
+      redis.call('SET', key, string.format('%.0f', new_tat), 'PX', math.max(1, math.ceil((new_tat - now_us) / 1000)))
+    end
+  end
+
+  if not allowed then all_allowed = false end
+  results[#results + 1] = allowed and 1 or 0
+  results[#results + 1] = limit
+  results[#results + 1] = remaining
+  results[#results + 1] = reset_after
+  results[#results + 1] = retry_after
+  writes[i] = write
+end
+
+if all_allowed and not dry_run then
+  for i = 1, n do writes[i]() end
+end
+return results
