@@ -5,6 +5,7 @@
 //! Invariant: secrets (the JWT secret, URLs that may carry a password) are
 //! wrapped in [`SecretString`] and never printed; `Debug` shows them redacted.
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -14,6 +15,8 @@ use figment::Figment;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+
+use crate::ratelimit::policy::PolicySetting;
 
 /// The environment variables switchyard reads, each the upper-case name of a
 /// settings field (`SWITCHYARD_ENV` sets `profile`).
@@ -55,6 +58,10 @@ pub const ENV_VARS: &[&str] = &[
     "MAIL_TRANSPORT",
     "SMTP_URL",
     "MAIL_FROM",
+    "RATE_LIMIT_TRUSTED_PROXIES",
+    "RATE_LIMIT_ALLOW",
+    "RATE_LIMIT_DENY",
+    "RATE_LIMIT_INSTANCES",
 ];
 
 /// Deployment profile. `dev` tolerates missing secrets (and says so loudly);
@@ -118,6 +125,11 @@ struct RawSettings {
     mail_transport: MailTransportSetting,
     smtp_url: Option<String>,
     mail_from: String,
+    rate_limit_policies: Vec<PolicySetting>,
+    rate_limit_trusted_proxies: String,
+    rate_limit_allow: String,
+    rate_limit_deny: String,
+    rate_limit_instances: u32,
 }
 
 /// `MAIL_TRANSPORT`: where mail goes.
@@ -171,6 +183,11 @@ impl Default for RawSettings {
             mail_transport: MailTransportSetting::Outbox,
             smtp_url: None,
             mail_from: "switchyard <no-reply@localhost>".into(),
+            rate_limit_policies: crate::ratelimit::policy::defaults(),
+            rate_limit_trusted_proxies: String::new(),
+            rate_limit_allow: String::new(),
+            rate_limit_deny: String::new(),
+            rate_limit_instances: 1,
         }
     }
 }
@@ -211,6 +228,22 @@ pub struct Settings {
     pub worker_heartbeat: Duration,
     pub identity: IdentitySettings,
     pub mail: MailConfig,
+    pub rate_limit: RateLimitSettings,
+}
+
+/// Rate-limit policies and who is exempt or banned.
+#[derive(Clone, Debug)]
+pub struct RateLimitSettings {
+    pub policies: Vec<PolicySetting>,
+    /// Peers whose X-Forwarded-For is believed (none by default).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Subjects never limited: IPs (`ip:10.0.0.1`), `user:<id>`, `client:<id>`.
+    pub allow: HashSet<String>,
+    /// Subjects always refused, checked before any counter.
+    pub deny: HashSet<String>,
+    /// How many instances share the load: the local fallback divides each
+    /// limit by this.
+    pub instances: u32,
 }
 
 /// Where mail goes (`MAIL_TRANSPORT`, `SMTP_URL`, `MAIL_FROM`).
@@ -407,6 +440,27 @@ impl RawSettings {
             api_key_cache_ttl: Duration::from_secs(self.api_key_cache_ttl_secs),
             api_key_pepper: api_key_pepper.0,
         };
+        let mut trusted_proxies = Vec::new();
+        for entry in split_list(&self.rate_limit_trusted_proxies) {
+            let net = entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| ConfigError::new("rate_limit_trusted_proxies", "must be IP addresses or CIDR ranges"))?;
+            trusted_proxies.push(net);
+        }
+        for policy in &self.rate_limit_policies {
+            policy.validate().map_err(|message| ConfigError::new("rate_limit_policies", message))?;
+        }
+        if self.rate_limit_instances == 0 {
+            return Err(ConfigError::new("rate_limit_instances", "must be at least 1"));
+        }
+        let rate_limit = RateLimitSettings {
+            policies: self.rate_limit_policies,
+            trusted_proxies,
+            allow: split_list(&self.rate_limit_allow).map(String::from).collect(),
+            deny: split_list(&self.rate_limit_deny).map(String::from).collect(),
+            instances: self.rate_limit_instances,
+        };
         let mail = MailConfig {
             transport: self.mail_transport,
             smtp_url: self.smtp_url.map(SecretString::from),
@@ -434,6 +488,7 @@ impl RawSettings {
             worker_heartbeat: Duration::from_secs(self.worker_heartbeat_secs),
             identity,
             mail,
+            rate_limit,
         })
     }
 }
@@ -453,6 +508,10 @@ fn secret_or_generated(
         }
         None => Ok((SecretString::from(random_secret()), true)),
     }
+}
+
+fn split_list(value: &str) -> impl Iterator<Item = &str> {
+    value.split(',').map(str::trim).filter(|s| !s.is_empty())
 }
 
 fn check_url(setting: &str, value: &str, schemes: &[&str]) -> Result<(), ConfigError> {

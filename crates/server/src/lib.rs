@@ -1,5 +1,5 @@
 //! switchyard: the server crate. One module per capability (today:
-//! `ops`, `identity`, `clients`, `locks`), plus the shared edge (`http`), configuration, start-up and
+//! `ops`, `identity`, `clients`, `locks`, `ratelimit`), plus the shared edge (`http`), configuration, start-up and
 //! telemetry. See ARCHITECTURE.md for the map.
 
 pub mod cli;
@@ -10,6 +10,7 @@ pub mod identity;
 pub mod locks;
 pub mod mail;
 pub mod ops;
+pub mod ratelimit;
 pub mod shutdown;
 pub mod startup;
 pub mod state;

@@ -22,6 +22,7 @@ use crate::clients::Clients;
 use crate::config::{redact_url, ConfigError, MailTransportSetting, Settings};
 use crate::identity::Identity;
 use crate::mail::{MailSettings, MailTransport, Mailer};
+use crate::ratelimit::RateLimits;
 use crate::state::AppState;
 use crate::telemetry;
 
@@ -72,6 +73,8 @@ pub async fn connect(settings: Settings) -> Result<AppState, StartupError> {
     let identity = Identity::new(&settings, db.clone(), redis.clone(), keys.clone(), mailer)
         .map_err(|e| ConfigError { setting: "ARGON2_MEMORY_KIB".into(), message: e.to_string() })?;
     let clients = Clients::new(db.clone(), redis.clone(), keys.clone(), identity.hasher().clone(), &settings.identity);
+    let limiter = switchyard_kit::RateLimiter::new(redis.clone(), keys.clone());
+    let rate_limits = Arc::new(RateLimits::new(limiter, &settings.rate_limit));
     Ok(AppState {
         db,
         redis,
@@ -80,6 +83,7 @@ pub async fn connect(settings: Settings) -> Result<AppState, StartupError> {
         metrics: telemetry::metrics::recorder(),
         identity,
         clients,
+        rate_limits,
     })
 }
 

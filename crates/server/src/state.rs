@@ -9,6 +9,7 @@ use switchyard_kit::{Keyspace, RedisConnection};
 use crate::clients::Clients;
 use crate::config::Settings;
 use crate::identity::Identity;
+use crate::ratelimit::RateLimits;
 
 /// Cheap to clone: every field is a handle to shared state.
 #[derive(Clone, Debug)]
@@ -21,4 +22,5 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     pub identity: Identity,
     pub clients: Clients,
+    pub rate_limits: Arc<RateLimits>,
 }

@@ -3,7 +3,8 @@
 //!
 //! Layer order (outermost first): request id → tracing → request-id
 //! propagation → panic catcher → metrics → bare-error-to-problem →
-//! compression → CORS → timeout → body limit → route.
+//! compression → CORS → timeout → body limit → rate limit (authenticates
+//! the caller once) → route.
 
 pub mod error;
 pub mod json;
@@ -37,6 +38,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(crate::identity::routes::router())
         .merge(crate::clients::routes::router())
         .merge(crate::locks::routes::router())
+        .merge(crate::ratelimit::routes::router())
 }
 
 /// The complete application: documented routes, Swagger UI, fallbacks and
@@ -61,6 +63,7 @@ pub fn router_with(state: AppState, routes: OpenApiRouter<AppState>) -> Router {
         .merge(openapi::swagger_ui(document))
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::ratelimit::middleware::limit))
         .layer(DefaultBodyLimit::max(settings.body_limit_bytes))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, settings.request_timeout))
         .layer(tower::util::option_layer(cors_layer(&settings.cors_allowed_origins)))

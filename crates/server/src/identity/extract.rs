@@ -7,12 +7,14 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::{AUTHORIZATION, USER_AGENT};
 use axum::http::request::Parts;
+use axum::http::HeaderMap;
 use uuid::Uuid;
 
 use super::domain::Role;
 use super::service::{AuthenticatedUser, ClientMeta};
 use crate::clients::service::AuthenticatedClient;
 use crate::http::ApiError;
+use crate::ratelimit::middleware::ClientIp;
 use crate::state::AppState;
 
 /// A signed-in user (Bearer access token).
@@ -55,18 +57,22 @@ impl Principal {
     }
 }
 
+/// A principal already authenticated earlier in this request (by the rate
+/// limiter), so extractors do not authenticate twice.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Principal);
+
 enum Credential<'a> {
     AccessToken(&'a str),
     ApiKey(&'a str),
     None,
 }
 
-fn credential(parts: &Parts) -> Credential<'_> {
-    if let Some(key) = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+fn credential(headers: &HeaderMap) -> Credential<'_> {
+    if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
         return Credential::ApiKey(key.trim());
     }
-    let bearer = parts
-        .headers
+    let bearer = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
@@ -82,18 +88,21 @@ fn unauthorized() -> ApiError {
     ApiError::Unauthorized("a valid access token or API key is required".into())
 }
 
+/// The principal behind the request's credentials: `None` when there are
+/// none or they are not valid; `Err` only when checking them failed.
+pub async fn authenticate_headers(headers: &HeaderMap, state: &AppState) -> Result<Option<Principal>, ApiError> {
+    Ok(match credential(headers) {
+        Credential::AccessToken(token) => state.identity.authenticate(token).await?.map(Principal::User),
+        Credential::ApiKey(key) => state.clients.authenticate(key).await?.map(Principal::Client),
+        Credential::None => None,
+    })
+}
+
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
-    match credential(parts) {
-        Credential::AccessToken(token) => {
-            let user = state.identity.authenticate(token).await?.ok_or_else(unauthorized)?;
-            Ok(Principal::User(user))
-        }
-        Credential::ApiKey(key) => {
-            let client = state.clients.authenticate(key).await?.ok_or_else(unauthorized)?;
-            Ok(Principal::Client(client))
-        }
-        Credential::None => Err(unauthorized()),
+    if let Some(Authenticated(principal)) = parts.extensions.get::<Authenticated>() {
+        return Ok(principal.clone());
     }
+    authenticate_headers(&parts.headers, state).await?.ok_or_else(unauthorized)
 }
 
 impl FromRequestParts<AppState> for Principal {
@@ -147,11 +156,15 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientMeta {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string())
-            .unwrap_or_else(|| "unknown".into());
+        // The rate limiter resolved the address (honouring trusted proxies).
+        let ip = match parts.extensions.get::<ClientIp>() {
+            Some(ClientIp(ip)) => ip.to_string(),
+            None => parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip().to_string())
+                .unwrap_or_else(|| "unknown".into()),
+        };
         let user_agent =
             parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default().chars().take(256).collect();
         Ok(ClientMeta { ip, user_agent })

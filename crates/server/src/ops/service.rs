@@ -44,6 +44,16 @@ pub struct RedisCheck {
 pub struct Checks {
     pub postgres: Check,
     pub redis: RedisCheck,
+    /// `redis` normally; `degraded` when decisions fell back to their
+    /// failure modes (fail-open, fail-closed, local) in the last minute.
+    pub rate_limiting: RateLimitingMode,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RateLimitingMode {
+    Redis,
+    Degraded,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, ToSchema, PartialEq, Eq)]
@@ -87,6 +97,12 @@ pub async fn readiness(state: &AppState) -> Readiness {
             "Redis maxmemory-policy is {policy}: it may evict sessions, queues and streams; set it to noeviction"
         ));
     }
+    let rate_limiting = if state.rate_limits.degraded() {
+        warnings.push("rate limiting fell back to its failure modes (Redis did not answer) in the last minute".into());
+        RateLimitingMode::Degraded
+    } else {
+        RateLimitingMode::Redis
+    };
     let status = if postgres.status == CheckStatus::Up && redis.status == CheckStatus::Up {
         ReadyStatus::Ready
     } else {
@@ -94,7 +110,11 @@ pub async fn readiness(state: &AppState) -> Readiness {
     };
     Readiness {
         status,
-        checks: Checks { postgres, redis: RedisCheck { check: redis, maxmemory_policy: policy, eviction_risk } },
+        checks: Checks {
+            postgres,
+            redis: RedisCheck { check: redis, maxmemory_policy: policy, eviction_risk },
+            rate_limiting,
+        },
         warnings,
     }
 }

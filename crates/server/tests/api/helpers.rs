@@ -84,8 +84,9 @@ pub fn test_key_prefix() -> String {
 }
 
 /// Settings for a test: its own database and key prefix, port 0.
-/// `overrides` are (setting, value) pairs applied on top.
-pub async fn test_settings(overrides: &[(&str, &str)]) -> (Settings, TestDatabase) {
+/// `overrides` are (setting, value) pairs applied on top; `policies`
+/// replaces the rate-limit policies (JSON, as in the TOML file).
+pub async fn test_settings_with(overrides: &[(&str, &str)], policies: Option<Value>) -> (Settings, TestDatabase) {
     let database = TestDatabase::create().await;
     let mut figment: Figment = Settings::defaults()
         .merge(("profile", "test"))
@@ -103,6 +104,9 @@ pub async fn test_settings(overrides: &[(&str, &str)]) -> (Settings, TestDatabas
         let value: figment::value::Value = value.parse().expect("parses");
         figment = figment.merge((*key, value));
     }
+    if let Some(policies) = policies {
+        figment = figment.merge(figment::providers::Serialized::default("rate_limit_policies", policies));
+    }
     (Settings::from_figment(figment).expect("valid test settings"), database)
 }
 
@@ -113,7 +117,20 @@ pub async fn spawn_app() -> TestApp {
 /// Starts the app with setting overrides and extra routes mounted under
 /// the real middleware stack.
 pub async fn spawn_app_with(overrides: &[(&str, &str)], extra_routes: OpenApiRouter<AppState>) -> TestApp {
-    let (settings, database) = test_settings(overrides).await;
+    spawn_app_full(overrides, None, extra_routes).await
+}
+
+/// Starts the app with these rate-limit policies (JSON, as in the TOML file).
+pub async fn spawn_app_with_policies(overrides: &[(&str, &str)], policies: Value) -> TestApp {
+    spawn_app_full(overrides, Some(policies), OpenApiRouter::new()).await
+}
+
+async fn spawn_app_full(
+    overrides: &[(&str, &str)],
+    policies: Option<Value>,
+    extra_routes: OpenApiRouter<AppState>,
+) -> TestApp {
+    let (settings, database) = test_settings_with(overrides, policies).await;
     let state = startup::connect(settings).await.expect("connect to test services");
     startup::migrate(&state.db).await.expect("migrations apply");
     let router = switchyard::http::router_with(state.clone(), switchyard::http::api_routes().merge(extra_routes));

@@ -11,4 +11,5 @@ mod identity;
 mod locks;
 mod mail;
 mod ops;
+mod ratelimit;
 mod worker;

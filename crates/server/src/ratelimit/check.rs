@@ -1,0 +1,157 @@
+//! Rate limiting as a service: other systems ask "may `key` do this now?"
+//! with the limit in the request. Keys are namespaced by the calling API
+//! client, so tenants never touch each other's counters.
+
+use std::time::Duration;
+
+use switchyard_kit::{Check, Decision, KitError, Limit, RateLimiter};
+use uuid::Uuid;
+
+use crate::validation::FieldError;
+
+/// Most checks in one batch.
+pub const MAX_BATCH: usize = 100;
+
+/// A check as the caller describes it (validated by [`CheckSpec::limit`]).
+#[derive(Debug, Clone, Default)]
+pub struct CheckSpec {
+    pub key: String,
+    pub algorithm: String,
+    pub limit: Option<u64>,
+    pub window_ms: Option<u64>,
+    pub capacity: Option<u64>,
+    pub refill_per_sec: Option<f64>,
+    pub rate: Option<f64>,
+    pub burst: Option<u64>,
+    pub cost: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("invalid input")]
+    Validation(Vec<FieldError>),
+    #[error(transparent)]
+    Redis(#[from] KitError),
+}
+
+impl CheckSpec {
+    /// The limit this spec describes, or the fields that are wrong (each
+    /// prefixed with `prefix`, e.g. `checks[2].`).
+    pub fn limit(&self, prefix: &str) -> Result<(Limit, u64), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let field = |name: &str| format!("{prefix}{name}");
+        if self.key.is_empty() || self.key.chars().count() > 256 {
+            errors.push(FieldError::new(field("key"), "must be 1-256 characters"));
+        }
+        let mut positive = |name: &str, value: Option<u64>| match value {
+            Some(v) if v > 0 => v,
+            _ => {
+                errors.push(FieldError::new(field(name), "is required and must be a positive integer"));
+                0
+            }
+        };
+        let limit = match self.algorithm.as_str() {
+            "fixed_window" | "sliding_window" | "sliding_window_approx" => {
+                let limit = positive("limit", self.limit);
+                let window = Duration::from_millis(positive("window_ms", self.window_ms));
+                match self.algorithm.as_str() {
+                    "fixed_window" => Some(Limit::FixedWindow { limit, window }),
+                    "sliding_window" => Some(Limit::SlidingWindowLog { limit, window }),
+                    _ => Some(Limit::SlidingWindowCounter { limit, window }),
+                }
+            }
+            "token_bucket" => {
+                let capacity = positive("capacity", self.capacity);
+                let refill_per_sec = self.refill_per_sec.filter(|r| r.is_finite() && *r > 0.0).unwrap_or_else(|| {
+                    errors.push(FieldError::new(field("refill_per_sec"), "is required and must be a positive number"));
+                    0.0
+                });
+                Some(Limit::TokenBucket { capacity, refill_per_sec })
+            }
+            "gcra" => {
+                let rate = self.rate.filter(|r| r.is_finite() && *r > 0.0).unwrap_or_else(|| {
+                    errors.push(FieldError::new(field("rate"), "is required and must be a positive number"));
+                    0.0
+                });
+                Some(Limit::Gcra { rate, burst: self.burst.unwrap_or(0) })
+            }
+            _ => {
+                errors.push(FieldError::new(
+                    field("algorithm"),
+                    "must be one of fixed_window, sliding_window, sliding_window_approx, token_bucket, gcra",
+                ));
+                None
+            }
+        };
+        let cost = self.cost.unwrap_or(1);
+        if cost == 0 || cost > 1_000_000 {
+            errors.push(FieldError::new(field("cost"), "must be between 1 and 1000000"));
+        }
+        match limit {
+            Some(limit) if errors.is_empty() => Ok((limit, cost)),
+            _ => Err(errors),
+        }
+    }
+}
+
+fn subject(client_id: Uuid, key: &str) -> String {
+    format!("svc:{client_id}:{key}")
+}
+
+/// The binding decision of a one-limit verdict.
+fn first(decisions: Vec<Decision>) -> Decision {
+    decisions.into_iter().next().unwrap_or(Decision {
+        allowed: false,
+        limit: 0,
+        remaining: 0,
+        reset_after: Duration::ZERO,
+        retry_after: None,
+    })
+}
+
+pub async fn check(limiter: &RateLimiter, client_id: Uuid, spec: &CheckSpec) -> Result<Decision, CheckError> {
+    let (limit, cost) = spec.limit("").map_err(CheckError::Validation)?;
+    let subject = subject(client_id, &spec.key);
+    let verdict = limiter.check(&Check { subject: &subject, names: &["svc"], limits: &[limit], cost }).await?;
+    Ok(first(verdict.decisions))
+}
+
+pub async fn status(limiter: &RateLimiter, client_id: Uuid, spec: &CheckSpec) -> Result<Decision, CheckError> {
+    let (limit, cost) = spec.limit("").map_err(CheckError::Validation)?;
+    let subject = subject(client_id, &spec.key);
+    let verdict = limiter.peek(&Check { subject: &subject, names: &["svc"], limits: &[limit], cost }).await?;
+    Ok(first(verdict.decisions))
+}
+
+/// Every check in one Redis round trip; all are validated first, so a bad
+/// item consumes nothing from the others.
+pub async fn check_batch(
+    limiter: &RateLimiter,
+    client_id: Uuid,
+    specs: &[CheckSpec],
+) -> Result<Vec<Decision>, CheckError> {
+    if specs.is_empty() || specs.len() > MAX_BATCH {
+        return Err(CheckError::Validation(vec![FieldError::new("checks", format!("must hold 1-{MAX_BATCH} checks"))]));
+    }
+    let mut errors = Vec::new();
+    let mut parsed = Vec::with_capacity(specs.len());
+    for (i, spec) in specs.iter().enumerate() {
+        match spec.limit(&format!("checks[{i}].")) {
+            Ok(ok) => parsed.push(ok),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(CheckError::Validation(errors));
+    }
+    let subjects: Vec<String> = specs.iter().map(|s| subject(client_id, &s.key)).collect();
+    let limits: Vec<[Limit; 1]> = parsed.iter().map(|(l, _)| [*l]).collect();
+    let checks: Vec<Check<'_>> = subjects
+        .iter()
+        .zip(&limits)
+        .zip(&parsed)
+        .map(|((subject, limits), (_, cost))| Check { subject, names: &["svc"], limits, cost: *cost })
+        .collect();
+    let verdicts = limiter.check_many(&checks).await?;
+    Ok(verdicts.into_iter().map(|v| first(v.decisions)).collect())
+}
