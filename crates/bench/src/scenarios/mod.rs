@@ -25,11 +25,16 @@ use crate::engine::{self, Interrupt, RunConfig, RunResult};
 mod account;
 pub mod apikey_auth;
 pub mod health;
+pub mod ratelimit_check;
 pub mod token_auth;
 
 /// Every scenario the tool knows, in the order `switchyard-bench list` shows them.
-pub const ALL: &[Entry] =
-    &[Entry::of::<health::Health>(), Entry::of::<apikey_auth::ApiKeyAuth>(), Entry::of::<token_auth::TokenAuth>()];
+pub const ALL: &[Entry] = &[
+    Entry::of::<health::Health>(),
+    Entry::of::<apikey_auth::ApiKeyAuth>(),
+    Entry::of::<token_auth::TokenAuth>(),
+    Entry::of::<ratelimit_check::RateLimitCheck>(),
+];
 
 /// All registered scenarios.
 pub fn all() -> &'static [Entry] {
@@ -51,7 +56,6 @@ pub struct Context {
     pub base_url: String,
     /// Number of workers that will call [`Scenario::request`] concurrently;
     /// `worker` arguments are in `0..concurrency`.
-    #[allow(dead_code, reason = "for scenarios that prepare per-worker state")]
     pub concurrency: usize,
 }
 

@@ -2,7 +2,8 @@
 //! do when Redis cannot be asked.
 //!
 //! A policy applies to one route group (`auth`: the anonymous sign-in
-//! endpoints; `api`: everything else under /v1) and one principal kind
+//! endpoints; `service`: the rate-limit check API; `api`: everything else
+//! under /v1) and one principal kind
 //! (`anonymous`, keyed by client IP; `user`; `client`). Policies are
 //! configured in the TOML file (`[[rate_limit_policies]]`); without one the
 //! built-in defaults below apply.
@@ -20,6 +21,9 @@ pub enum RouteGroup {
     Auth,
     /// Every other /v1 route.
     Api,
+    /// The rate-limit check service (`/v1/ratelimit/*`): infrastructure
+    /// called at high rates, unlimited unless a policy names this group.
+    Service,
 }
 
 impl RouteGroup {
@@ -30,6 +34,8 @@ impl RouteGroup {
             &["/v1/auth/signup", "/v1/auth/login", "/v1/auth/refresh", "/v1/auth/otp/", "/v1/auth/password/"];
         if AUTH.iter().any(|p| path.starts_with(p)) {
             Some(Self::Auth)
+        } else if path.starts_with("/v1/ratelimit/") {
+            Some(Self::Service)
         } else if path.starts_with("/v1/") {
             Some(Self::Api)
         } else {
@@ -192,6 +198,7 @@ mod tests {
         assert_eq!(RouteGroup::of_path("/v1/auth/otp/verify"), Some(RouteGroup::Auth));
         assert_eq!(RouteGroup::of_path("/v1/auth/sessions"), Some(RouteGroup::Api));
         assert_eq!(RouteGroup::of_path("/v1/locks/x"), Some(RouteGroup::Api));
+        assert_eq!(RouteGroup::of_path("/v1/ratelimit/check:batch"), Some(RouteGroup::Service));
         assert_eq!(RouteGroup::of_path("/health"), None);
         assert_eq!(RouteGroup::of_path("/api-docs/openapi.json"), None);
     }
