@@ -16,6 +16,7 @@ pub mod connection;
 pub mod error;
 pub mod heartbeat;
 pub mod keys;
+pub mod leaderboard;
 pub mod lock;
 pub mod ratelimit;
 #[cfg(feature = "testing")]
@@ -26,5 +27,6 @@ pub use connection::{RedisConfig, RedisConnection, RedisTopology};
 pub use error::KitError;
 pub use heartbeat::Heartbeats;
 pub use keys::{hash_slot, Keyspace};
+pub use leaderboard::{Leaderboards, ScoreMode, Standing};
 pub use lock::{Lease, Locks};
 pub use ratelimit::{Check, Decision, Limit, RateLimiter, Verdict};

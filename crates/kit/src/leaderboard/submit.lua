@@ -1,0 +1,12 @@
+-- KEYS[1] board (sorted set); ARGV[1] member, ARGV[2] score,
+-- ARGV[3] mode: set | increment | max
+-- Returns {score as string, 0-based rank from the top}.
+local mode = ARGV[3]
+if mode == 'increment' then
+  redis.call('ZINCRBY', KEYS[1], ARGV[2], ARGV[1])
+elseif mode == 'max' then
+  redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
+else
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+end
+return {redis.call('ZSCORE', KEYS[1], ARGV[1]), redis.call('ZREVRANK', KEYS[1], ARGV[1])}
