@@ -1,5 +1,5 @@
 //! switchyard: the server crate. One module per capability (today:
-//! `ops`, `identity`, `clients`, `locks`, `ratelimit`), plus the shared edge (`http`), configuration, start-up and
+//! `ops`, `identity`, `clients`, `locks`, `leaderboards`, `ratelimit`), plus the shared edge (`http`), configuration, start-up and
 //! telemetry. See ARCHITECTURE.md for the map.
 
 pub mod cli;
@@ -7,6 +7,7 @@ pub mod clients;
 pub mod config;
 pub mod http;
 pub mod identity;
+pub mod leaderboards;
 pub mod locks;
 pub mod mail;
 pub mod ops;

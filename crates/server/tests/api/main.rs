@@ -8,6 +8,7 @@ mod clients;
 mod edge;
 mod helpers;
 mod identity;
+mod leaderboards;
 mod locks;
 mod mail;
 mod ops;

@@ -1,0 +1,192 @@
+//! `/v1/leaderboards/{board}...`.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use switchyard_kit::{Leaderboards, Standing};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::service::{self, BoardError};
+use crate::http::{ApiError, ApiJson, Problem};
+use crate::identity::Principal;
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(submit_score))
+        .routes(routes!(top))
+        .routes(routes!(page, reset))
+        .routes(routes!(member, remove))
+        .routes(routes!(around))
+}
+
+impl From<BoardError> for ApiError {
+    fn from(error: BoardError) -> Self {
+        match error {
+            BoardError::Validation(errors) => ApiError::Validation(errors),
+            BoardError::ReadOnly => ApiError::Forbidden("the actions board is read-only".into()),
+            BoardError::NotFound => ApiError::NotFound("no such member on this board".into()),
+            BoardError::Redis(e) if e.is_unavailable() => ApiError::Unavailable("Redis is unavailable".into()),
+            BoardError::Redis(e) => ApiError::Internal(e.into()),
+        }
+    }
+}
+
+fn boards(state: &AppState) -> Leaderboards {
+    Leaderboards::new(state.redis.clone(), state.keys.clone())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StandingBody {
+    /// 1-based; ties are ordered by member name, descending.
+    pub rank: u64,
+    pub member: String,
+    pub score: f64,
+}
+
+impl From<Standing> for StandingBody {
+    fn from(s: Standing) -> Self {
+        Self { rank: s.rank, member: s.member, score: s.score }
+    }
+}
+
+fn bodies(standings: Vec<Standing>) -> Vec<StandingBody> {
+    standings.into_iter().map(Into::into).collect()
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ScoreRequest {
+    pub member: String,
+    pub score: f64,
+    /// `set` (default), `increment` or `max`.
+    pub mode: Option<String>,
+}
+
+/// Record a score.
+#[utoipa::path(post, path = "/v1/leaderboards/{board}/scores", tag = "leaderboards", request_body = ScoreRequest,
+    security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path)),
+    responses((status = 200, body = StandingBody), (status = 403, description = "The actions board is read-only", body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn submit_score(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(board): Path<String>,
+    ApiJson(body): ApiJson<ScoreRequest>,
+) -> Result<ApiJson<StandingBody>, ApiError> {
+    let mode = service::parse_mode(body.mode.as_deref().unwrap_or("set"))?;
+    let standing = service::submit(&boards(&state), &principal, &board, &body.member, body.score, mode).await?;
+    Ok(ApiJson(standing.into()))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TopQuery {
+    /// 1-100, default 10.
+    pub limit: Option<u64>,
+}
+
+/// The top of a board.
+#[utoipa::path(get, path = "/v1/leaderboards/{board}/top", tag = "leaderboards",
+    security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path), TopQuery),
+    responses((status = 200, body = Vec<StandingBody>)))]
+async fn top(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(board): Path<String>,
+    Query(query): Query<TopQuery>,
+) -> Result<ApiJson<Vec<StandingBody>>, ApiError> {
+    Ok(ApiJson(bodies(service::top(&boards(&state), &principal, &board, query.limit.unwrap_or(10)).await?)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// 1-based, default 1.
+    pub page: Option<u64>,
+    /// 1-100, default 20.
+    pub per_page: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PageBody {
+    pub entries: Vec<StandingBody>,
+    pub page: u64,
+    pub per_page: u64,
+    /// Members on the board.
+    pub total: u64,
+}
+
+/// One page of a board.
+#[utoipa::path(get, path = "/v1/leaderboards/{board}", tag = "leaderboards",
+    security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path), PageQuery),
+    responses((status = 200, body = PageBody)))]
+async fn page(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(board): Path<String>,
+    Query(query): Query<PageQuery>,
+) -> Result<ApiJson<PageBody>, ApiError> {
+    let (page, per_page) = (query.page.unwrap_or(1), query.per_page.unwrap_or(20));
+    let (entries, total) = service::page(&boards(&state), &principal, &board, page, per_page).await?;
+    Ok(ApiJson(PageBody { entries: bodies(entries), page, per_page, total }))
+}
+
+/// Empty a board.
+#[utoipa::path(delete, path = "/v1/leaderboards/{board}", tag = "leaderboards",
+    security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path)),
+    responses((status = 204), (status = 403, body = Problem, content_type = "application/problem+json")))]
+async fn reset(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(board): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    service::reset(&boards(&state), &principal, &board).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// One member's standing.
+#[utoipa::path(get, path = "/v1/leaderboards/{board}/members/{member}", tag = "leaderboards",
+    security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path), ("member" = String, Path)),
+    responses((status = 200, body = StandingBody), (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn member(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((board, member)): Path<(String, String)>,
+) -> Result<ApiJson<StandingBody>, ApiError> {
+    Ok(ApiJson(service::member(&boards(&state), &principal, &board, &member).await?.into()))
+}
+
+/// Remove a member.
+#[utoipa::path(delete, path = "/v1/leaderboards/{board}/members/{member}", tag = "leaderboards",
+    security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path), ("member" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn remove(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((board, member)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    service::remove(&boards(&state), &principal, &board, &member).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AroundQuery {
+    /// Neighbours on each side, 0-50, default 5.
+    pub radius: Option<u64>,
+}
+
+/// A member with its neighbours above and below.
+#[utoipa::path(get, path = "/v1/leaderboards/{board}/members/{member}/around", tag = "leaderboards",
+    security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path), ("member" = String, Path), AroundQuery),
+    responses((status = 200, body = Vec<StandingBody>), (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn around(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((board, member)): Path<(String, String)>,
+    Query(query): Query<AroundQuery>,
+) -> Result<ApiJson<Vec<StandingBody>>, ApiError> {
+    let radius = query.radius.unwrap_or(5);
+    Ok(ApiJson(bodies(service::around(&boards(&state), &principal, &board, &member, radius).await?)))
+}
