@@ -70,6 +70,14 @@ impl Keyspace {
     }
 }
 
+/// One key part, escaped as [`Keyspace`] escapes it (for scripts that
+/// derive a key name from a declared prefix).
+pub fn escape(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    push_escaped(&mut out, segment);
+    out
+}
+
 fn push_escaped(out: &mut String, segment: &str) {
     for c in segment.chars() {
         match c {

@@ -12,6 +12,7 @@
 //! - every multi-key operation uses keys that share one hash tag.
 
 pub mod attempts;
+pub mod cache;
 pub mod connection;
 pub mod error;
 pub mod heartbeat;
@@ -23,6 +24,7 @@ pub mod ratelimit;
 pub mod testing;
 
 pub use attempts::Attempts;
+pub use cache::{Cache, CacheStatus};
 pub use connection::{RedisConfig, RedisConnection, RedisTopology};
 pub use error::KitError;
 pub use heartbeat::Heartbeats;

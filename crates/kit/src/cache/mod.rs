@@ -1,0 +1,203 @@
+//! Cache-aside: typed get-or-load with a TTL, for values whose source of
+//! truth is elsewhere (PostgreSQL).
+//!
+//! - Versioned families: every key of a family embeds the family's version;
+//!   bumping it invalidates the whole family at once (old entries expire on
+//!   their TTL).
+//! - Stampede protection: on a miss one caller per key loads (it holds a
+//!   short lock); the others wait briefly for its value, and load
+//!   themselves only if it does not come.
+//! - Hit and miss counts per family are kept in Redis (HINCRBY, in the same
+//!   script as the lookup) so every instance's traffic adds up; the server
+//!   exports them as metrics.
+//!
+//! All keys of a family share its hash tag.
+
+use std::future::Future;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use redis::Script;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::{Keyspace, KitError, RedisConnection};
+
+static GET: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("get.lua")));
+
+/// Where a value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// Found in the cache.
+    Hit,
+    /// Loaded from the source (and cached).
+    Miss,
+}
+
+/// One family of cached values (e.g. `last-action`).
+#[derive(Clone, Debug)]
+pub struct Cache {
+    conn: RedisConnection,
+    keys: Keyspace,
+    family: String,
+    /// How long another caller's load is waited for.
+    wait: Duration,
+}
+
+impl Cache {
+    pub fn new(conn: RedisConnection, keys: Keyspace, family: &str) -> Self {
+        Self { conn, keys, family: family.to_owned(), wait: Duration::from_millis(500) }
+    }
+
+    /// How long callers wait for a concurrent load of the same key.
+    pub fn with_wait(mut self, wait: Duration) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    fn tag(&self) -> String {
+        format!("cache:{}", self.family)
+    }
+
+    fn version_key(&self) -> String {
+        self.keys.tagged(&self.tag(), &["version"])
+    }
+
+    fn stats_key(&self) -> String {
+        self.keys.tagged(&self.tag(), &["stats"])
+    }
+
+    /// `<prefix>:{cache:<family>}:v:` — followed by `<version>:<item>`.
+    fn value_prefix(&self) -> String {
+        format!("{}:", self.keys.tagged(&self.tag(), &["v"]))
+    }
+
+    fn value_key(&self, version: &str, item: &str) -> String {
+        self.keys.tagged(&self.tag(), &["v", version, item])
+    }
+
+    async fn lookup(&self, item: &str) -> Result<(String, Option<String>), KitError> {
+        let mut conn = self.conn.clone();
+        // Escaped like any key part, so the script's key matches `value_key`.
+        let escaped = crate::keys::escape(item);
+        Ok(GET
+            .key(self.version_key())
+            .key(self.stats_key())
+            .arg(self.value_prefix())
+            .arg(&escaped)
+            .invoke_async(&mut conn)
+            .await?)
+    }
+
+    /// The cached value of `item`, if any (counts a hit or a miss).
+    pub async fn get<T: DeserializeOwned>(&self, item: &str) -> Result<Option<T>, KitError> {
+        let (_, raw) = self.lookup(item).await?;
+        Ok(raw.and_then(|raw| serde_json::from_str(&raw).ok()))
+    }
+
+    /// Stores `value` for `item` under the current version.
+    pub async fn put<T: Serialize>(&self, item: &str, value: &T, ttl: Duration) -> Result<(), KitError> {
+        let mut conn = self.conn.clone();
+        let version: Option<String> = redis::cmd("GET").arg(self.version_key()).query_async(&mut conn).await?;
+        self.store(&version.unwrap_or_else(|| "0".into()), item, value, ttl).await
+    }
+
+    async fn store<T: Serialize>(&self, version: &str, item: &str, value: &T, ttl: Duration) -> Result<(), KitError> {
+        let raw = serde_json::to_string(value).map_err(|e| KitError::Config(format!("unserialisable value: {e}")))?;
+        let mut conn = self.conn.clone();
+        redis::cmd("SET")
+            .arg(self.value_key(version, item))
+            .arg(raw)
+            .arg("PX")
+            .arg(millis(ttl))
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// The cached value, or `load()`'s, cached for `ttl`. `load` returning
+    /// `None` (nothing at the source) is not cached.
+    pub async fn get_or_load<T, E, F, Fut>(
+        &self,
+        item: &str,
+        ttl: Duration,
+        load: F,
+    ) -> Result<(Option<T>, CacheStatus), E>
+    where
+        T: Serialize + DeserializeOwned,
+        E: From<KitError>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>, E>>,
+    {
+        let (version, raw) = self.lookup(item).await?;
+        if let Some(value) = raw.and_then(|raw| serde_json::from_str(&raw).ok()) {
+            return Ok((Some(value), CacheStatus::Hit));
+        }
+        let lock_key = self.keys.tagged(&self.tag(), &["lock", &version, item]);
+        let mut conn = self.conn.clone();
+        let leader: bool = redis::cmd("SET")
+            .arg(&lock_key)
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(millis(self.wait * 4))
+            .query_async::<Option<String>>(&mut conn)
+            .await
+            .map_err(KitError::from)?
+            .is_some();
+        if !leader {
+            // Someone else is loading: wait briefly for their value.
+            let deadline = tokio::time::Instant::now() + self.wait;
+            let mut delay = Duration::from_millis(5);
+            while tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_millis(50));
+                let raw: Option<String> = redis::cmd("GET")
+                    .arg(self.value_key(&version, item))
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(KitError::from)?;
+                if let Some(value) = raw.and_then(|raw| serde_json::from_str(&raw).ok()) {
+                    return Ok((Some(value), CacheStatus::Hit));
+                }
+            }
+        }
+        let loaded = load().await;
+        if let Ok(Some(value)) = &loaded {
+            self.store(&version, item, value, ttl).await?;
+        }
+        if leader {
+            let _: Result<(), _> = redis::cmd("DEL").arg(&lock_key).query_async(&mut conn).await;
+        }
+        Ok((loaded?, CacheStatus::Miss))
+    }
+
+    /// Drops `item` from the cache.
+    pub async fn invalidate(&self, item: &str) -> Result<(), KitError> {
+        let mut conn = self.conn.clone();
+        let version: Option<String> = redis::cmd("GET").arg(self.version_key()).query_async(&mut conn).await?;
+        redis::cmd("DEL")
+            .arg(self.value_key(&version.unwrap_or_else(|| "0".into()), item))
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Invalidates the whole family; returns the new version.
+    pub async fn bump_version(&self) -> Result<u64, KitError> {
+        let mut conn = self.conn.clone();
+        Ok(redis::cmd("INCR").arg(self.version_key()).query_async(&mut conn).await?)
+    }
+
+    /// (hits, misses) counted for this family across all instances.
+    pub async fn stats(&self) -> Result<(u64, u64), KitError> {
+        let mut conn = self.conn.clone();
+        let (hits, misses): (Option<u64>, Option<u64>) =
+            redis::cmd("HMGET").arg(self.stats_key()).arg("hits").arg("misses").query_async(&mut conn).await?;
+        Ok((hits.unwrap_or(0), misses.unwrap_or(0)))
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}

@@ -1,0 +1,67 @@
+//! Cache-aside against the real Redis: hits and misses, TTL, versioned
+//! invalidation and stampede protection.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchyard_kit::{Cache, CacheStatus, Keyspace, KitError, RedisConfig, RedisConnection};
+
+async fn cache(family: &str) -> Cache {
+    let url = std::env::var("SWITCHYARD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let conn = RedisConnection::connect(&RedisConfig::new(&url).unwrap()).await.unwrap();
+    Cache::new(conn, Keyspace::new(&format!("sy-test-{}", uuid::Uuid::new_v4().simple())).unwrap(), family)
+}
+
+async fn load(n: u32) -> Result<Option<u32>, KitError> {
+    Ok(Some(n))
+}
+
+#[tokio::test]
+async fn misses_load_and_cache_then_hit_until_the_ttl_or_a_version_bump() {
+    let c = cache("things").await;
+    let ttl = Duration::from_millis(200);
+    assert_eq!(c.get_or_load("a:b", ttl, || load(1)).await.unwrap(), (Some(1), CacheStatus::Miss));
+    assert_eq!(c.get_or_load("a:b", ttl, || load(2)).await.unwrap(), (Some(1), CacheStatus::Hit));
+    assert_eq!(c.get::<u32>("a:b").await.unwrap(), Some(1));
+
+    c.bump_version().await.unwrap();
+    assert_eq!(c.get_or_load("a:b", ttl, || load(3)).await.unwrap(), (Some(3), CacheStatus::Miss));
+    c.invalidate("a:b").await.unwrap();
+    assert_eq!(c.get::<u32>("a:b").await.unwrap(), None);
+
+    c.put("x", &7u32, ttl).await.unwrap();
+    assert_eq!(c.get::<u32>("x").await.unwrap(), Some(7));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(c.get::<u32>("x").await.unwrap(), None, "expired");
+
+    let none: (Option<u32>, _) = c.get_or_load("absent", ttl, || async { Ok::<_, KitError>(None) }).await.unwrap();
+    assert_eq!(none, (None, CacheStatus::Miss));
+    let (hits, misses) = c.stats().await.unwrap();
+    assert_eq!((hits, misses), (3, 5));
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_misses_load_once() {
+    let c = cache("stampede").await;
+    let loads = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let (c, loads) = (c.clone(), loads.clone());
+            tokio::spawn(async move {
+                c.get_or_load("hot", Duration::from_secs(60), || async move {
+                    loads.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Ok::<_, KitError>(Some(42u32))
+                })
+                .await
+                .unwrap()
+                .0
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), Some(42));
+    }
+    assert_eq!(loads.load(Ordering::SeqCst), 1);
+}
