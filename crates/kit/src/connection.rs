@@ -136,6 +136,29 @@ impl RedisConnection {
     }
 }
 
+/// Runs a pipeline made only of invocations of `scripts`. A pipeline sends
+/// EVALSHA without loading the script first, so after a Redis restart or
+/// `SCRIPT FLUSH` every invocation fails with NOSCRIPT and nothing runs;
+/// then the scripts are loaded and the pipeline is sent once more. (A
+/// pipeline mixing other commands must not be retried this way: they would
+/// run twice. Use EVAL there.)
+pub async fn query_pipeline<T: redis::FromRedisValue>(
+    conn: &RedisConnection,
+    pipe: &Pipeline,
+    scripts: &[&redis::Script],
+) -> Result<T, KitError> {
+    let mut conn = conn.clone();
+    match pipe.query_async(&mut conn).await {
+        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+            for script in scripts {
+                script.prepare_invoke().load_async(&mut conn).await?;
+            }
+            Ok(pipe.query_async(&mut conn).await?)
+        }
+        other => Ok(other?),
+    }
+}
+
 /// Whether a `maxmemory-policy` may evict keys that switchyard keeps as
 /// durable state (sessions, queues, streams). Only `noeviction` is safe:
 /// the `volatile-*` policies evict exactly the keys that carry a TTL, such

@@ -62,6 +62,7 @@ pub const ENV_VARS: &[&str] = &[
     "RATE_LIMIT_ALLOW",
     "RATE_LIMIT_DENY",
     "RATE_LIMIT_INSTANCES",
+    "ACTIONS_AUDIT_MAXLEN",
 ];
 
 /// Deployment profile. `dev` tolerates missing secrets (and says so loudly);
@@ -130,6 +131,7 @@ struct RawSettings {
     rate_limit_allow: String,
     rate_limit_deny: String,
     rate_limit_instances: u32,
+    actions_audit_maxlen: u64,
 }
 
 /// `MAIL_TRANSPORT`: where mail goes.
@@ -188,6 +190,7 @@ impl Default for RawSettings {
             rate_limit_allow: String::new(),
             rate_limit_deny: String::new(),
             rate_limit_instances: 1,
+            actions_audit_maxlen: 100_000,
         }
     }
 }
@@ -229,6 +232,8 @@ pub struct Settings {
     pub identity: IdentitySettings,
     pub mail: MailConfig,
     pub rate_limit: RateLimitSettings,
+    /// Approximate cap of the audit stream (XADD MAXLEN ~).
+    pub actions_audit_maxlen: u64,
 }
 
 /// Rate-limit policies and who is exempt or banned.
@@ -489,6 +494,7 @@ impl RawSettings {
             identity,
             mail,
             rate_limit,
+            actions_audit_maxlen: self.actions_audit_maxlen.max(1),
         })
     }
 }

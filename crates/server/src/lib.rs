@@ -1,7 +1,8 @@
 //! switchyard: the server crate. One module per capability (today:
-//! `ops`, `identity`, `clients`, `locks`, `leaderboards`, `ratelimit`), plus the shared edge (`http`), configuration, start-up and
+//! `ops`, `actions`, `identity`, `clients`, `locks`, `leaderboards`, `ratelimit`), plus the shared edge (`http`), configuration, start-up and
 //! telemetry. See ARCHITECTURE.md for the map.
 
+pub mod actions;
 pub mod cli;
 pub mod clients;
 pub mod config;

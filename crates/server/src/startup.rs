@@ -18,6 +18,7 @@ use switchyard_kit::{Keyspace, KitError, RedisConfig, RedisConnection};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::actions::service::Actions;
 use crate::clients::Clients;
 use crate::config::{redact_url, ConfigError, MailTransportSetting, Settings};
 use crate::identity::Identity;
@@ -75,7 +76,14 @@ pub async fn connect(settings: Settings) -> Result<AppState, StartupError> {
     let clients = Clients::new(db.clone(), redis.clone(), keys.clone(), identity.hasher().clone(), &settings.identity);
     let limiter = switchyard_kit::RateLimiter::new(redis.clone(), keys.clone());
     let rate_limits = Arc::new(RateLimits::new(limiter, &settings.rate_limit));
+    let actions = Actions {
+        db: db.clone(),
+        redis: redis.clone(),
+        keys: keys.clone(),
+        audit_maxlen: settings.actions_audit_maxlen,
+    };
     Ok(AppState {
+        actions,
         db,
         redis,
         keys,

@@ -6,6 +6,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use switchyard_kit::{Keyspace, RedisConnection};
 
+use crate::actions::service::Actions;
 use crate::clients::Clients;
 use crate::config::Settings;
 use crate::identity::Identity;
@@ -23,4 +24,5 @@ pub struct AppState {
     pub identity: Identity,
     pub clients: Clients,
     pub rate_limits: Arc<RateLimits>,
+    pub actions: Actions,
 }

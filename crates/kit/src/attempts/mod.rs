@@ -50,15 +50,7 @@ impl Attempts {
             invocation.arg(u32::MAX).arg(millis(window));
             pipe.invoke_script(&invocation).ignore();
         }
-        let mut conn = self.conn.clone();
-        // Load the script on first use: a pipeline's EVALSHA does not.
-        match pipe.query_async::<()>(&mut conn).await {
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                HIT.prepare_invoke().load_async(&mut conn).await?;
-                pipe.query_async::<()>(&mut conn).await?;
-            }
-            other => other?,
-        }
+        crate::connection::query_pipeline::<()>(&self.conn, &pipe, &[&HIT]).await?;
         Ok(())
     }
 

@@ -24,6 +24,8 @@ use serde::Serialize;
 use crate::{Keyspace, KitError, RedisConnection};
 
 static GET: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("get.lua")));
+const PUT_SOURCE: &str = include_str!("put.lua");
+static PUT: LazyLock<Script> = LazyLock::new(|| Script::new(PUT_SOURCE));
 
 /// Where a value came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,9 +99,33 @@ impl Cache {
 
     /// Stores `value` for `item` under the current version.
     pub async fn put<T: Serialize>(&self, item: &str, value: &T, ttl: Duration) -> Result<(), KitError> {
-        let mut conn = self.conn.clone();
-        let version: Option<String> = redis::cmd("GET").arg(self.version_key()).query_async(&mut conn).await?;
-        self.store(&version.unwrap_or_else(|| "0".into()), item, value, ttl).await
+        let mut pipe = redis::pipe();
+        self.put_in(&mut pipe, item, value, ttl)?;
+        crate::connection::query_pipeline::<()>(&self.conn, &pipe, &[&PUT]).await
+    }
+
+    /// Adds storing `value` for `item` to `pipe`, so a caller can make it
+    /// part of one round trip with other side effects. It is sent as EVAL
+    /// (the script's text), not EVALSHA: in a pipeline of other commands a
+    /// NOSCRIPT reply could not be retried without repeating them.
+    pub fn put_in<T: Serialize>(
+        &self,
+        pipe: &mut redis::Pipeline,
+        item: &str,
+        value: &T,
+        ttl: Duration,
+    ) -> Result<(), KitError> {
+        let raw = serde_json::to_string(value).map_err(|e| KitError::Config(format!("unserialisable value: {e}")))?;
+        pipe.cmd("EVAL")
+            .arg(PUT_SOURCE)
+            .arg(1)
+            .arg(self.version_key())
+            .arg(self.value_prefix())
+            .arg(crate::keys::escape(item))
+            .arg(raw)
+            .arg(millis(ttl))
+            .ignore();
+        Ok(())
     }
 
     async fn store<T: Serialize>(&self, version: &str, item: &str, value: &T, ttl: Duration) -> Result<(), KitError> {

@@ -73,6 +73,12 @@ impl Leaderboards {
         Ok(Standing { rank: rank + 1, member: member.to_owned(), score })
     }
 
+    /// Adds "increment `member` by `by`" to `pipe`, so a caller can make it
+    /// part of one round trip with other side effects.
+    pub fn increment_in(&self, pipe: &mut redis::Pipeline, board: &str, member: &str, by: f64) {
+        pipe.zincr(self.key(board), member, by).ignore();
+    }
+
     /// The first `limit` standings.
     pub async fn top(&self, board: &str, limit: u64) -> Result<Vec<Standing>, KitError> {
         self.range(board, 0, limit).await

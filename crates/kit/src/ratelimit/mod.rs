@@ -186,16 +186,7 @@ impl RateLimiter {
         for check in checks {
             pipe.invoke_script(&self.invocation(check, false)?);
         }
-        let mut conn = self.conn.clone();
-        let raw: Vec<Vec<i64>> = match pipe.query_async(&mut conn).await {
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                // A pipeline's EVALSHA does not load the script: load it
-                // and replay. Nothing ran: NOSCRIPT fails before executing.
-                DECIDE.prepare_invoke().load_async(&mut conn).await?;
-                pipe.query_async(&mut conn).await?
-            }
-            other => other?,
-        };
+        let raw: Vec<Vec<i64>> = crate::connection::query_pipeline(&self.conn, &pipe, &[&DECIDE]).await?;
         Ok(raw.iter().zip(checks).map(|(r, c)| verdict(r, c.cost, false)).collect())
     }
 }

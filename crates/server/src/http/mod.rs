@@ -38,6 +38,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(crate::identity::routes::router())
         .merge(crate::clients::routes::router())
         .merge(crate::locks::routes::router())
+        .merge(crate::actions::routes::router())
         .merge(crate::leaderboards::routes::router())
         .merge(crate::ratelimit::routes::router())
 }

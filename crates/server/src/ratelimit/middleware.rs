@@ -51,7 +51,7 @@ pub async fn limit(
 ) -> Response {
     let ip = client_ip(peer.ip(), request.headers(), state.rate_limits.trusted_proxies());
     request.extensions_mut().insert(ClientIp(ip));
-    let Some(group) = RouteGroup::of_path(request.uri().path()) else {
+    let Some(group) = RouteGroup::of(request.method(), request.uri().path()) else {
         return next.run(request).await;
     };
     // Authenticate once here; the handler's extractor reuses the result.

@@ -21,6 +21,8 @@ pub enum RouteGroup {
     Auth,
     /// Every other /v1 route.
     Api,
+    /// Recording actions (`POST /v1/actions`).
+    Actions,
     /// The rate-limit check service (`/v1/ratelimit/*`): infrastructure
     /// called at high rates, unlimited unless a policy names this group.
     Service,
@@ -29,7 +31,14 @@ pub enum RouteGroup {
 impl RouteGroup {
     /// The group of a request path; `None` for unlimited routes (health,
     /// metrics, documentation).
-    pub fn of_path(path: &str) -> Option<Self> {
+    pub fn of(method: &axum::http::Method, path: &str) -> Option<Self> {
+        if method == axum::http::Method::POST && path == "/v1/actions" {
+            return Some(Self::Actions);
+        }
+        Self::of_path(path)
+    }
+
+    fn of_path(path: &str) -> Option<Self> {
         const AUTH: &[&str] =
             &["/v1/auth/signup", "/v1/auth/login", "/v1/auth/refresh", "/v1/auth/otp/", "/v1/auth/password/"];
         if AUTH.iter().any(|p| path.starts_with(p)) {
@@ -179,6 +188,26 @@ pub fn defaults() -> Vec<PolicySetting> {
             &["api-user-burst", "api-user-hour"],
         ),
         policy(
+            "actions-user",
+            RouteGroup::Actions,
+            PrincipalKind::User,
+            vec![
+                LimitSetting::FixedWindow { limit: 100, window_ms: 60_000 },
+                LimitSetting::TokenBucket { capacity: 10, refill_per_sec: 1.0 },
+            ],
+            &["actions-minute", "actions-burst"],
+        ),
+        policy(
+            "actions-client",
+            RouteGroup::Actions,
+            PrincipalKind::Client,
+            vec![
+                LimitSetting::FixedWindow { limit: 100, window_ms: 60_000 },
+                LimitSetting::TokenBucket { capacity: 10, refill_per_sec: 1.0 },
+            ],
+            &["actions-minute", "actions-burst"],
+        ),
+        policy(
             "api-client",
             RouteGroup::Api,
             PrincipalKind::Client,
@@ -200,6 +229,8 @@ mod tests {
         assert_eq!(RouteGroup::of_path("/v1/locks/x"), Some(RouteGroup::Api));
         assert_eq!(RouteGroup::of_path("/v1/ratelimit/check:batch"), Some(RouteGroup::Service));
         assert_eq!(RouteGroup::of_path("/health"), None);
+        assert_eq!(RouteGroup::of(&axum::http::Method::POST, "/v1/actions"), Some(RouteGroup::Actions));
+        assert_eq!(RouteGroup::of(&axum::http::Method::GET, "/v1/actions"), Some(RouteGroup::Api));
         assert_eq!(RouteGroup::of_path("/api-docs/openapi.json"), None);
     }
 

@@ -2,8 +2,9 @@
 //! job queue, scheduled jobs, outbox drains) will run inside.
 //!
 //! Today it registers the worker in the `workers` heartbeat registry, keeps
-//! the registration alive, and removes it on a clean shutdown, so operators
-//! can see which workers run. Work loops are driven by the same
+//! the registration alive and removes it on a clean shutdown, so operators
+//! can see which workers run; and on every tick it repairs actions whose
+//! Redis side effects did not happen. Work loops are driven by the same
 //! cancellation token and can be stepped one iteration at a time in tests.
 
 use std::time::Duration;
@@ -20,6 +21,7 @@ pub const REGISTRY: &str = "workers";
 #[derive(Debug, Clone)]
 pub struct Worker {
     id: String,
+    actions: crate::actions::service::Actions,
     heartbeats: Heartbeats,
     interval: Duration,
 }
@@ -30,6 +32,7 @@ impl Worker {
         let id = format!("{host}-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
         Self {
             id,
+            actions: state.actions.clone(),
             heartbeats: Heartbeats::new(state.redis.clone(), state.keys.clone(), REGISTRY),
             interval: state.settings.worker_heartbeat,
         }
@@ -39,9 +42,19 @@ impl Worker {
         &self.id
     }
 
-    /// One iteration: renew the registration for three intervals, so one
-    /// late beat does not make the worker look dead.
+    /// One iteration: renew the registration (for three intervals, so one
+    /// late beat does not make the worker look dead), then repair actions
+    /// whose Redis side effects did not happen.
     pub async fn tick(&self) -> Result<(), KitError> {
+        match self.actions.repair_once(crate::actions::service::REPAIR_AFTER).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(repaired = n, "republished actions whose side effects were missing"),
+            Err(error) => tracing::warn!(%error, "action repair failed; retrying next tick"),
+        }
+        self.beat().await
+    }
+
+    async fn beat(&self) -> Result<(), KitError> {
         let details = [
             ("pid", std::process::id().to_string()),
             ("version", env!("CARGO_PKG_VERSION").to_string()),

@@ -1,0 +1,196 @@
+//! `/v1/actions`, `/v1/actions/last`, `/v1/audit`.
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use switchyard_kit::CacheStatus;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::service::{self, ActionError};
+use super::store::ActionRow;
+use crate::http::{ApiError, ApiJson, Problem};
+use crate::identity::{CurrentAdmin, Principal};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create, list)).routes(routes!(last)).routes(routes!(audit))
+}
+
+impl From<ActionError> for ApiError {
+    fn from(error: ActionError) -> Self {
+        match error {
+            ActionError::Validation(errors) => ApiError::Validation(errors),
+            ActionError::IdempotencyInProgress => {
+                ApiError::Conflict("a request with this Idempotency-Key is still in progress".into())
+            }
+            ActionError::Database(e) => {
+                tracing::error!(error = %e, "action store failed");
+                ApiError::Unavailable("the database is unavailable; nothing was recorded".into())
+            }
+            ActionError::Redis(e) if e.is_unavailable() => ApiError::Unavailable("Redis is unavailable".into()),
+            ActionError::Redis(e) => ApiError::Internal(e.into()),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActorBody {
+    /// `user` or `client`.
+    pub kind: String,
+    pub id: Uuid,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActionBody {
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub metadata: serde_json::Value,
+    pub actor: ActorBody,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<ActionRow> for ActionBody {
+    fn from(row: ActionRow) -> Self {
+        Self {
+            id: row.id,
+            kind: row.kind,
+            metadata: row.metadata,
+            actor: ActorBody { kind: row.actor_kind, id: row.actor_id },
+            created_at: row.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateAction {
+    /// 1-64 of [A-Za-z0-9_.-], e.g. `UPLOAD`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Any JSON object up to 16 KiB.
+    #[serde(default = "empty_object")]
+    pub metadata: serde_json::Value,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::json!({})
+}
+
+/// Record an action (rate-limited by the `actions` policies). With an
+/// `Idempotency-Key` header, a retry returns the first response.
+#[utoipa::path(post, path = "/v1/actions", tag = "actions", request_body = CreateAction,
+    security(("bearer" = []), ("api_key" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe for 24 h")),
+    responses(
+        (status = 201, body = ActionBody),
+        (status = 409, description = "Same Idempotency-Key still in progress", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Nothing was recorded", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CreateAction>,
+) -> Result<(StatusCode, HeaderMap, ApiJson<ActionBody>), ApiError> {
+    let key = headers.get("idempotency-key").map(|v| v.to_str().unwrap_or("\u{0}"));
+    let (row, replayed) = state.actions.record_once(&principal, key, &body.kind, body.metadata).await?;
+    let mut out = HeaderMap::new();
+    if replayed {
+        out.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok((StatusCode::CREATED, out, ApiJson(row.into())))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// 1-100, default 20.
+    pub limit: Option<u64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActionPage {
+    pub actions: Vec<ActionBody>,
+    /// Pass as `cursor` for the next (older) page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The caller's actions, newest first.
+#[utoipa::path(get, path = "/v1/actions", tag = "actions", security(("bearer" = []), ("api_key" = [])), params(ListQuery),
+    responses((status = 200, body = ActionPage)))]
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(query): Query<ListQuery>,
+) -> Result<ApiJson<ActionPage>, ApiError> {
+    let (rows, next_cursor) =
+        state.actions.list(&principal, query.cursor.as_deref(), query.limit.unwrap_or(20)).await?;
+    Ok(ApiJson(ActionPage { actions: rows.into_iter().map(Into::into).collect(), next_cursor }))
+}
+
+/// The caller's last action, from the cache when it has it (`X-Cache: hit`)
+/// or from the database (`X-Cache: miss`, refilling the cache).
+#[utoipa::path(get, path = "/v1/actions/last", tag = "actions", security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = ActionBody), (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn last(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<(HeaderMap, ApiJson<ActionBody>), ApiError> {
+    let (row, status) = state.actions.last(&principal).await?;
+    let row = row.ok_or_else(|| ApiError::NotFound("no action recorded yet".into()))?;
+    let mut headers = HeaderMap::new();
+    let value = match status {
+        CacheStatus::Hit => "hit",
+        CacheStatus::Miss => "miss",
+    };
+    headers.insert("x-cache", HeaderValue::from_static(value));
+    Ok((headers, ApiJson(row.into())))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Stream entry id to start from (inclusive); default `-`, the start.
+    pub from: Option<String>,
+    /// 1-1000, default 100.
+    pub count: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEntry {
+    /// The stream entry id (use the last one + 1 ms... or exclusive `(id` to continue).
+    pub id: String,
+    pub action: serde_json::Value,
+}
+
+/// The audit stream, for replay (admins only).
+#[utoipa::path(get, path = "/v1/audit", tag = "actions", security(("bearer" = [])), params(AuditQuery),
+    responses((status = 200, body = Vec<AuditEntry>), (status = 403, body = Problem, content_type = "application/problem+json")))]
+async fn audit(
+    State(state): State<AppState>,
+    _admin: CurrentAdmin,
+    Query(query): Query<AuditQuery>,
+) -> Result<ApiJson<Vec<AuditEntry>>, ApiError> {
+    let from = query.from.unwrap_or_else(|| "-".into());
+    let count = query.count.unwrap_or(100);
+    let mut errors = Vec::new();
+    if !service::valid_stream_id(from.trim_start_matches('(')) {
+        errors.push(crate::validation::FieldError::new("from", "must be a stream entry id such as 1700000000000-0"));
+    }
+    if !(1..=1000).contains(&count) {
+        errors.push(crate::validation::FieldError::new("count", "must be between 1 and 1000"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let entries = state.actions.audit(&from, count).await?;
+    Ok(ApiJson(entries.into_iter().map(|(id, action)| AuditEntry { id, action }).collect()))
+}

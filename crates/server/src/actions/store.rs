@@ -1,0 +1,83 @@
+//! Actions in PostgreSQL.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct ActionRow {
+    pub id: Uuid,
+    pub actor_kind: String,
+    pub actor_id: Uuid,
+    #[sqlx(rename = "type")]
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub metadata: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, actor_kind, actor_id, type, metadata, created_at";
+
+pub async fn insert(
+    db: impl PgExecutor<'_>,
+    actor_kind: &str,
+    actor_id: Uuid,
+    kind: &str,
+    metadata: &serde_json::Value,
+) -> Result<ActionRow, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO actions (id, actor_kind, actor_id, type, metadata) VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
+    )))
+    .bind(Uuid::now_v7())
+    .bind(actor_kind)
+    .bind(actor_id)
+    .bind(kind)
+    .bind(metadata)
+    .fetch_one(db)
+    .await
+}
+
+pub async fn mark_published(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("UPDATE actions SET published_at = now() WHERE id = ANY($1) AND published_at IS NULL")
+        .bind(ids)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// The actor's actions, newest first, before `before` (a cursor: an id).
+pub async fn page(
+    db: impl PgExecutor<'_>,
+    actor_kind: &str,
+    actor_id: Uuid,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<ActionRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM actions WHERE actor_kind = $1 AND actor_id = $2 AND ($3::uuid IS NULL OR id < $3)
+         ORDER BY id DESC LIMIT $4"
+    )))
+    .bind(actor_kind)
+    .bind(actor_id)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// Actions whose side effects are still missing after `older_than`,
+/// locked for this repairer (others skip them).
+pub async fn unpublished(
+    db: impl PgExecutor<'_>,
+    older_than: std::time::Duration,
+    limit: i64,
+) -> Result<Vec<ActionRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM actions WHERE published_at IS NULL AND created_at < now() - make_interval(secs => $1)
+         ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED"
+    )))
+    .bind(older_than.as_secs_f64())
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}

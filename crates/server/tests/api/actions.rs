@@ -1,0 +1,207 @@
+//! The action flow end to end: PostgreSQL row, audit stream, pub/sub,
+//! leaderboards and the last-action cache; limits, idempotent retries, and
+//! the repair of side effects that failed after the insert.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use reqwest::Method;
+use serde_json::{json, Value};
+use switchyard::identity::domain::Role;
+use switchyard_kit::testing::RedisProcess;
+
+use crate::helpers::{assert_problem, redis_url, spawn_app, spawn_app_with, TestApp, TestUser};
+
+async fn post_action(app: &TestApp, user: &TestUser, body: Value) -> reqwest::Response {
+    app.authed(Method::POST, "/v1/actions", &user.access_token).json(&body).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn an_action_lands_in_postgres_the_stream_pubsub_the_boards_and_the_cache() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    let actor_channel = app.state.actions.channel(Some(("user", user.id.parse().unwrap())));
+    pubsub.subscribe(&actor_channel).await.unwrap();
+    pubsub.subscribe(app.state.actions.channel(None)).await.unwrap();
+
+    let response = post_action(&app, &user, json!({"type": "UPLOAD", "metadata": {"file": "a.png"}})).await;
+    assert_eq!(response.status(), 201);
+    let action: Value = response.json().await.unwrap();
+    assert_eq!(action["type"], "UPLOAD");
+    assert_eq!(action["metadata"], json!({"file": "a.png"}));
+    assert_eq!(action["actor"], json!({"kind": "user", "id": user.id}));
+    let id = action["id"].as_str().unwrap();
+
+    let (kind, published): (String, bool) =
+        sqlx::query_as("SELECT type, published_at IS NOT NULL FROM actions WHERE id = $1::uuid")
+            .bind(id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!((kind.as_str(), published), ("UPLOAD", true));
+
+    let mut messages = pubsub.on_message();
+    for _ in 0..2 {
+        let message = tokio::time::timeout(Duration::from_secs(5), messages.next()).await.unwrap().unwrap();
+        let payload: Value = serde_json::from_str(&message.get_payload::<String>().unwrap()).unwrap();
+        assert_eq!(payload["id"], id);
+    }
+
+    let entries = app.state.actions.audit("-", 10).await.unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].1["id"], id);
+
+    let top: Value = app
+        .authed(Method::GET, "/v1/leaderboards/actions/top", &user.access_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(top[0]["member"], format!("user:{}", user.id));
+    assert_eq!(top[0]["score"], 1.0);
+
+    let last = app.authed(Method::GET, "/v1/actions/last", &user.access_token).send().await.unwrap();
+    assert_eq!(last.headers()["x-cache"], "hit", "the flow filled the cache");
+    assert_eq!(last.json::<Value>().await.unwrap()["id"], id);
+}
+
+#[tokio::test]
+async fn last_is_cache_aside_and_the_list_pages_newest_first() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    assert_problem(app.authed(Method::GET, "/v1/actions/last", &user.access_token).send().await.unwrap(), 404).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let a: Value = post_action(&app, &user, json!({"type": format!("T{i}")})).await.json().await.unwrap();
+        ids.push(a["id"].as_str().unwrap().to_owned());
+    }
+    // Drop the cached entry: the next read is a miss that refills it.
+    let cache = switchyard_kit::Cache::new(app.redis.clone(), app.keys.clone(), "last-action");
+    cache.bump_version().await.unwrap();
+    let miss = app.authed(Method::GET, "/v1/actions/last", &user.access_token).send().await.unwrap();
+    assert_eq!(miss.headers()["x-cache"], "miss");
+    assert_eq!(miss.json::<Value>().await.unwrap()["id"], ids[4].as_str());
+    let hit = app.authed(Method::GET, "/v1/actions/last", &user.access_token).send().await.unwrap();
+    assert_eq!(hit.headers()["x-cache"], "hit");
+
+    let first: Value =
+        app.authed(Method::GET, "/v1/actions?limit=2", &user.access_token).send().await.unwrap().json().await.unwrap();
+    let got: Vec<&str> = first["actions"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
+    assert_eq!(got, [ids[4].as_str(), ids[3].as_str()]);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let rest: Value = app
+        .authed(Method::GET, &format!("/v1/actions?limit=10&cursor={cursor}"), &user.access_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rest["actions"].as_array().unwrap().len(), 3);
+    assert_eq!(rest["next_cursor"], Value::Null);
+    let bad = app.authed(Method::GET, "/v1/actions?limit=101", &user.access_token).send().await.unwrap();
+    assert_eq!(assert_problem(bad, 422).await["errors"][0]["field"], "limit");
+}
+
+#[tokio::test]
+async fn the_actions_policy_allows_a_burst_of_ten_then_429() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    for _ in 0..10 {
+        assert_eq!(post_action(&app, &user, json!({"type": "CLICK"})).await.status(), 201);
+    }
+    let denied = post_action(&app, &user, json!({"type": "CLICK"})).await;
+    assert!(denied.headers()["ratelimit-policy"].to_str().unwrap().contains("actions-burst"));
+    assert_problem(denied, 429).await;
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM actions").fetch_one(&app.db).await.unwrap();
+    assert_eq!(rows, 10, "a denied request does nothing");
+}
+
+#[tokio::test]
+async fn a_retry_with_the_same_idempotency_key_returns_the_first_action() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let send = || {
+        app.authed(Method::POST, "/v1/actions", &user.access_token)
+            .header("idempotency-key", "order-77")
+            .json(&json!({"type": "PAY", "metadata": {"amount": 5}}))
+            .send()
+    };
+    let first = send().await.unwrap();
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    let retry = send().await.unwrap();
+    assert_eq!(retry.status(), 201);
+    assert_eq!(retry.headers()["idempotent-replayed"], "true");
+    assert_eq!(retry.json::<Value>().await.unwrap()["id"], first["id"]);
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM actions").fetch_one(&app.db).await.unwrap();
+    assert_eq!(rows, 1);
+}
+
+#[tokio::test]
+async fn bad_actions_are_refused_naming_the_field() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let body = assert_problem(post_action(&app, &user, json!({"type": "has space", "metadata": [1]})).await, 422).await;
+    let fields: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["type", "metadata"]);
+    let big = json!({"type": "BIG", "metadata": {"blob": "x".repeat(17 * 1024)}});
+    assert_problem(post_action(&app, &user, big).await, 422).await;
+}
+
+#[tokio::test]
+async fn side_effects_lost_after_the_insert_are_repaired_into_the_audit_stream() {
+    let mut redis = RedisProcess::start().unwrap();
+    let url = redis.url();
+    let app = spawn_app_with(&[("redis_url", &url)], utoipa_axum::router::OpenApiRouter::new()).await;
+    let user_id = uuid::Uuid::new_v4();
+    let principal = switchyard::identity::Principal::User(switchyard::identity::service::AuthenticatedUser {
+        user_id,
+        session_id: uuid::Uuid::new_v4(),
+        role: Role::User,
+    });
+    redis.stop();
+    let row = app.state.actions.record(&principal, "UPLOAD", json!({})).await.expect("the insert succeeds alone");
+    let unpublished: bool = sqlx::query_scalar("SELECT published_at IS NULL FROM actions WHERE id = $1")
+        .bind(row.id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert!(unpublished);
+
+    redis.restart().unwrap();
+    let mut repaired = 0;
+    for _ in 0..50 {
+        if let Ok(n) = app.state.actions.repair_once(Duration::ZERO).await {
+            repaired = n;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(repaired, 1);
+    let entries = app.state.actions.audit("-", 10).await.unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].1["id"], row.id.to_string());
+    assert_eq!(app.state.actions.repair_once(Duration::ZERO).await.unwrap(), 0, "nothing left to repair");
+}
+
+#[tokio::test]
+async fn the_audit_stream_is_for_admins() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    post_action(&app, &user, json!({"type": "A"})).await;
+    assert_problem(app.authed(Method::GET, "/v1/audit", &user.access_token).send().await.unwrap(), 403).await;
+    app.state.identity.create_user("boss", "boss@example.com", "boss-password", Role::Admin).await.unwrap();
+    let tokens: Value = app.login("boss@example.com", "boss-password").await.json().await.unwrap();
+    let admin = tokens["access_token"].as_str().unwrap();
+    let entries: Value =
+        app.authed(Method::GET, "/v1/audit?count=10", admin).send().await.unwrap().json().await.unwrap();
+    assert_eq!(entries.as_array().unwrap().len(), 1);
+    assert_eq!(entries[0]["action"]["type"], "A");
+    let bad = app.authed(Method::GET, "/v1/audit?from=nope", admin).send().await.unwrap();
+    assert_eq!(assert_problem(bad, 422).await["errors"][0]["field"], "from");
+}
