@@ -76,12 +76,7 @@ pub async fn connect(settings: Settings) -> Result<AppState, StartupError> {
     let clients = Clients::new(db.clone(), redis.clone(), keys.clone(), identity.hasher().clone(), &settings.identity);
     let limiter = switchyard_kit::RateLimiter::new(redis.clone(), keys.clone());
     let rate_limits = Arc::new(RateLimits::new(limiter, &settings.rate_limit));
-    let actions = Actions {
-        db: db.clone(),
-        redis: redis.clone(),
-        keys: keys.clone(),
-        audit_maxlen: settings.actions_audit_maxlen,
-    };
+    let actions = Actions::new(db.clone(), redis.clone(), keys.clone(), settings.actions_audit_maxlen);
     Ok(AppState {
         actions,
         db,

@@ -23,6 +23,7 @@ use reqwest::{Client, Response, StatusCode};
 use crate::engine::{self, Interrupt, RunConfig, RunResult};
 
 mod account;
+pub mod actions;
 pub mod apikey_auth;
 pub mod health;
 pub mod ratelimit_check;
@@ -34,6 +35,7 @@ pub const ALL: &[Entry] = &[
     Entry::of::<apikey_auth::ApiKeyAuth>(),
     Entry::of::<token_auth::TokenAuth>(),
     Entry::of::<ratelimit_check::RateLimitCheck>(),
+    Entry::of::<actions::Actions>(),
 ];
 
 /// All registered scenarios.

@@ -4,6 +4,7 @@
 //! round trip, and the worker repairs any action whose side effects did not
 //! happen, so the audit stream never silently misses one.
 
+pub mod batch;
 pub mod routes;
 pub mod service;
 pub mod store;

@@ -27,6 +27,10 @@ impl From<ActionError> for ApiError {
             ActionError::IdempotencyInProgress => {
                 ApiError::Conflict("a request with this Idempotency-Key is still in progress".into())
             }
+            ActionError::Store(message) => {
+                tracing::error!(error = %message, "action store failed");
+                ApiError::Unavailable("the database is unavailable; nothing was recorded".into())
+            }
             ActionError::Database(e) => {
                 tracing::error!(error = %e, "action store failed");
                 ApiError::Unavailable("the database is unavailable; nothing was recorded".into())

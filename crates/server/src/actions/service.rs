@@ -1,6 +1,7 @@
 //! Recording an action, in order: (rate limiting happened in the
-//! middleware) insert into PostgreSQL — if that fails, nothing else
-//! happens — then one pipelined Redis round trip for every side effect:
+//! middleware) insert into PostgreSQL, group-committed with concurrent
+//! requests but answered only once the row is durable — if that fails,
+//! nothing else happens — then one pipelined Redis round trip for every side effect:
 //! XADD to the audit stream (MAXLEN ~), PUBLISH on `actions` and on the
 //! actor's channel, ZINCRBY on the global `actions` board and its per-type
 //! board, and the last-action cache entry (5 minutes). If that round trip
@@ -13,7 +14,8 @@ use sqlx::PgPool;
 use switchyard_kit::{Cache, CacheStatus, Keyspace, KitError, Leaderboards, RedisConnection};
 use uuid::Uuid;
 
-use super::store::{self, ActionRow};
+use super::batch::Batcher;
+use super::store::{self, ActionRow, NewAction};
 use crate::identity::Principal;
 use crate::validation::{FieldError, Violations};
 
@@ -28,6 +30,8 @@ pub enum ActionError {
     Validation(Vec<FieldError>),
     #[error("the database is unavailable")]
     Database(#[from] sqlx::Error),
+    #[error("recording failed: {0}")]
+    Store(String),
     #[error("a request with this Idempotency-Key is still in progress")]
     IdempotencyInProgress,
     #[error(transparent)]
@@ -37,13 +41,14 @@ pub enum ActionError {
 /// How long an Idempotency-Key remembers its first response.
 pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 
-/// What the side effects need: Redis, names, and the stream cap.
+/// The action log: its store (with group commit), Redis and the stream cap.
 #[derive(Clone, Debug)]
 pub struct Actions {
-    pub db: PgPool,
-    pub redis: RedisConnection,
-    pub keys: Keyspace,
-    pub audit_maxlen: u64,
+    db: PgPool,
+    redis: RedisConnection,
+    keys: Keyspace,
+    audit_maxlen: u64,
+    batcher: Batcher,
 }
 
 pub fn actor(principal: &Principal) -> (&'static str, Uuid) {
@@ -71,6 +76,11 @@ fn validate(kind: &str, metadata: &serde_json::Value) -> Result<(), ActionError>
 }
 
 impl Actions {
+    /// Starts the group-commit tasks on the current runtime.
+    pub fn new(db: PgPool, redis: RedisConnection, keys: Keyspace, audit_maxlen: u64) -> Self {
+        Self { batcher: Batcher::start(db.clone()), db, redis, keys, audit_maxlen }
+    }
+
     fn last_cache(&self) -> Cache {
         Cache::new(self.redis.clone(), self.keys.clone(), "last-action")
     }
@@ -94,14 +104,16 @@ impl Actions {
     ) -> Result<ActionRow, ActionError> {
         validate(kind, &metadata)?;
         let (actor_kind, actor_id) = actor(principal);
-        let row = store::insert(&self.db, actor_kind, actor_id, kind, &metadata).await?;
+        let new = NewAction {
+            id: Uuid::now_v7(),
+            actor_kind: actor_kind.to_owned(),
+            actor_id,
+            kind: kind.to_owned(),
+            metadata,
+        };
+        let row = self.batcher.insert(new).await.map_err(ActionError::Store)?;
         match self.publish(std::slice::from_ref(&row)).await {
-            Ok(()) => {
-                if let Err(error) = store::mark_published(&self.db, &[row.id]).await {
-                    // The worker will redo the side effects: at least once.
-                    tracing::warn!(%error, action = %row.id, "could not mark the action published");
-                }
-            }
+            Ok(()) => self.batcher.mark_published(row.id),
             Err(error) => {
                 metrics::counter!("actions_side_effects_failed_total").increment(1);
                 tracing::error!(%error, action = %row.id, "action side effects failed; the worker will repair them");

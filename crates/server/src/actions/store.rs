@@ -18,22 +18,34 @@ pub struct ActionRow {
 
 const COLUMNS: &str = "id, actor_kind, actor_id, type, metadata, created_at";
 
-pub async fn insert(
-    db: impl PgExecutor<'_>,
-    actor_kind: &str,
-    actor_id: Uuid,
-    kind: &str,
-    metadata: &serde_json::Value,
-) -> Result<ActionRow, sqlx::Error> {
+/// An action about to be inserted (its id is made by the caller, so rows
+/// of a batch can be matched to their requests).
+#[derive(Debug, Clone)]
+pub struct NewAction {
+    pub id: Uuid,
+    pub actor_kind: String,
+    pub actor_id: Uuid,
+    pub kind: String,
+    pub metadata: serde_json::Value,
+}
+
+/// Inserts many actions in one statement (one commit).
+pub async fn insert_many(db: impl PgExecutor<'_>, actions: &[NewAction]) -> Result<Vec<ActionRow>, sqlx::Error> {
+    let ids: Vec<Uuid> = actions.iter().map(|a| a.id).collect();
+    let kinds: Vec<&str> = actions.iter().map(|a| a.actor_kind.as_str()).collect();
+    let actors: Vec<Uuid> = actions.iter().map(|a| a.actor_id).collect();
+    let types: Vec<&str> = actions.iter().map(|a| a.kind.as_str()).collect();
+    let metadata: Vec<&serde_json::Value> = actions.iter().map(|a| &a.metadata).collect();
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO actions (id, actor_kind, actor_id, type, metadata) VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
+        "INSERT INTO actions (id, actor_kind, actor_id, type, metadata)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::jsonb[]) RETURNING {COLUMNS}"
     )))
-    .bind(Uuid::now_v7())
-    .bind(actor_kind)
-    .bind(actor_id)
-    .bind(kind)
+    .bind(ids)
+    .bind(kinds)
+    .bind(actors)
+    .bind(types)
     .bind(metadata)
-    .fetch_one(db)
+    .fetch_all(db)
     .await
 }
 

@@ -49,5 +49,6 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     telemetry::metrics::record_pool_gauges(&state);
+    telemetry::metrics::record_cache_stats(&state).await;
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
 }

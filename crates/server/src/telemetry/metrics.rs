@@ -61,3 +61,19 @@ pub fn record_pool_gauges(state: &AppState) {
     metrics::gauge!("db_pool_connections", "state" => "in_use").set(f64::from(size.saturating_sub(idle)));
     metrics::gauge!("db_pool_max_connections").set(f64::from(state.settings.database_max_connections));
 }
+
+/// Cache families whose hit/miss counts (kept in Redis, across instances)
+/// are exported.
+pub const CACHE_FAMILIES: &[&str] = &["last-action"];
+
+/// Sets `cache_hits_total` / `cache_misses_total` from the counts in Redis;
+/// called at scrape time. A Redis error leaves the previous values.
+pub async fn record_cache_stats(state: &AppState) {
+    for family in CACHE_FAMILIES {
+        let cache = switchyard_kit::Cache::new(state.redis.clone(), state.keys.clone(), family);
+        if let Ok((hits, misses)) = cache.stats().await {
+            metrics::counter!("cache_hits_total", "family" => *family).absolute(hits);
+            metrics::counter!("cache_misses_total", "family" => *family).absolute(misses);
+        }
+    }
+}

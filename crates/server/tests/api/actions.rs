@@ -87,6 +87,9 @@ async fn last_is_cache_aside_and_the_list_pages_newest_first() {
     assert_eq!(miss.json::<Value>().await.unwrap()["id"], ids[4].as_str());
     let hit = app.authed(Method::GET, "/v1/actions/last", &user.access_token).send().await.unwrap();
     assert_eq!(hit.headers()["x-cache"], "hit");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains(r#"cache_hits_total{family="last-action"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"cache_misses_total{family="last-action"} 2"#), "{metrics}");
 
     let first: Value =
         app.authed(Method::GET, "/v1/actions?limit=2", &user.access_token).send().await.unwrap().json().await.unwrap();
@@ -204,4 +207,46 @@ async fn the_audit_stream_is_for_admins() {
     assert_eq!(entries[0]["action"]["type"], "A");
     let bad = app.authed(Method::GET, "/v1/audit?from=nope", admin).send().await.unwrap();
     assert_eq!(assert_problem(bad, 422).await["errors"][0]["field"], "from");
+}
+
+#[tokio::test]
+async fn concurrent_actions_are_group_committed_and_each_answered_with_its_own_row() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let created: Value = app
+        .authed(Method::POST, "/v1/clients", &user.access_token)
+        .json(&json!({"name": "busy", "rate_limit": 100000}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["api_key"].as_str().unwrap().to_owned();
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let (client, url, key) = (app.client.clone(), app.url("/v1/actions"), key.clone());
+            tokio::spawn(async move {
+                let response = client
+                    .post(url)
+                    .header("x-api-key", key)
+                    .json(&json!({"type": "T", "metadata": {"i": i}}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 201);
+                let body: Value = response.json().await.unwrap();
+                assert_eq!(body["metadata"]["i"], i, "each request gets its own row back");
+                body["id"].as_str().unwrap().to_owned()
+            })
+        })
+        .collect();
+    let mut ids = std::collections::HashSet::new();
+    for task in tasks {
+        ids.insert(task.await.unwrap());
+    }
+    assert_eq!(ids.len(), 200);
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM actions").fetch_one(&app.db).await.unwrap();
+    assert_eq!(rows, 200);
+    assert_eq!(app.state.actions.audit("-", 1000).await.unwrap().len(), 200, "every action reached the audit stream");
 }
