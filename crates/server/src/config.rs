@@ -669,6 +669,20 @@ mod tests {
             assert_eq!(s.host.to_string(), "0.0.0.0");
             assert_eq!(s.redis_key_prefix, "fromfile");
             assert_eq!(s.profile, Profile::Test);
+            jail.create_file(
+                "policies.toml",
+                r#"
+[[rate_limit_policies]]
+name = "api-user"
+group = "api"
+principal = "user"
+on_redis_error = "fail_closed"
+limits = [{ algorithm = "gcra", rate = 20.0, burst = 40 }, { algorithm = "fixed_window", limit = 5, window_ms = 1000 }]
+"#,
+            )?;
+            let s = Settings::load(Some(Path::new("policies.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(s.rate_limit.policies.len(), 1);
+            assert_eq!(s.rate_limit.policies[0].limits.len(), 2);
             jail.create_file("bad.toml", "prot = 1")?;
             let err = Settings::load(Some(Path::new("bad.toml"))).unwrap_err();
             assert_eq!(err.setting, "PROT");
