@@ -58,18 +58,38 @@ impl Leaderboards {
         Self { conn, keys }
     }
 
-    fn key(&self, board: &str) -> String {
+    /// The Redis key of a board (for inspection and tests).
+    pub fn key(&self, board: &str) -> String {
         self.keys.tagged(&format!("lb:{board}"), &["scores"])
     }
 
     /// Records a score and returns the member's resulting standing.
     pub async fn submit(&self, board: &str, member: &str, score: f64, mode: ScoreMode) -> Result<Standing, KitError> {
+        self.submit_expiring(board, member, score, mode, None).await
+    }
+
+    /// [`Leaderboards::submit`] to a board that expires `ttl` after its
+    /// first score (for boards of one period: a day, a week).
+    pub async fn submit_expiring(
+        &self,
+        board: &str,
+        member: &str,
+        score: f64,
+        mode: ScoreMode,
+        ttl: Option<std::time::Duration>,
+    ) -> Result<Standing, KitError> {
         if !score.is_finite() {
             return Err(KitError::Config("a score must be a finite number".into()));
         }
         let mut conn = self.conn.clone();
-        let (score, rank): (f64, u64) =
-            SUBMIT.key(self.key(board)).arg(member).arg(score).arg(mode.as_str()).invoke_async(&mut conn).await?;
+        let (score, rank): (f64, u64) = SUBMIT
+            .key(self.key(board))
+            .arg(member)
+            .arg(score)
+            .arg(mode.as_str())
+            .arg(ttl.map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1)))
+            .invoke_async(&mut conn)
+            .await?;
         Ok(Standing { rank: rank + 1, member: member.to_owned(), score })
     }
 

@@ -1,5 +1,6 @@
 -- KEYS[1] board (sorted set); ARGV[1] member, ARGV[2] score,
--- ARGV[3] mode: set | increment | max
+-- ARGV[3] mode: set | increment | max, ARGV[4] ttl ms for a board that has
+-- none yet (0 = keep forever)
 -- Returns {score as string, 0-based rank from the top}.
 local mode = ARGV[3]
 if mode == 'increment' then
@@ -8,5 +9,9 @@ elseif mode == 'max' then
   redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
 else
   redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+end
+local ttl = tonumber(ARGV[4])
+if ttl > 0 and redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
 end
 return {redis.call('ZSCORE', KEYS[1], ARGV[1]), redis.call('ZREVRANK', KEYS[1], ARGV[1])}

@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::service::{self, BoardError};
+use super::service::{self, BoardContext, BoardError, ResetPeriod, Which};
 use crate::http::{ApiError, ApiJson, Problem};
 use crate::identity::Principal;
 use crate::state::AppState;
@@ -17,7 +17,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(submit_score))
         .routes(routes!(top))
-        .routes(routes!(page, reset))
+        .routes(routes!(page, reset, configure))
         .routes(routes!(member, remove))
         .routes(routes!(around))
 }
@@ -36,6 +36,17 @@ impl From<BoardError> for ApiError {
 
 fn boards(state: &AppState) -> Leaderboards {
     Leaderboards::new(state.redis.clone(), state.keys.clone())
+}
+
+fn context<'a>(state: &'a AppState, boards: &'a Leaderboards, principal: &'a Principal) -> BoardContext<'a> {
+    BoardContext { boards, redis: &state.redis, principal }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PeriodQuery {
+    /// For boards with a reset period: `current` (default) or `previous`.
+    pub period: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -75,7 +86,9 @@ async fn submit_score(
     ApiJson(body): ApiJson<ScoreRequest>,
 ) -> Result<ApiJson<StandingBody>, ApiError> {
     let mode = service::parse_mode(body.mode.as_deref().unwrap_or("set"))?;
-    let standing = service::submit(&boards(&state), &principal, &board, &body.member, body.score, mode).await?;
+    let boards = boards(&state);
+    let standing =
+        service::submit(&context(&state, &boards, &principal), &board, &body.member, body.score, mode).await?;
     Ok(ApiJson(standing.into()))
 }
 
@@ -84,6 +97,8 @@ async fn submit_score(
 pub struct TopQuery {
     /// 1-100, default 10.
     pub limit: Option<u64>,
+    /// For boards with a reset period: `current` (default) or `previous`.
+    pub period: Option<String>,
 }
 
 /// The top of a board.
@@ -96,7 +111,10 @@ async fn top(
     Path(board): Path<String>,
     Query(query): Query<TopQuery>,
 ) -> Result<ApiJson<Vec<StandingBody>>, ApiError> {
-    Ok(ApiJson(bodies(service::top(&boards(&state), &principal, &board, query.limit.unwrap_or(10)).await?)))
+    let which = Which::parse(query.period.as_deref())?;
+    let boards = boards(&state);
+    let top = service::top(&context(&state, &boards, &principal), &board, which, query.limit.unwrap_or(10)).await?;
+    Ok(ApiJson(bodies(top)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -106,6 +124,8 @@ pub struct PageQuery {
     pub page: Option<u64>,
     /// 1-100, default 20.
     pub per_page: Option<u64>,
+    /// For boards with a reset period: `current` (default) or `previous`.
+    pub period: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -128,7 +148,9 @@ async fn page(
     Query(query): Query<PageQuery>,
 ) -> Result<ApiJson<PageBody>, ApiError> {
     let (page, per_page) = (query.page.unwrap_or(1), query.per_page.unwrap_or(20));
-    let (entries, total) = service::page(&boards(&state), &principal, &board, page, per_page).await?;
+    let which = Which::parse(query.period.as_deref())?;
+    let boards = boards(&state);
+    let (entries, total) = service::page(&context(&state, &boards, &principal), &board, which, page, per_page).await?;
     Ok(ApiJson(PageBody { entries: bodies(entries), page, per_page, total }))
 }
 
@@ -141,20 +163,47 @@ async fn reset(
     principal: Principal,
     Path(board): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    service::reset(&boards(&state), &principal, &board).await?;
+    let boards = boards(&state);
+    service::reset(&context(&state, &boards, &principal), &board).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct BoardSettings {
+    /// `never` (default), `daily` or `weekly` (UTC; weeks start on Monday).
+    /// Each period starts empty; the previous one stays readable with
+    /// `?period=previous` until the current one ends.
+    pub reset: String,
+}
+
+/// Configure a board's reset period.
+#[utoipa::path(put, path = "/v1/leaderboards/{board}", tag = "leaderboards", request_body = BoardSettings,
+    security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path)),
+    responses((status = 200, body = BoardSettings), (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn configure(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(board): Path<String>,
+    ApiJson(body): ApiJson<BoardSettings>,
+) -> Result<ApiJson<BoardSettings>, ApiError> {
+    let period = ResetPeriod::parse(&body.reset)?;
+    service::set_period(&boards(&state), &state.redis, &principal, &board, period).await?;
+    Ok(ApiJson(BoardSettings { reset: period.as_str().to_owned() }))
 }
 
 /// One member's standing.
 #[utoipa::path(get, path = "/v1/leaderboards/{board}/members/{member}", tag = "leaderboards",
-    security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path), ("member" = String, Path)),
+    security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path), ("member" = String, Path), PeriodQuery),
     responses((status = 200, body = StandingBody), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn member(
     State(state): State<AppState>,
     principal: Principal,
     Path((board, member)): Path<(String, String)>,
+    Query(query): Query<PeriodQuery>,
 ) -> Result<ApiJson<StandingBody>, ApiError> {
-    Ok(ApiJson(service::member(&boards(&state), &principal, &board, &member).await?.into()))
+    let which = Which::parse(query.period.as_deref())?;
+    let boards = boards(&state);
+    Ok(ApiJson(service::member(&context(&state, &boards, &principal), &board, which, &member).await?.into()))
 }
 
 /// Remove a member.
@@ -166,7 +215,8 @@ async fn remove(
     principal: Principal,
     Path((board, member)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    service::remove(&boards(&state), &principal, &board, &member).await?;
+    let boards = boards(&state);
+    service::remove(&context(&state, &boards, &principal), &board, &member).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -175,6 +225,8 @@ async fn remove(
 pub struct AroundQuery {
     /// Neighbours on each side, 0-50, default 5.
     pub radius: Option<u64>,
+    /// For boards with a reset period: `current` (default) or `previous`.
+    pub period: Option<String>,
 }
 
 /// A member with its neighbours above and below.
@@ -188,5 +240,7 @@ async fn around(
     Query(query): Query<AroundQuery>,
 ) -> Result<ApiJson<Vec<StandingBody>>, ApiError> {
     let radius = query.radius.unwrap_or(5);
-    Ok(ApiJson(bodies(service::around(&boards(&state), &principal, &board, &member, radius).await?)))
+    let which = Which::parse(query.period.as_deref())?;
+    let boards = boards(&state);
+    Ok(ApiJson(bodies(service::around(&context(&state, &boards, &principal), &board, which, &member, radius).await?)))
 }

@@ -1,5 +1,7 @@
 //! Board names, tenancy and limits, over the kit's `Leaderboards`.
 
+use std::time::Duration;
+
 use switchyard_kit::{KitError, Leaderboards, ScoreMode, Standing};
 
 use crate::identity::Principal;
@@ -21,6 +23,139 @@ pub enum BoardError {
     NotFound,
     #[error(transparent)]
     Redis(#[from] KitError),
+}
+
+/// How often a board starts over. Each period is its own board; the
+/// previous one stays readable until the end of the current one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetPeriod {
+    Never,
+    Daily,
+    Weekly,
+}
+
+impl ResetPeriod {
+    pub fn parse(value: &str) -> Result<Self, BoardError> {
+        match value {
+            "never" => Ok(Self::Never),
+            "daily" => Ok(Self::Daily),
+            "weekly" => Ok(Self::Weekly),
+            _ => Err(BoardError::Validation(vec![FieldError::new("reset", "must be never, daily or weekly")])),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Never => "never",
+            Self::Daily => "daily",
+            Self::Weekly => "weekly",
+        }
+    }
+
+    fn length_secs(self) -> Option<i64> {
+        match self {
+            Self::Never => None,
+            Self::Daily => Some(86_400),
+            Self::Weekly => Some(7 * 86_400),
+        }
+    }
+
+    /// The period holding `unix_secs` (UTC days; weeks start on Monday:
+    /// 1970-01-01 was a Thursday, hence the 3-day shift).
+    pub fn index(self, unix_secs: i64) -> Option<i64> {
+        let len = self.length_secs()?;
+        let shift = if self == Self::Weekly { 3 * 86_400 } else { 0 };
+        Some((unix_secs + shift).div_euclid(len))
+    }
+}
+
+/// Which period of a periodic board to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    Current,
+    Previous,
+}
+
+impl Which {
+    pub fn parse(value: Option<&str>) -> Result<Self, BoardError> {
+        match value {
+            None | Some("current") => Ok(Self::Current),
+            Some("previous") => Ok(Self::Previous),
+            Some(_) => Err(BoardError::Validation(vec![FieldError::new("period", "must be current or previous")])),
+        }
+    }
+}
+
+/// The storage name of one period of a periodic board.
+pub fn period_board(scoped: &str, period: ResetPeriod, index: i64) -> String {
+    format!("{scoped}@{}:{index}", period.as_str())
+}
+
+/// A board's configured reset period.
+async fn period_of(
+    boards: &Leaderboards,
+    redis: &switchyard_kit::RedisConnection,
+    scoped: &str,
+) -> Result<ResetPeriod, BoardError> {
+    let mut conn = redis.clone();
+    let stored: Option<String> =
+        redis::cmd("GET").arg(config_key(boards, scoped)).query_async(&mut conn).await.map_err(KitError::from)?;
+    Ok(stored.as_deref().map(ResetPeriod::parse).transpose()?.unwrap_or(ResetPeriod::Never))
+}
+
+fn config_key(boards: &Leaderboards, scoped: &str) -> String {
+    format!("{}:reset-period", boards.key(scoped))
+}
+
+/// The storage name to use now for `scoped`, and how long a new period
+/// board lives (to the end of the next period, so "previous" stays readable).
+fn resolve(scoped: &str, period: ResetPeriod, which: Which, now_secs: i64) -> (String, Option<Duration>) {
+    match (period.index(now_secs), period.length_secs()) {
+        (Some(index), Some(len)) => {
+            let index = if which == Which::Previous { index - 1 } else { index };
+            let shift = if period == ResetPeriod::Weekly { 3 * 86_400 } else { 0 };
+            let end_of_next = (index + 2) * len - shift;
+            let ttl = Duration::from_secs(u64::try_from(end_of_next - now_secs).unwrap_or(1).max(1));
+            (period_board(scoped, period, index), Some(ttl))
+        }
+        _ => (scoped.to_owned(), None),
+    }
+}
+
+fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// The board `board` of this caller as stored now: (storage name, ttl).
+async fn locate(
+    boards: &Leaderboards,
+    redis: &switchyard_kit::RedisConnection,
+    principal: &Principal,
+    board: &str,
+    which: Which,
+) -> Result<(String, Option<Duration>), BoardError> {
+    let scoped = scoped(principal, board)?;
+    let period = period_of(boards, redis, &scoped).await?;
+    Ok(resolve(&scoped, period, which, now_secs()))
+}
+
+/// Sets how often the caller's board starts over.
+pub async fn set_period(
+    boards: &Leaderboards,
+    redis: &switchyard_kit::RedisConnection,
+    principal: &Principal,
+    board: &str,
+    period: ResetPeriod,
+) -> Result<(), BoardError> {
+    let scoped = writable(principal, board)?;
+    let mut conn = redis.clone();
+    let key = config_key(boards, &scoped);
+    if period == ResetPeriod::Never {
+        redis::cmd("DEL").arg(key).query_async::<()>(&mut conn).await.map_err(KitError::from)?;
+    } else {
+        redis::cmd("SET").arg(key).arg(period.as_str()).query_async::<()>(&mut conn).await.map_err(KitError::from)?;
+    }
+    Ok(())
 }
 
 /// Where a caller's boards live.
@@ -75,84 +210,111 @@ pub fn parse_mode(mode: &str) -> Result<ScoreMode, BoardError> {
     }
 }
 
+/// Everything the board operations need.
+#[derive(Debug, Clone)]
+pub struct BoardContext<'a> {
+    pub boards: &'a Leaderboards,
+    pub redis: &'a switchyard_kit::RedisConnection,
+    pub principal: &'a Principal,
+}
+
 pub async fn submit(
-    boards: &Leaderboards,
-    principal: &Principal,
+    ctx: &BoardContext<'_>,
     board: &str,
     member: &str,
     score: f64,
     mode: ScoreMode,
 ) -> Result<Standing, BoardError> {
-    let key = writable(principal, board)?;
+    writable(ctx.principal, board)?;
     check_member(member)?;
     if !score.is_finite() {
         return Err(BoardError::Validation(vec![FieldError::new("score", "must be a finite number")]));
     }
-    Ok(boards.submit(&key, member, score, mode).await?)
+    let (key, ttl) = locate(ctx.boards, ctx.redis, ctx.principal, board, Which::Current).await?;
+    Ok(ctx.boards.submit_expiring(&key, member, score, mode, ttl).await?)
 }
 
-pub async fn top(
-    boards: &Leaderboards,
-    principal: &Principal,
-    board: &str,
-    limit: u64,
-) -> Result<Vec<Standing>, BoardError> {
-    let key = scoped(principal, board)?;
+pub async fn top(ctx: &BoardContext<'_>, board: &str, which: Which, limit: u64) -> Result<Vec<Standing>, BoardError> {
     check_count("limit", limit, MAX_PAGE)?;
-    Ok(boards.top(&key, limit).await?)
+    let (key, _) = locate(ctx.boards, ctx.redis, ctx.principal, board, which).await?;
+    Ok(ctx.boards.top(&key, limit).await?)
 }
 
 pub async fn page(
-    boards: &Leaderboards,
-    principal: &Principal,
+    ctx: &BoardContext<'_>,
     board: &str,
+    which: Which,
     page: u64,
     per_page: u64,
 ) -> Result<(Vec<Standing>, u64), BoardError> {
-    let key = scoped(principal, board)?;
     check_count("page", page, u64::from(u32::MAX))?;
     check_count("per_page", per_page, MAX_PAGE)?;
-    Ok(boards.page(&key, (page - 1) * per_page, per_page).await?)
+    let (key, _) = locate(ctx.boards, ctx.redis, ctx.principal, board, which).await?;
+    Ok(ctx.boards.page(&key, (page - 1) * per_page, per_page).await?)
 }
 
-pub async fn member(
-    boards: &Leaderboards,
-    principal: &Principal,
-    board: &str,
-    member: &str,
-) -> Result<Standing, BoardError> {
-    let key = scoped(principal, board)?;
+pub async fn member(ctx: &BoardContext<'_>, board: &str, which: Which, member: &str) -> Result<Standing, BoardError> {
     check_member(member)?;
-    boards.member(&key, member).await?.ok_or(BoardError::NotFound)
+    let (key, _) = locate(ctx.boards, ctx.redis, ctx.principal, board, which).await?;
+    ctx.boards.member(&key, member).await?.ok_or(BoardError::NotFound)
 }
 
 pub async fn around(
-    boards: &Leaderboards,
-    principal: &Principal,
+    ctx: &BoardContext<'_>,
     board: &str,
+    which: Which,
     member: &str,
     radius: u64,
 ) -> Result<Vec<Standing>, BoardError> {
-    let key = scoped(principal, board)?;
     check_member(member)?;
     if radius > MAX_RADIUS {
         return Err(BoardError::Validation(vec![FieldError::new("radius", format!("must be at most {MAX_RADIUS}"))]));
     }
-    boards.around(&key, member, radius).await?.ok_or(BoardError::NotFound)
+    let (key, _) = locate(ctx.boards, ctx.redis, ctx.principal, board, which).await?;
+    ctx.boards.around(&key, member, radius).await?.ok_or(BoardError::NotFound)
 }
 
-pub async fn remove(boards: &Leaderboards, principal: &Principal, board: &str, member: &str) -> Result<(), BoardError> {
-    let key = writable(principal, board)?;
+pub async fn remove(ctx: &BoardContext<'_>, board: &str, member: &str) -> Result<(), BoardError> {
+    writable(ctx.principal, board)?;
     check_member(member)?;
-    if boards.remove(&key, member).await? {
+    let (key, _) = locate(ctx.boards, ctx.redis, ctx.principal, board, Which::Current).await?;
+    if ctx.boards.remove(&key, member).await? {
         Ok(())
     } else {
         Err(BoardError::NotFound)
     }
 }
 
-pub async fn reset(boards: &Leaderboards, principal: &Principal, board: &str) -> Result<(), BoardError> {
-    let key = writable(principal, board)?;
-    boards.reset(&key).await?;
+/// Empties the current period of the board (its reset period stays).
+pub async fn reset(ctx: &BoardContext<'_>, board: &str) -> Result<(), BoardError> {
+    writable(ctx.principal, board)?;
+    let (key, _) = locate(ctx.boards, ctx.redis, ctx.principal, board, Which::Current).await?;
+    ctx.boards.reset(&key).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_are_utc_days_and_monday_weeks() {
+        // 2026-11-23 is a Monday; 2026-11-22 a Sunday.
+        let monday =
+            chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp();
+        let sunday_night = monday - 1;
+        assert_eq!(ResetPeriod::Weekly.index(monday), ResetPeriod::Weekly.index(monday + 6 * 86_400 + 86_399));
+        assert_eq!(ResetPeriod::Weekly.index(sunday_night).unwrap() + 1, ResetPeriod::Weekly.index(monday).unwrap());
+        assert_eq!(ResetPeriod::Daily.index(monday).unwrap() - 1, ResetPeriod::Daily.index(sunday_night).unwrap());
+        assert_eq!(ResetPeriod::Never.index(monday), None);
+        // A period board lives until the end of the next period.
+        let (name, ttl) = resolve("t/b", ResetPeriod::Daily, Which::Current, monday + 3600);
+        assert!(name.starts_with("t/b@daily:"));
+        assert_eq!(ttl, Some(Duration::from_secs(2 * 86_400 - 3600)));
+        let (weekly, ttl) = resolve("t/b", ResetPeriod::Weekly, Which::Current, monday);
+        assert!(weekly.starts_with("t/b@weekly:"));
+        assert_eq!(ttl, Some(Duration::from_secs(14 * 86_400)));
+        let (previous, _) = resolve("t/b", ResetPeriod::Daily, Which::Previous, monday + 3600);
+        assert_eq!(previous, period_board("t/b", ResetPeriod::Daily, ResetPeriod::Daily.index(monday).unwrap() - 1));
+    }
 }

@@ -127,3 +127,44 @@ async fn the_actions_board_is_read_only_and_input_is_checked() {
     assert_eq!(assert_problem(bad, 422).await["errors"][0]["field"], "limit");
     assert_problem(app.get("/v1/leaderboards/ok/top").await, 401).await;
 }
+
+#[tokio::test]
+async fn a_periodic_board_starts_over_and_keeps_the_previous_period_readable() {
+    use switchyard::leaderboards::service::{period_board, ResetPeriod};
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let configure = |reset: &str| {
+        app.authed(Method::PUT, "/v1/leaderboards/daily-race", &user.access_token).json(&json!({"reset": reset})).send()
+    };
+    assert_eq!(configure("daily").await.unwrap().json::<Value>().await.unwrap(), json!({"reset": "daily"}));
+    let bad = configure("hourly").await.unwrap();
+    assert_eq!(assert_problem(bad, 422).await["errors"][0]["field"], "reset");
+
+    score(&app, &user, "daily-race", json!({"member": "today", "score": 5})).await;
+    // Yesterday's board, as the service names it, written directly.
+    let boards = switchyard_kit::Leaderboards::new(app.redis.clone(), app.keys.clone());
+    let today = ResetPeriod::Daily.index(chrono::Utc::now().timestamp()).unwrap();
+    let scoped = format!("user:{}/daily-race", user.id);
+    boards
+        .submit(&period_board(&scoped, ResetPeriod::Daily, today - 1), "yesterday", 9.0, switchyard_kit::ScoreMode::Set)
+        .await
+        .unwrap();
+
+    let current: Value = get(&app, &user, "/v1/leaderboards/daily-race/top").await.json().await.unwrap();
+    assert_eq!(current, json!([{"rank": 1, "member": "today", "score": 5.0}]));
+    let previous: Value =
+        get(&app, &user, "/v1/leaderboards/daily-race/top?period=previous").await.json().await.unwrap();
+    assert_eq!(previous, json!([{"rank": 1, "member": "yesterday", "score": 9.0}]));
+
+    let mut conn = app.redis.clone();
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(boards.key(&period_board(&scoped, ResetPeriod::Daily, today)))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(ttl > 86_400_000 && ttl <= 2 * 86_400_000, "lives until the end of tomorrow: {ttl}");
+
+    configure("never").await.unwrap();
+    let plain: Value = get(&app, &user, "/v1/leaderboards/daily-race/top").await.json().await.unwrap();
+    assert_eq!(plain, json!([]), "without a period the board is the plain, un-periodic one");
+}
