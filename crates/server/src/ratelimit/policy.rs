@@ -162,7 +162,7 @@ pub fn defaults() -> Vec<PolicySetting> {
         shadow: false,
         on_redis_error: FailMode::Local,
     };
-    vec![
+    let mut policies = vec![
         policy(
             "auth-ip",
             RouteGroup::Auth,
@@ -188,33 +188,27 @@ pub fn defaults() -> Vec<PolicySetting> {
             &["api-user-burst", "api-user-hour"],
         ),
         policy(
-            "actions-user",
-            RouteGroup::Actions,
-            PrincipalKind::User,
-            vec![
-                LimitSetting::FixedWindow { limit: 100, window_ms: 60_000 },
-                LimitSetting::TokenBucket { capacity: 10, refill_per_sec: 1.0 },
-            ],
-            &["actions-minute", "actions-burst"],
-        ),
-        policy(
-            "actions-client",
-            RouteGroup::Actions,
-            PrincipalKind::Client,
-            vec![
-                LimitSetting::FixedWindow { limit: 100, window_ms: 60_000 },
-                LimitSetting::TokenBucket { capacity: 10, refill_per_sec: 1.0 },
-            ],
-            &["actions-minute", "actions-burst"],
-        ),
-        policy(
             "api-client",
             RouteGroup::Api,
             PrincipalKind::Client,
             vec![LimitSetting::SlidingWindowApprox { limit: 6_000, window_ms: 60_000 }],
             &["api-client-minute"],
         ),
-    ]
+    ];
+    // Seed 000's action limits, per actor, for users and clients alike.
+    for (name, principal) in [("actions-user", PrincipalKind::User), ("actions-client", PrincipalKind::Client)] {
+        policies.push(policy(
+            name,
+            RouteGroup::Actions,
+            principal,
+            vec![
+                LimitSetting::FixedWindow { limit: 100, window_ms: 60_000 },
+                LimitSetting::TokenBucket { capacity: 10, refill_per_sec: 1.0 },
+            ],
+            &["actions-minute", "actions-burst"],
+        ));
+    }
+    policies
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use switchyard::identity::domain::Role;
 use switchyard_kit::testing::RedisProcess;
 
-use crate::helpers::{assert_problem, redis_url, spawn_app, spawn_app_with, TestApp, TestUser};
+use crate::helpers::{assert_problem, json_of, redis_url, spawn_app, spawn_app_with, TestApp, TestUser};
 
 async fn post_action(app: &TestApp, user: &TestUser, body: Value) -> reqwest::Response {
     app.authed(Method::POST, "/v1/actions", &user.access_token).json(&body).send().await.unwrap()
@@ -53,14 +53,7 @@ async fn an_action_lands_in_postgres_the_stream_pubsub_the_boards_and_the_cache(
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].1["id"], id);
 
-    let top: Value = app
-        .authed(Method::GET, "/v1/leaderboards/actions/top", &user.access_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let top = json_of(app.authed(Method::GET, "/v1/leaderboards/actions/top", &user.access_token)).await;
     assert_eq!(top[0]["member"], format!("user:{}", user.id));
     assert_eq!(top[0]["score"], 1.0);
 
@@ -91,19 +84,12 @@ async fn last_is_cache_aside_and_the_list_pages_newest_first() {
     assert!(metrics.contains(r#"cache_hits_total{family="last-action"} 1"#), "{metrics}");
     assert!(metrics.contains(r#"cache_misses_total{family="last-action"} 2"#), "{metrics}");
 
-    let first: Value =
-        app.authed(Method::GET, "/v1/actions?limit=2", &user.access_token).send().await.unwrap().json().await.unwrap();
+    let first = json_of(app.authed(Method::GET, "/v1/actions?limit=2", &user.access_token)).await;
     let got: Vec<&str> = first["actions"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
     assert_eq!(got, [ids[4].as_str(), ids[3].as_str()]);
     let cursor = first["next_cursor"].as_str().unwrap();
-    let rest: Value = app
-        .authed(Method::GET, &format!("/v1/actions?limit=10&cursor={cursor}"), &user.access_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rest =
+        json_of(app.authed(Method::GET, &format!("/v1/actions?limit=10&cursor={cursor}"), &user.access_token)).await;
     assert_eq!(rest["actions"].as_array().unwrap().len(), 3);
     assert_eq!(rest["next_cursor"], Value::Null);
     let bad = app.authed(Method::GET, "/v1/actions?limit=101", &user.access_token).send().await.unwrap();
@@ -201,8 +187,7 @@ async fn the_audit_stream_is_for_admins() {
     app.state.identity.create_user("boss", "boss@example.com", "boss-password", Role::Admin).await.unwrap();
     let tokens: Value = app.login("boss@example.com", "boss-password").await.json().await.unwrap();
     let admin = tokens["access_token"].as_str().unwrap();
-    let entries: Value =
-        app.authed(Method::GET, "/v1/audit?count=10", admin).send().await.unwrap().json().await.unwrap();
+    let entries = json_of(app.authed(Method::GET, "/v1/audit?count=10", admin)).await;
     assert_eq!(entries.as_array().unwrap().len(), 1);
     assert_eq!(entries[0]["action"]["type"], "A");
     let bad = app.authed(Method::GET, "/v1/audit?from=nope", admin).send().await.unwrap();
@@ -213,15 +198,11 @@ async fn the_audit_stream_is_for_admins() {
 async fn concurrent_actions_are_group_committed_and_each_answered_with_its_own_row() {
     let app = spawn_app().await;
     let user = app.new_user().await;
-    let created: Value = app
-        .authed(Method::POST, "/v1/clients", &user.access_token)
-        .json(&json!({"name": "busy", "rate_limit": 100000}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = json_of(
+        app.authed(Method::POST, "/v1/clients", &user.access_token)
+            .json(&json!({"name": "busy", "rate_limit": 100000})),
+    )
+    .await;
     let key = created["api_key"].as_str().unwrap().to_owned();
     let tasks: Vec<_> = (0..200)
         .map(|i| {

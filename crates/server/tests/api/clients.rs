@@ -7,13 +7,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::helpers::{assert_problem, spawn_app, spawn_app_with, TestApp, TestUser};
-
-async fn create_client(app: &TestApp, user: &TestUser, body: Value) -> Value {
-    let response = app.authed(Method::POST, "/v1/clients", &user.access_token).json(&body).send().await.unwrap();
-    assert_eq!(response.status(), 201);
-    response.json().await.unwrap()
-}
+use crate::helpers::{assert_problem, json_of, spawn_app, spawn_app_with, TestApp, TestUser};
 
 /// Whether `key` authenticates (a keyed request to an endpoint that takes
 /// any principal).
@@ -36,7 +30,7 @@ async fn rotate(app: &TestApp, user: &TestUser, client_id: &str) -> reqwest::Res
 async fn a_client_gets_a_key_shown_once_that_authenticates() {
     let app = spawn_app().await;
     let user = app.new_user().await;
-    let created = create_client(&app, &user, json!({"name": "billing", "rate_limit": 600})).await;
+    let created = app.create_client(&user, json!({"name": "billing", "rate_limit": 600})).await;
     assert_eq!(created["client"]["name"], "billing");
     assert_eq!(created["client"]["rate_limit"], 600);
     assert_eq!(created["client"]["owner_id"], user.id.as_str());
@@ -48,8 +42,7 @@ async fn a_client_gets_a_key_shown_once_that_authenticates() {
     let bearer = app.authed(Method::POST, resource, key).json(&json!({"ttl_ms": 1000})).send().await.unwrap();
     assert_eq!(bearer.status(), 200);
 
-    let list: Value =
-        app.authed(Method::GET, "/v1/clients", &user.access_token).send().await.unwrap().json().await.unwrap();
+    let list = json_of(app.authed(Method::GET, "/v1/clients", &user.access_token)).await;
     let text = list.to_string();
     assert!(!text.contains(key), "the key is never listed");
     let keys = list["clients"][0]["keys"].as_array().unwrap();
@@ -76,7 +69,7 @@ async fn a_client_gets_a_key_shown_once_that_authenticates() {
 async fn another_users_clients_and_keys_are_not_found() {
     let app = spawn_app().await;
     let (alice, mallory) = (app.new_user().await, app.new_user().await);
-    let created = create_client(&app, &alice, json!({"name": "alice-app"})).await;
+    let created = app.create_client(&alice, json!({"name": "alice-app"})).await;
     let id = created["client"]["id"].as_str().unwrap();
     let key_id = created["key_id"].as_str().unwrap();
     let get = app.authed(Method::GET, &format!("/v1/clients/{id}"), &mallory.access_token).send().await.unwrap();
@@ -88,8 +81,7 @@ async fn another_users_clients_and_keys_are_not_found() {
         .await
         .unwrap();
     assert_problem(delete, 404).await;
-    let list: Value =
-        app.authed(Method::GET, "/v1/clients", &mallory.access_token).send().await.unwrap().json().await.unwrap();
+    let list = json_of(app.authed(Method::GET, "/v1/clients", &mallory.access_token)).await;
     assert_eq!(list["clients"], json!([]));
     assert!(key_works(&app, created["api_key"].as_str().unwrap()).await, "alice's key untouched");
 }
@@ -100,7 +92,7 @@ async fn rotation_keeps_the_previous_key_for_the_grace_period_and_only_the_newes
         spawn_app_with(&[("api_key_grace_period_seconds", "0.5"), ("api_key_retention", "2")], OpenApiRouter::new())
             .await;
     let user = app.new_user().await;
-    let created = create_client(&app, &user, json!({"name": "svc"})).await;
+    let created = app.create_client(&user, json!({"name": "svc"})).await;
     let id = created["client"]["id"].as_str().unwrap().to_owned();
     let first = created["api_key"].as_str().unwrap().to_owned();
     assert!(key_works(&app, &first).await, "cached as valid");
@@ -129,7 +121,7 @@ async fn rotation_keeps_the_previous_key_for_the_grace_period_and_only_the_newes
 async fn a_revoked_key_stops_working_at_once_even_when_cached() {
     let app = spawn_app().await;
     let user = app.new_user().await;
-    let created = create_client(&app, &user, json!({"name": "svc"})).await;
+    let created = app.create_client(&user, json!({"name": "svc"})).await;
     let key = created["api_key"].as_str().unwrap();
     assert!(key_works(&app, key).await);
     let path = format!(
@@ -147,7 +139,7 @@ async fn twenty_concurrent_rotations_never_interleave_and_leave_exactly_the_newe
         spawn_app_with(&[("api_key_grace_period_seconds", "3600"), ("api_key_retention", "2")], OpenApiRouter::new())
             .await;
     let user = app.new_user().await;
-    let created = create_client(&app, &user, json!({"name": "svc"})).await;
+    let created = app.create_client(&user, json!({"name": "svc"})).await;
     let id = created["client"]["id"].as_str().unwrap().to_owned();
     let mut tasks = Vec::new();
     for _ in 0..20 {
@@ -186,20 +178,12 @@ async fn twenty_concurrent_rotations_never_interleave_and_leave_exactly_the_newe
 async fn whoami_names_the_principal_behind_a_key_or_a_token() {
     let app = spawn_app().await;
     let user = app.new_user().await;
-    let created = create_client(&app, &user, json!({"name": "svc"})).await;
-    let by_key: Value = app
-        .keyed(Method::GET, "/v1/auth/whoami", created["api_key"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = app.create_client(&user, json!({"name": "svc"})).await;
+    let by_key = json_of(app.keyed(Method::GET, "/v1/auth/whoami", created["api_key"].as_str().unwrap())).await;
     assert_eq!(by_key["kind"], "client");
     assert_eq!(by_key["id"], created["client"]["id"]);
     assert_eq!(by_key["owner_id"], user.id.as_str());
     assert_eq!(by_key["key_id"], created["key_id"]);
-    let by_token: Value =
-        app.authed(Method::GET, "/v1/auth/whoami", &user.access_token).send().await.unwrap().json().await.unwrap();
+    let by_token = json_of(app.authed(Method::GET, "/v1/auth/whoami", &user.access_token)).await;
     assert_eq!(by_token, json!({"kind": "user", "id": user.id}));
 }

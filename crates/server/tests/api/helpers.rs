@@ -304,3 +304,17 @@ impl TestApp {
             .unwrap()
     }
 }
+
+/// Sends `request` and returns its JSON body.
+pub async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.expect("request sent").json().await.expect("a JSON body")
+}
+
+impl TestApp {
+    /// Registers an API client for `user` (201 expected); the response body.
+    pub async fn create_client(&self, user: &TestUser, body: Value) -> Value {
+        let response = self.authed(Method::POST, "/v1/clients", &user.access_token).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), 201, "client created");
+        response.json().await.unwrap()
+    }
+}

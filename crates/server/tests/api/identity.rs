@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::helpers::{assert_problem, spawn_app, spawn_app_with, TestApp};
+use crate::helpers::{assert_problem, json_of, spawn_app, spawn_app_with, TestApp};
 
 #[tokio::test]
 async fn signup_returns_the_user_without_secrets() {
@@ -76,14 +76,7 @@ async fn login_returns_bearer_tokens_that_authenticate() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 900);
-    let me: Value = app
-        .authed(Method::GET, "/v1/me", body["access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = json_of(app.authed(Method::GET, "/v1/me", body["access_token"].as_str().unwrap())).await;
     assert_eq!(me["user"]["username"], "carol");
     assert_problem(app.get("/v1/me").await, 401).await;
     assert_problem(app.authed(Method::GET, "/v1/me", "not-a-jwt").send().await.unwrap(), 401).await;
@@ -168,8 +161,7 @@ async fn sessions_are_listed_with_the_current_one_marked_and_only_your_own_can_b
     let app = spawn_app().await;
     let user = app.new_user().await;
     let second: Value = app.login(&user.email, &user.password).await.json().await.unwrap();
-    let list: Value =
-        app.authed(Method::GET, "/v1/auth/sessions", &user.access_token).send().await.unwrap().json().await.unwrap();
+    let list = json_of(app.authed(Method::GET, "/v1/auth/sessions", &user.access_token)).await;
     let sessions = list["sessions"].as_array().unwrap();
     assert_eq!(sessions.len(), 2);
     let current: Vec<&Value> = sessions.iter().filter(|s| s["current"] == true).collect();

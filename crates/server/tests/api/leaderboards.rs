@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, spawn_app, spawn_app_with_policies, TestApp, TestUser};
+use crate::helpers::{assert_problem, json_of, spawn_app, spawn_app_with_policies, TestApp, TestUser};
 
 async fn score(app: &TestApp, user: &TestUser, board: &str, body: Value) -> reqwest::Response {
     let path = format!("/v1/leaderboards/{board}/scores");
@@ -93,23 +93,11 @@ async fn tenants_never_see_each_others_boards_but_share_with_their_clients() {
     let theirs: Value = get(&app, &bob, "/v1/leaderboards/shared-name/top").await.json().await.unwrap();
     assert_eq!(theirs, json!([]));
 
-    let created: Value = app
-        .authed(Method::POST, "/v1/clients", &alice.access_token)
-        .json(&json!({"name": "game-server"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let via_key: Value = app
-        .keyed(Method::GET, "/v1/leaderboards/shared-name/top", created["api_key"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created =
+        json_of(app.authed(Method::POST, "/v1/clients", &alice.access_token).json(&json!({"name": "game-server"})))
+            .await;
+    let via_key =
+        json_of(app.keyed(Method::GET, "/v1/leaderboards/shared-name/top", created["api_key"].as_str().unwrap())).await;
     assert_eq!(via_key[0]["member"], "x", "a user's clients share the user's boards");
 }
 

@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, spawn_app};
+use crate::helpers::{assert_problem, json_of, spawn_app};
 
 #[tokio::test]
 async fn a_lock_is_exclusive_released_only_by_its_holder_and_fenced() {
@@ -62,15 +62,8 @@ async fn tenants_do_not_share_lock_names_and_bad_input_is_named() {
 async fn a_waiting_acquire_gets_the_lock_when_the_holder_releases() {
     let app = spawn_app().await;
     let user = app.new_user().await;
-    let held: Value = app
-        .authed(Method::POST, "/v1/locks/queue", &user.access_token)
-        .json(&json!({"ttl_ms": 5000}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let held =
+        json_of(app.authed(Method::POST, "/v1/locks/queue", &user.access_token).json(&json!({"ttl_ms": 5000}))).await;
     let waiter = {
         let (client, url, token) = (app.client.clone(), app.url("/v1/locks/queue"), user.access_token.clone());
         tokio::spawn(async move {

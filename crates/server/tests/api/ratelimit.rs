@@ -6,20 +6,12 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use switchyard_kit::testing::RedisProcess;
 
-use crate::helpers::{assert_problem, spawn_app, spawn_app_with_policies, TestApp};
+use crate::helpers::{assert_problem, json_of, spawn_app, spawn_app_with_policies, TestApp};
 
 async fn api_key(app: &TestApp, rate_limit: Option<i64>) -> String {
     let user = app.new_user().await;
     let body = json!({"name": "svc", "rate_limit": rate_limit});
-    let created: Value = app
-        .authed(Method::POST, "/v1/clients", &user.access_token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = json_of(app.authed(Method::POST, "/v1/clients", &user.access_token).json(&body)).await;
     created["api_key"].as_str().unwrap().to_owned()
 }
 
@@ -41,14 +33,12 @@ async fn the_check_service_decides_and_reports_like_a_limiter() {
     assert_eq!(denied["allowed"], false);
     assert!(denied["retry_after_ms"].as_u64().unwrap() <= 60_000);
 
-    let status: Value = app
-        .keyed(Method::GET, "/v1/ratelimit/status?key=upload:42&algorithm=fixed_window&limit=2&window_ms=60000", &key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = json_of(app.keyed(
+        Method::GET,
+        "/v1/ratelimit/status?key=upload:42&algorithm=fixed_window&limit=2&window_ms=60000",
+        &key,
+    ))
+    .await;
     assert_eq!((status["allowed"].as_bool(), status["remaining"].as_u64()), (Some(false), Some(0)));
 
     // Another client's identical key is a different counter.
@@ -84,15 +74,7 @@ async fn a_batch_is_decided_in_order_and_a_bad_item_consumes_nothing() {
     let key = api_key(&app, None).await;
     let one = json!({"key": "a", "algorithm": "token_bucket", "capacity": 1, "refill_per_sec": 0.001});
     let batch = json!({"checks": [one, {"key": "b", "algorithm": "gcra", "rate": 1.0, "burst": 0}, one]});
-    let response: Value = app
-        .keyed(Method::POST, "/v1/ratelimit/check:batch", &key)
-        .json(&batch)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let response = json_of(app.keyed(Method::POST, "/v1/ratelimit/check:batch", &key).json(&batch)).await;
     let allowed: Vec<bool> =
         response["results"].as_array().unwrap().iter().map(|r| r["allowed"].as_bool().unwrap()).collect();
     assert_eq!(allowed, [true, true, false]);
