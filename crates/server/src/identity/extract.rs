@@ -57,10 +57,11 @@ impl Principal {
     }
 }
 
-/// A principal already authenticated earlier in this request (by the rate
-/// limiter), so extractors do not authenticate twice.
+/// The outcome of authenticating this request earlier (by the rate
+/// limiter): the principal, or `None` for missing or invalid credentials.
+/// Extractors reuse it instead of checking the credentials twice.
 #[derive(Debug, Clone)]
-pub struct Authenticated(pub Principal);
+pub struct Authenticated(pub Option<Principal>);
 
 enum Credential<'a> {
     AccessToken(&'a str),
@@ -99,8 +100,8 @@ pub async fn authenticate_headers(headers: &HeaderMap, state: &AppState) -> Resu
 }
 
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
-    if let Some(Authenticated(principal)) = parts.extensions.get::<Authenticated>() {
-        return Ok(principal.clone());
+    if let Some(Authenticated(outcome)) = parts.extensions.get::<Authenticated>() {
+        return outcome.clone().ok_or_else(unauthorized);
     }
     authenticate_headers(&parts.headers, state).await?.ok_or_else(unauthorized)
 }

@@ -70,9 +70,7 @@ pub async fn limit(
         },
         None => Subject { kind: PrincipalKind::Anonymous, id: format!("ip:{ip}"), client_limit: None },
     };
-    if let Some(principal) = principal {
-        request.extensions_mut().insert(Authenticated(principal));
-    }
+    request.extensions_mut().insert(Authenticated(principal));
     match state.rate_limits.enforce(group, &subject, ip).await {
         Enforcement::Unlimited => next.run(request).await,
         Enforcement::Allowed(applied) => {
