@@ -19,6 +19,7 @@ pub mod heartbeat;
 pub mod keys;
 pub mod leaderboard;
 pub mod lock;
+pub mod queue;
 pub mod ratelimit;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -31,4 +32,5 @@ pub use heartbeat::Heartbeats;
 pub use keys::{hash_slot, Keyspace};
 pub use leaderboard::{Leaderboards, ScoreMode, Standing};
 pub use lock::{Lease, Locks};
+pub use queue::{Backoff, Failed, Leased, NewJob, Queue};
 pub use ratelimit::{Check, Decision, Limit, RateLimiter, Verdict};

@@ -1,0 +1,293 @@
+//! A job queue on Redis: every state change is one Lua script.
+//!
+//! Jobs are hashes; a queue is four sorted sets sharing the queue's hash
+//! tag: `ready` (scored by priority, then enqueue order: higher priority
+//! first, FIFO within one), `scheduled` (delayed and retry-waiting jobs by
+//! due time, promoted when a fetch finds them due), `active` (leased jobs
+//! by lease deadline) and `dead`. A fetch leases a job; the worker acks or
+//! fails it with the attempt number it was given, so a worker whose lease
+//! expired (and whose job was reclaimed and handed to another) can no
+//! longer settle it. Unique keys make a second enqueue return the pending
+//! job's id.
+//!
+//! Delivery is at least once: a job whose lease expires counts an attempt
+//! and is retried (or goes dead), never lost.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use rand::Rng;
+use redis::Script;
+
+use crate::{Keyspace, KitError, RedisConnection};
+
+static ENQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("enqueue.lua")));
+static FETCH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("fetch.lua")));
+static ACK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("ack.lua")));
+static FAIL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("fail.lua")));
+static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("heartbeat.lua")));
+static CANCEL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("cancel.lua")));
+
+/// How long to wait before retrying a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backoff {
+    /// `base * 2^(attempt-1)`, capped at `max`, with equal jitter.
+    Exponential {
+        base: Duration,
+        max: Duration,
+    },
+    Fixed(Duration),
+}
+
+/// A job to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub kind: String,
+    /// JSON text.
+    pub payload: String,
+    /// -1000..=1000, higher first.
+    pub priority: i32,
+    pub delay: Duration,
+    pub max_attempts: u32,
+    pub backoff: Backoff,
+    /// Lease length for this job; `None` uses the fetcher's.
+    pub timeout: Option<Duration>,
+    pub unique_key: Option<String>,
+}
+
+impl NewJob {
+    pub fn new(kind: &str, payload: &str) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            payload: payload.to_owned(),
+            priority: 0,
+            delay: Duration::ZERO,
+            max_attempts: 3,
+            backoff: Backoff::Exponential { base: Duration::from_secs(1), max: Duration::from_secs(3600) },
+            timeout: None,
+            unique_key: None,
+        }
+    }
+}
+
+/// A leased job, to be acked or failed with its `attempt`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leased {
+    pub id: String,
+    pub kind: String,
+    pub payload: String,
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub lease_until_ms: u64,
+}
+
+/// What a failed attempt led to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failed {
+    /// Scheduled again after its back-off.
+    Retrying,
+    /// Its attempts are spent: in the dead set.
+    Dead,
+}
+
+/// One named queue.
+#[derive(Clone, Debug)]
+pub struct Queue {
+    conn: RedisConnection,
+    keys: Keyspace,
+    tag: String,
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Queue {
+    pub fn new(conn: RedisConnection, keys: Keyspace, name: &str) -> Self {
+        Self { conn, keys, tag: format!("q:{name}") }
+    }
+
+    fn key(&self, part: &str) -> String {
+        self.keys.tagged(&self.tag, &[part])
+    }
+
+    fn job_key(&self, id: &str) -> String {
+        self.keys.tagged(&self.tag, &["job", id])
+    }
+
+    fn job_prefix(&self) -> String {
+        self.keys.tagged(&self.tag, &["job", ""])
+    }
+
+    /// Enqueues a job; returns its id and whether it was created (`false`:
+    /// a pending job with the same unique key exists and its id is returned).
+    pub async fn enqueue(&self, job: &NewJob) -> Result<(String, bool), KitError> {
+        let id = uuid_like();
+        let unique_slot = job.unique_key.as_ref().map(|k| self.keys.tagged(&self.tag, &["unique", k]));
+        let (kind, base, max) = match job.backoff {
+            Backoff::Exponential { base, max } => ("exponential", base, max),
+            Backoff::Fixed(d) => ("fixed", d, d),
+        };
+        let mut conn = self.conn.clone();
+        let (id, created): (String, u8) = ENQUEUE
+            .key(self.job_key(&id))
+            .key(self.key("ready"))
+            .key(self.key("scheduled"))
+            .key(self.key("seq"))
+            .key(unique_slot.clone().unwrap_or_else(|| self.job_key(&id)))
+            .arg(&id)
+            .arg(&job.kind)
+            .arg(&job.payload)
+            .arg(job.priority.clamp(-1000, 1000))
+            .arg(millis(job.delay))
+            .arg(job.max_attempts.max(1))
+            .arg(kind)
+            .arg(millis(base))
+            .arg(millis(max))
+            .arg(job.timeout.map_or(0, millis))
+            .arg(u8::from(unique_slot.is_some()))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok((id, created == 1))
+    }
+
+    /// Leases the next job for `lease` (or the job's own timeout).
+    pub async fn fetch(&self, lease: Duration) -> Result<Option<Leased>, KitError> {
+        let mut conn = self.conn.clone();
+        let reply: Option<(String, String, String, u32, u32, u64)> = FETCH
+            .key(self.key("ready"))
+            .key(self.key("scheduled"))
+            .key(self.key("active"))
+            .arg(self.job_prefix())
+            .arg(millis(lease).max(1))
+            .arg(1000)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(reply.map(|(id, kind, payload, attempt, max_attempts, lease_until_ms)| Leased {
+            id,
+            kind,
+            payload,
+            attempt,
+            max_attempts,
+            lease_until_ms,
+        }))
+    }
+
+    /// Extends the lease of `job`'s attempt; false when it no longer holds it.
+    pub async fn heartbeat(&self, job: &Leased, lease: Duration) -> Result<bool, KitError> {
+        let mut conn = self.conn.clone();
+        let done: u8 = HEARTBEAT
+            .key(self.job_key(&job.id))
+            .key(self.key("active"))
+            .arg(&job.id)
+            .arg(job.attempt)
+            .arg(millis(lease).max(1))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(done == 1)
+    }
+
+    /// Marks the attempt succeeded; false when it no longer held the lease.
+    pub async fn ack(&self, job: &Leased, result: &str, retention: Duration) -> Result<bool, KitError> {
+        let mut conn = self.conn.clone();
+        let done: u8 = ACK
+            .key(self.job_key(&job.id))
+            .key(self.key("active"))
+            .arg(&job.id)
+            .arg(job.attempt)
+            .arg(result)
+            .arg(millis(retention).max(1))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(done == 1)
+    }
+
+    /// Records a failed attempt; `None` when it no longer held the lease.
+    pub async fn fail(&self, job: &Leased, error: &str, dead_retention: Duration) -> Result<Option<Failed>, KitError> {
+        let mut conn = self.conn.clone();
+        let outcome: u8 = FAIL
+            .key(self.key("active"))
+            .key(self.key("scheduled"))
+            .key(self.key("dead"))
+            .arg(self.job_prefix())
+            .arg("fail")
+            .arg(&job.id)
+            .arg(job.attempt)
+            .arg(error)
+            .arg(rand::rng().random::<f64>())
+            .arg(millis(dead_retention).max(1))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(match outcome {
+            1 => Some(Failed::Retrying),
+            2 => Some(Failed::Dead),
+            _ => None,
+        })
+    }
+
+    /// Settles up to `limit` jobs whose lease expired as failed attempts;
+    /// returns how many.
+    pub async fn reclaim_expired(&self, limit: u32, dead_retention: Duration) -> Result<u64, KitError> {
+        let mut conn = self.conn.clone();
+        Ok(FAIL
+            .key(self.key("active"))
+            .key(self.key("scheduled"))
+            .key(self.key("dead"))
+            .arg(self.job_prefix())
+            .arg("reclaim")
+            .arg(limit)
+            .arg(0)
+            .arg("")
+            .arg(rand::rng().random::<f64>())
+            .arg(millis(dead_retention).max(1))
+            .invoke_async(&mut conn)
+            .await?)
+    }
+
+    /// Cancels a scheduled or queued job: `Some(true)` cancelled,
+    /// `Some(false)` in another state, `None` no such job.
+    pub async fn cancel(&self, id: &str, retention: Duration) -> Result<Option<bool>, KitError> {
+        let mut conn = self.conn.clone();
+        let outcome: i64 = CANCEL
+            .key(self.job_key(id))
+            .key(self.key("ready"))
+            .key(self.key("scheduled"))
+            .arg(id)
+            .arg(millis(retention).max(1))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(match outcome {
+            1 => Some(true),
+            0 => Some(false),
+            _ => None,
+        })
+    }
+
+    /// The job's record (state, attempts, errors, ...), if it still exists.
+    pub async fn job(&self, id: &str) -> Result<Option<HashMap<String, String>>, KitError> {
+        let mut conn = self.conn.clone();
+        let fields: HashMap<String, String> =
+            redis::cmd("HGETALL").arg(self.job_key(id)).query_async(&mut conn).await?;
+        Ok((!fields.is_empty()).then_some(fields))
+    }
+
+    /// Jobs per place: (ready, scheduled, active, dead).
+    pub async fn counts(&self) -> Result<(u64, u64, u64, u64), KitError> {
+        let mut conn = self.conn.clone();
+        Ok(redis::pipe()
+            .zcard(self.key("ready"))
+            .zcard(self.key("scheduled"))
+            .zcard(self.key("active"))
+            .zcard(self.key("dead"))
+            .query_async(&mut conn)
+            .await?)
+    }
+}
+
+/// A time-ordered, random-suffixed id (hex), unique across processes.
+fn uuid_like() -> String {
+    let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let random: u64 = rand::rng().random();
+    format!("{millis:012x}{random:016x}")
+}
