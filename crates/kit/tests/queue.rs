@@ -171,3 +171,20 @@ async fn ten_thousand_jobs_through_four_consumers_are_each_processed_exactly_onc
     assert!(seen.values().all(|&n| n == 1), "every job processed exactly once");
     assert_eq!(q.counts().await.unwrap(), (0, 0, 0, 0));
 }
+
+#[tokio::test]
+async fn dead_jobs_can_be_retried_and_ids_name_their_queue() {
+    let q = queue().await;
+    let mut j = job("doomed");
+    j.max_attempts = 1;
+    j.owner = "user:1".into();
+    let (id, _) = q.enqueue(&j).await.unwrap();
+    assert_eq!(Queue::queue_of(&id), Some("default"));
+    let leased = q.fetch(LEASE).await.unwrap().unwrap();
+    assert_eq!(q.fail(&leased, "no", KEEP).await.unwrap(), Some(Failed::Dead));
+    assert_eq!(q.retry(&id).await.unwrap(), Some(true));
+    let again = q.fetch(LEASE).await.unwrap().unwrap();
+    assert_eq!(again.attempt, 1);
+    assert_eq!(q.retry(&id).await.unwrap(), Some(false), "a running job is not retried");
+    assert_eq!(q.job(&id).await.unwrap().unwrap()["owner"], "user:1");
+}

@@ -2,7 +2,8 @@
 -- KEYS[4] sequence counter, KEYS[5] unique-key slot (KEYS[1] when none)
 -- ARGV: 1 id, 2 type, 3 payload, 4 priority (-1000..1000), 5 delay ms,
 -- 6 max attempts, 7 backoff kind, 8 backoff base ms, 9 backoff max ms,
--- 10 timeout ms (0 = the fetcher's lease), 11 has unique key (1/0)
+-- 10 timeout ms (0 = the fetcher's lease), 11 has unique key (1/0),
+-- 12 owner
 -- Returns {id, 1 created | 0 existing job with the same unique key}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -19,7 +20,7 @@ if delay > 0 then state = 'scheduled' end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'type', ARGV[2], 'payload', ARGV[3], 'priority', priority,
   'seq', seq, 'max_attempts', ARGV[6], 'attempts', 0, 'backoff_kind', ARGV[7], 'backoff_base_ms', ARGV[8],
   'backoff_max_ms', ARGV[9], 'timeout_ms', ARGV[10], 'created_at', now, 'scheduled_for', now + delay,
-  'state', state, 'unique_slot', unique and KEYS[5] or '')
+  'state', state, 'unique_slot', unique and KEYS[5] or '', 'owner', ARGV[12])
 if delay > 0 then
   redis.call('ZADD', KEYS[3], now + delay, ARGV[1])
 else

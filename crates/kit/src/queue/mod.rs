@@ -28,6 +28,7 @@ static ACK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("ack.lu
 static FAIL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("fail.lua")));
 static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("heartbeat.lua")));
 static CANCEL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("cancel.lua")));
+static RETRY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("retry.lua")));
 
 /// How long to wait before retrying a failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +55,8 @@ pub struct NewJob {
     /// Lease length for this job; `None` uses the fetcher's.
     pub timeout: Option<Duration>,
     pub unique_key: Option<String>,
+    /// Who the job belongs to (stored as the `owner` field).
+    pub owner: String,
 }
 
 impl NewJob {
@@ -67,6 +70,7 @@ impl NewJob {
             backoff: Backoff::Exponential { base: Duration::from_secs(1), max: Duration::from_secs(3600) },
             timeout: None,
             unique_key: None,
+            owner: String::new(),
         }
     }
 }
@@ -97,6 +101,7 @@ pub struct Queue {
     conn: RedisConnection,
     keys: Keyspace,
     tag: String,
+    name: String,
 }
 
 fn millis(d: Duration) -> u64 {
@@ -105,7 +110,12 @@ fn millis(d: Duration) -> u64 {
 
 impl Queue {
     pub fn new(conn: RedisConnection, keys: Keyspace, name: &str) -> Self {
-        Self { conn, keys, tag: format!("q:{name}") }
+        Self { conn, keys, tag: format!("q:{name}"), name: name.to_owned() }
+    }
+
+    /// The queue a job id belongs to (ids are `<queue>.<hex>`).
+    pub fn queue_of(id: &str) -> Option<&str> {
+        id.rsplit_once('.').map(|(queue, _)| queue).filter(|q| !q.is_empty())
     }
 
     fn key(&self, part: &str) -> String {
@@ -123,7 +133,7 @@ impl Queue {
     /// Enqueues a job; returns its id and whether it was created (`false`:
     /// a pending job with the same unique key exists and its id is returned).
     pub async fn enqueue(&self, job: &NewJob) -> Result<(String, bool), KitError> {
-        let id = uuid_like();
+        let id = format!("{}.{}", self.name, uuid_like());
         let unique_slot = job.unique_key.as_ref().map(|k| self.keys.tagged(&self.tag, &["unique", k]));
         let (kind, base, max) = match job.backoff {
             Backoff::Exponential { base, max } => ("exponential", base, max),
@@ -147,6 +157,7 @@ impl Queue {
             .arg(millis(max))
             .arg(job.timeout.map_or(0, millis))
             .arg(u8::from(unique_slot.is_some()))
+            .arg(&job.owner)
             .invoke_async(&mut conn)
             .await?;
         Ok((id, created == 1))
@@ -255,6 +266,25 @@ impl Queue {
             .key(self.key("scheduled"))
             .arg(id)
             .arg(millis(retention).max(1))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(match outcome {
+            1 => Some(true),
+            0 => Some(false),
+            _ => None,
+        })
+    }
+
+    /// Requeues a dead or retry-waiting job with fresh attempts:
+    /// `Some(true)` done, `Some(false)` in another state, `None` no such job.
+    pub async fn retry(&self, id: &str) -> Result<Option<bool>, KitError> {
+        let mut conn = self.conn.clone();
+        let outcome: i64 = RETRY
+            .key(self.job_key(id))
+            .key(self.key("ready"))
+            .key(self.key("scheduled"))
+            .key(self.key("dead"))
+            .arg(id)
             .invoke_async(&mut conn)
             .await?;
         Ok(match outcome {
