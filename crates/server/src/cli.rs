@@ -31,8 +31,16 @@ pub enum Command {
         #[arg(long)]
         no_migrate: bool,
     },
-    /// Run a background worker until SIGTERM/SIGINT.
-    Worker,
+    /// Run a background worker until SIGTERM/SIGINT: it works the given
+    /// job queues and repairs actions whose side effects were lost.
+    Worker {
+        /// Comma-separated queues to work.
+        #[arg(long, value_delimiter = ',', default_value = "default")]
+        queues: Vec<String>,
+        /// Jobs in flight per queue.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+    },
     /// Apply pending database migrations and exit.
     Migrate,
     /// Print the OpenAPI document (JSON) to stdout and exit.

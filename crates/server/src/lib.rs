@@ -8,6 +8,7 @@ pub mod clients;
 pub mod config;
 pub mod http;
 pub mod identity;
+pub mod jobs;
 pub mod leaderboards;
 pub mod locks;
 pub mod mail;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use switchyard::cli::{AdminCommand, Cli, Command};
 use switchyard::config::Settings;
+use switchyard::jobs::runner::Runner;
 use switchyard::startup::{self, Application, StartupError};
 use switchyard::{http, shutdown, telemetry, worker};
 
@@ -75,9 +76,17 @@ async fn run(cli: Cli) -> Result<(), StartupError> {
             tracing::info!(address = %app.local_addr(), "switchyard listening");
             app.run_until_stopped(shutdown::on_signal()).await?;
         }
-        Command::Worker => {
-            let worker = worker::Worker::new(&state);
-            worker.run(shutdown::on_signal()).await;
+        Command::Worker { queues, concurrency } => {
+            let shutdown = shutdown::on_signal();
+            let mut runners = Vec::new();
+            for queue in queues {
+                let runner = Runner::new(state.jobs.queue(&queue), &queue, std::time::Duration::from_secs(30));
+                runners.push(tokio::spawn(runner.run(concurrency, shutdown.clone())));
+            }
+            worker::Worker::new(&state).run(shutdown).await;
+            for runner in runners {
+                let _ = runner.await;
+            }
             state.db.close().await;
         }
         Command::Admin(AdminCommand::CreateUser { email, username, password_stdin: _, role }) => {

@@ -22,6 +22,7 @@ use crate::actions::service::Actions;
 use crate::clients::Clients;
 use crate::config::{redact_url, ConfigError, MailTransportSetting, Settings};
 use crate::identity::Identity;
+use crate::jobs::service::Jobs;
 use crate::mail::{MailSettings, MailTransport, Mailer};
 use crate::ratelimit::RateLimits;
 use crate::state::AppState;
@@ -77,7 +78,9 @@ pub async fn connect(settings: Settings) -> Result<AppState, StartupError> {
     let limiter = switchyard_kit::RateLimiter::new(redis.clone(), keys.clone());
     let rate_limits = Arc::new(RateLimits::new(limiter, &settings.rate_limit));
     let actions = Actions::new(db.clone(), redis.clone(), keys.clone(), settings.actions_audit_maxlen);
+    let jobs = Jobs::new(redis.clone(), keys.clone());
     Ok(AppState {
+        jobs,
         actions,
         db,
         redis,

@@ -10,6 +10,7 @@ use crate::actions::service::Actions;
 use crate::clients::Clients;
 use crate::config::Settings;
 use crate::identity::Identity;
+use crate::jobs::service::Jobs;
 use crate::ratelimit::RateLimits;
 
 /// Cheap to clone: every field is a handle to shared state.
@@ -25,4 +26,5 @@ pub struct AppState {
     pub clients: Clients,
     pub rate_limits: Arc<RateLimits>,
     pub actions: Actions,
+    pub jobs: Jobs,
 }

@@ -216,6 +216,7 @@ impl Queue {
 
     /// Records a failed attempt; `None` when it no longer held the lease.
     pub async fn fail(&self, job: &Leased, error: &str, dead_retention: Duration) -> Result<Option<Failed>, KitError> {
+        let jitter: f64 = rand::rng().random();
         let mut conn = self.conn.clone();
         let outcome: u8 = FAIL
             .key(self.key("active"))
@@ -226,7 +227,7 @@ impl Queue {
             .arg(&job.id)
             .arg(job.attempt)
             .arg(error)
-            .arg(rand::rng().random::<f64>())
+            .arg(jitter)
             .arg(millis(dead_retention).max(1))
             .invoke_async(&mut conn)
             .await?;
@@ -240,6 +241,7 @@ impl Queue {
     /// Settles up to `limit` jobs whose lease expired as failed attempts;
     /// returns how many.
     pub async fn reclaim_expired(&self, limit: u32, dead_retention: Duration) -> Result<u64, KitError> {
+        let jitter: f64 = rand::rng().random();
         let mut conn = self.conn.clone();
         Ok(FAIL
             .key(self.key("active"))
@@ -250,7 +252,7 @@ impl Queue {
             .arg(limit)
             .arg(0)
             .arg("")
-            .arg(rand::rng().random::<f64>())
+            .arg(jitter)
             .arg(millis(dead_retention).max(1))
             .invoke_async(&mut conn)
             .await?)

@@ -294,3 +294,47 @@ async fn admin_create_user_reads_the_password_from_stdin() {
     assert_eq!(output.status.code(), Some(1));
     assert!(last_stderr_line(&output).contains("email"), "{}", last_stderr_line(&output));
 }
+
+#[tokio::test]
+async fn the_worker_process_runs_jobs_and_stops_cleanly() {
+    let database = TestDatabase::create().await;
+    let prefix = test_key_prefix();
+    let redis = redis_url();
+    let env =
+        [("DATABASE_URL", database.url.as_str()), ("REDIS_URL", redis.as_str()), ("REDIS_KEY_PREFIX", prefix.as_str())];
+    let migrate = run(switchyard(&["migrate"], &env)).await;
+    assert!(migrate.status.success());
+    let mut child = switchyard(&["worker", "--queues", "default,mail", "--concurrency", "2"], &env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let conn =
+        switchyard_kit::RedisConnection::connect(&switchyard_kit::RedisConfig::new(&redis).unwrap()).await.unwrap();
+    let keys = switchyard_kit::Keyspace::new(&prefix).unwrap();
+    let mail = switchyard_kit::Queue::new(conn.clone(), keys.clone(), "mail");
+    let (id, _) = mail.enqueue(&switchyard_kit::NewJob::new("noop", "{}")).await.unwrap();
+    let mut state = String::new();
+    for _ in 0..200 {
+        state = mail.job(&id).await.unwrap().and_then(|mut r| r.remove("state")).unwrap_or_default();
+        if state == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(state, "succeeded", "the worker process ran the job");
+
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status =
+        tokio::time::timeout(Duration::from_secs(30), tokio::task::spawn_blocking(move || child.wait().unwrap()))
+            .await
+            .expect("the worker stops after SIGTERM")
+            .unwrap();
+    assert!(status.success());
+    let mut c = conn.clone();
+    let left: Vec<String> = redis::cmd("KEYS").arg(keys.pattern()).query_async(&mut c).await.unwrap();
+    for key in left {
+        let _: () = redis::cmd("DEL").arg(key).query_async(&mut c).await.unwrap();
+    }
+}

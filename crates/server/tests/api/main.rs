@@ -9,6 +9,7 @@ mod clients;
 mod edge;
 mod helpers;
 mod identity;
+mod jobs;
 mod leaderboards;
 mod locks;
 mod mail;

@@ -1,0 +1,133 @@
+//! `/v1/jobs`.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::service::{JobError, JobSpec};
+use crate::http::{ApiError, ApiJson, Problem};
+use crate::identity::Principal;
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(enqueue))
+        .routes(routes!(get_job))
+        .routes(routes!(cancel))
+        .routes(routes!(retry))
+}
+
+impl From<JobError> for ApiError {
+    fn from(error: JobError) -> Self {
+        match error {
+            JobError::Validation(errors) => ApiError::Validation(errors),
+            JobError::NotFound => ApiError::NotFound("no such job".into()),
+            JobError::WrongState => ApiError::Conflict("the job's state does not allow this".into()),
+            JobError::Redis(e) if e.is_unavailable() => ApiError::Unavailable("Redis is unavailable".into()),
+            JobError::Redis(e) => ApiError::Internal(e.into()),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct BackoffRequest {
+    /// `exponential` (with jitter) or `fixed`.
+    pub kind: String,
+    pub base_ms: u64,
+    pub max_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EnqueueRequest {
+    /// Default `default`; [a-z0-9_-], at most 64.
+    pub queue: Option<String>,
+    /// A registered job type: `noop`, `sleep` {"ms"}, `flaky` {"fail_times"}.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub payload: serde_json::Value,
+    /// -1000..1000, higher first (FIFO within a priority).
+    pub priority: Option<i32>,
+    pub delay_ms: Option<u64>,
+    /// 1-100, default 3.
+    pub max_attempts: Option<u32>,
+    pub backoff: Option<BackoffRequest>,
+    /// The job's lease: it is retried if not finished within this.
+    pub timeout_ms: Option<u64>,
+    /// While a job with this key is pending, enqueueing returns its id.
+    pub unique_key: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Enqueued {
+    pub id: String,
+    pub state: String,
+}
+
+/// Enqueue a job.
+#[utoipa::path(post, path = "/v1/jobs", tag = "jobs", request_body = EnqueueRequest, security(("bearer" = []), ("api_key" = [])),
+    responses((status = 201, body = Enqueued), (status = 422, description = "Unknown type or invalid fields", body = Problem, content_type = "application/problem+json")))]
+async fn enqueue(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(body): ApiJson<EnqueueRequest>,
+) -> Result<(StatusCode, ApiJson<Enqueued>), ApiError> {
+    let spec = JobSpec {
+        queue: body.queue,
+        kind: body.kind,
+        payload: body.payload,
+        priority: body.priority,
+        delay_ms: body.delay_ms,
+        max_attempts: body.max_attempts,
+        backoff: body.backoff.map(|b| (b.kind, b.base_ms, b.max_ms.unwrap_or(b.base_ms))),
+        timeout_ms: body.timeout_ms,
+        unique_key: body.unique_key,
+    };
+    let (id, job_state) = state.jobs.enqueue(&principal.tenant(), &spec).await?;
+    Ok((StatusCode::CREATED, ApiJson(Enqueued { id, state: job_state })))
+}
+
+/// A job's record: state (scheduled, queued, running, succeeded, failed,
+/// dead, cancelled), attempts, last error, result and timestamps (Unix ms).
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", security(("bearer" = []), ("api_key" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = HashMap<String, String>), (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn get_job(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<ApiJson<HashMap<String, String>>, ApiError> {
+    let mut record = state.jobs.get(&principal.tenant(), &id).await?;
+    for internal in ["seq", "unique_slot", "owner", "payload"] {
+        record.remove(internal);
+    }
+    Ok(ApiJson(record))
+}
+
+/// Cancel a scheduled or queued job (409 otherwise).
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs", security(("bearer" = []), ("api_key" = [])), params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json")))]
+async fn cancel(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.jobs.cancel(&principal.tenant(), &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Put a dead or retry-waiting job back in the queue now (409 otherwise).
+#[utoipa::path(post, path = "/v1/jobs/{id}/retry", tag = "jobs", security(("bearer" = []), ("api_key" = [])), params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json")))]
+async fn retry(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.jobs.retry(&principal.tenant(), &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
