@@ -63,6 +63,7 @@ pub const ENV_VARS: &[&str] = &[
     "RATE_LIMIT_DENY",
     "RATE_LIMIT_INSTANCES",
     "ACTIONS_AUDIT_MAXLEN",
+    "JOB_LEASE_MS",
 ];
 
 /// Deployment profile. `dev` tolerates missing secrets (and says so loudly);
@@ -132,6 +133,7 @@ struct RawSettings {
     rate_limit_deny: String,
     rate_limit_instances: u32,
     actions_audit_maxlen: u64,
+    job_lease_ms: u64,
 }
 
 /// `MAIL_TRANSPORT`: where mail goes.
@@ -191,6 +193,7 @@ impl Default for RawSettings {
             rate_limit_deny: String::new(),
             rate_limit_instances: 1,
             actions_audit_maxlen: 100_000,
+            job_lease_ms: 30_000,
         }
     }
 }
@@ -234,6 +237,9 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     /// Approximate cap of the audit stream (XADD MAXLEN ~).
     pub actions_audit_maxlen: u64,
+    /// How long a worker holds a job without a heartbeat before it is
+    /// given to another worker (jobs may set their own `timeout_ms`).
+    pub job_lease: Duration,
 }
 
 /// Rate-limit policies and who is exempt or banned.
@@ -495,6 +501,7 @@ impl RawSettings {
             mail,
             rate_limit,
             actions_audit_maxlen: self.actions_audit_maxlen.max(1),
+            job_lease: Duration::from_millis(self.job_lease_ms.max(50)),
         })
     }
 }

@@ -80,7 +80,7 @@ async fn run(cli: Cli) -> Result<(), StartupError> {
             let shutdown = shutdown::on_signal();
             let mut runners = Vec::new();
             for queue in queues {
-                let runner = Runner::new(state.jobs.queue(&queue), &queue, std::time::Duration::from_secs(30));
+                let runner = Runner::new(state.jobs.queue(&queue), &queue, state.settings.job_lease);
                 runners.push(tokio::spawn(runner.run(concurrency, shutdown.clone())));
             }
             worker::Worker::new(&state).run(shutdown).await;

@@ -1,5 +1,8 @@
-//! The worker side of the queue: lease a job, run its handler under the
-//! lease, ack or fail it; meanwhile reclaim jobs whose worker vanished.
+//! The worker side of the queue: lease a job, run its handler while
+//! heartbeating the lease, ack or fail it; meanwhile reclaim jobs whose
+//! worker vanished. A job loses its lease only when its worker stops
+//! heartbeating (the process died or hung); handlers have no hard time
+//! limit yet.
 //!
 //! `run_one` is one step, so tests drive the runner deterministically;
 //! `run` loops it with a bounded number of jobs in flight until shutdown,
@@ -33,9 +36,21 @@ impl Runner {
         };
         let started = Instant::now();
         let payload: serde_json::Value = serde_json::from_str(&job.payload).unwrap_or(serde_json::Value::Null);
-        let outcome = match tokio::time::timeout(self.lease, handlers::run(&job.kind, &payload, job.attempt)).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(format!("timed out after {} ms", self.lease.as_millis())),
+        // Heartbeat while the handler runs, so a long job keeps its lease
+        // and only a vanished worker's job goes to another worker.
+        let handler = handlers::run(&job.kind, &payload, job.attempt);
+        tokio::pin!(handler);
+        let mut beat = tokio::time::interval(self.lease / 3);
+        beat.tick().await;
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut handler => break outcome,
+                _ = beat.tick() => {
+                    if !self.queue.heartbeat(&job, self.lease).await? {
+                        break Err("lost the lease".to_owned());
+                    }
+                }
+            }
         };
         let label = match outcome {
             Ok(result) => {
@@ -81,6 +96,7 @@ impl Runner {
             }));
         }
         let (queue, name) = (self.queue.clone(), self.name.clone());
+        let reclaim_every = (self.lease / 2).min(Duration::from_secs(1));
         tasks.push(tokio::spawn(async move {
             while !shutdown.is_cancelled() {
                 match queue.reclaim_expired(1000, DEAD_RETENTION).await {
@@ -90,7 +106,7 @@ impl Runner {
                 }
                 tokio::select! {
                     () = shutdown.cancelled() => {}
-                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    () = tokio::time::sleep(reclaim_every) => {}
                 }
             }
         }));

@@ -338,3 +338,62 @@ async fn the_worker_process_runs_jobs_and_stops_cleanly() {
         let _: () = redis::cmd("DEL").arg(key).query_async(&mut c).await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_job_of_a_killed_worker_finishes_on_another_after_its_lease() {
+    let database = TestDatabase::create().await;
+    let prefix = test_key_prefix();
+    let redis = redis_url();
+    let env = [
+        ("DATABASE_URL", database.url.as_str()),
+        ("REDIS_URL", redis.as_str()),
+        ("REDIS_KEY_PREFIX", prefix.as_str()),
+        ("JOB_LEASE_MS", "300"),
+    ];
+    assert!(run(switchyard(&["migrate"], &env)).await.status.success());
+    let spawn_worker = || {
+        switchyard(&["worker", "--concurrency", "1"], &env).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
+    };
+
+    let conn =
+        switchyard_kit::RedisConnection::connect(&switchyard_kit::RedisConfig::new(&redis).unwrap()).await.unwrap();
+    let keys = switchyard_kit::Keyspace::new(&prefix).unwrap();
+    let queue = switchyard_kit::Queue::new(conn.clone(), keys.clone(), "default");
+    let (id, _) = queue.enqueue(&switchyard_kit::NewJob::new("sleep", r#"{"ms": 600}"#)).await.unwrap();
+    let state = |queue: switchyard_kit::Queue, id: String| async move {
+        queue.job(&id).await.unwrap().map(|r| (r["state"].clone(), r["attempts"].clone())).unwrap_or_default()
+    };
+
+    let mut first = spawn_worker();
+    let mut running = false;
+    for _ in 0..200 {
+        if state(queue.clone(), id.clone()).await.0 == "running" {
+            running = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(running, "the first worker took the job");
+    first.kill().unwrap(); // SIGKILL: no clean-up, no ack
+    first.wait().unwrap();
+
+    let mut second = spawn_worker();
+    let mut outcome = Default::default();
+    for _ in 0..400 {
+        outcome = state(queue.clone(), id.clone()).await;
+        if outcome.0 == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let _ = second.kill();
+    let _ = second.wait();
+    assert_eq!(outcome, ("succeeded".to_owned(), "2".to_owned()), "finished by the second worker on attempt 2");
+    let record = queue.job(&id).await.unwrap().unwrap();
+    assert!(record["errors"].contains("lease expired"));
+    let mut c = conn.clone();
+    let left: Vec<String> = redis::cmd("KEYS").arg(keys.pattern()).query_async(&mut c).await.unwrap();
+    for key in left {
+        let _: () = redis::cmd("DEL").arg(key).query_async(&mut c).await.unwrap();
+    }
+}
