@@ -188,3 +188,15 @@ async fn dead_jobs_can_be_retried_and_ids_name_their_queue() {
     assert_eq!(q.retry(&id).await.unwrap(), Some(false), "a running job is not retried");
     assert_eq!(q.job(&id).await.unwrap().unwrap()["owner"], "user:1");
 }
+
+#[tokio::test]
+async fn a_batch_enqueues_in_one_call_and_keeps_unique_keys() {
+    let q = queue().await;
+    let mut unique = job("u");
+    unique.unique_key = Some("same".into());
+    let results = q.enqueue_many(&[job("a"), unique.clone(), unique, job("b")]).await.unwrap();
+    assert_eq!(results.len(), 4);
+    assert!(results[0].1 && results[1].1 && !results[2].1 && results[3].1);
+    assert_eq!(results[1].0, results[2].0);
+    assert_eq!(q.counts().await.unwrap().0, 3);
+}

@@ -130,17 +130,15 @@ impl Queue {
         self.keys.tagged(&self.tag, &["job", ""])
     }
 
-    /// Enqueues a job; returns its id and whether it was created (`false`:
-    /// a pending job with the same unique key exists and its id is returned).
-    pub async fn enqueue(&self, job: &NewJob) -> Result<(String, bool), KitError> {
+    fn enqueue_invocation(&self, job: &NewJob) -> redis::ScriptInvocation<'static> {
         let id = format!("{}.{}", self.name, uuid_like());
         let unique_slot = job.unique_key.as_ref().map(|k| self.keys.tagged(&self.tag, &["unique", k]));
         let (kind, base, max) = match job.backoff {
             Backoff::Exponential { base, max } => ("exponential", base, max),
             Backoff::Fixed(d) => ("fixed", d, d),
         };
-        let mut conn = self.conn.clone();
-        let (id, created): (String, u8) = ENQUEUE
+        let mut invocation = ENQUEUE.prepare_invoke();
+        invocation
             .key(self.job_key(&id))
             .key(self.key("ready"))
             .key(self.key("scheduled"))
@@ -157,10 +155,29 @@ impl Queue {
             .arg(millis(max))
             .arg(job.timeout.map_or(0, millis))
             .arg(u8::from(unique_slot.is_some()))
-            .arg(&job.owner)
-            .invoke_async(&mut conn)
-            .await?;
+            .arg(&job.owner);
+        invocation
+    }
+
+    /// Enqueues a job; returns its id and whether it was created (`false`:
+    /// a pending job with the same unique key exists and its id is returned).
+    pub async fn enqueue(&self, job: &NewJob) -> Result<(String, bool), KitError> {
+        let mut conn = self.conn.clone();
+        let (id, created): (String, u8) = self.enqueue_invocation(job).invoke_async(&mut conn).await?;
         Ok((id, created == 1))
+    }
+
+    /// Enqueues many jobs in one round trip (each atomically); results in order.
+    pub async fn enqueue_many(&self, jobs: &[NewJob]) -> Result<Vec<(String, bool)>, KitError> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for job in jobs {
+            pipe.invoke_script(&self.enqueue_invocation(job));
+        }
+        let replies: Vec<(String, u8)> = crate::connection::query_pipeline(&self.conn, &pipe, &[&ENQUEUE]).await?;
+        Ok(replies.into_iter().map(|(id, created)| (id, created == 1)).collect())
     }
 
     /// Leases the next job for `lease` (or the job's own timeout).

@@ -17,6 +17,7 @@ use crate::state::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(enqueue))
+        .routes(routes!(enqueue_batch))
         .routes(routes!(get_job))
         .routes(routes!(cancel))
         .routes(routes!(retry))
@@ -77,19 +78,49 @@ async fn enqueue(
     principal: Principal,
     ApiJson(body): ApiJson<EnqueueRequest>,
 ) -> Result<(StatusCode, ApiJson<Enqueued>), ApiError> {
-    let spec = JobSpec {
-        queue: body.queue,
-        kind: body.kind,
-        payload: body.payload,
-        priority: body.priority,
-        delay_ms: body.delay_ms,
-        max_attempts: body.max_attempts,
-        backoff: body.backoff.map(|b| (b.kind, b.base_ms, b.max_ms.unwrap_or(b.base_ms))),
-        timeout_ms: body.timeout_ms,
-        unique_key: body.unique_key,
-    };
-    let (id, job_state) = state.jobs.enqueue(&principal.tenant(), &spec).await?;
+    let (id, job_state) = state.jobs.enqueue(&principal.tenant(), &body.into()).await?;
     Ok((StatusCode::CREATED, ApiJson(Enqueued { id, state: job_state })))
+}
+
+impl From<EnqueueRequest> for JobSpec {
+    fn from(body: EnqueueRequest) -> Self {
+        Self {
+            queue: body.queue,
+            kind: body.kind,
+            payload: body.payload,
+            priority: body.priority,
+            delay_ms: body.delay_ms,
+            max_attempts: body.max_attempts,
+            backoff: body.backoff.map(|b| (b.kind, b.base_ms, b.max_ms.unwrap_or(b.base_ms))),
+            timeout_ms: body.timeout_ms,
+            unique_key: body.unique_key,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct BatchRequest {
+    /// 1-100 jobs, each as for POST /v1/jobs.
+    pub jobs: Vec<EnqueueRequest>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchEnqueued {
+    /// In the order given.
+    pub ids: Vec<String>,
+}
+
+/// Enqueue up to 100 jobs in one round trip; a bad one enqueues none.
+#[utoipa::path(post, path = "/v1/jobs:batch", tag = "jobs", request_body = BatchRequest, security(("bearer" = []), ("api_key" = [])),
+    responses((status = 201, body = BatchEnqueued), (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn enqueue_batch(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(body): ApiJson<BatchRequest>,
+) -> Result<(StatusCode, ApiJson<BatchEnqueued>), ApiError> {
+    let specs: Vec<JobSpec> = body.jobs.into_iter().map(Into::into).collect();
+    let ids = state.jobs.enqueue_batch(&principal.tenant(), &specs).await?;
+    Ok((StatusCode::CREATED, ApiJson(BatchEnqueued { ids })))
 }
 
 /// A job's record: state (scheduled, queued, running, succeeded, failed,

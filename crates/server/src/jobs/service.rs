@@ -63,25 +63,33 @@ impl Jobs {
     }
 
     fn to_job(spec: &JobSpec, owner: &str) -> Result<(String, NewJob), JobError> {
+        Self::to_job_at(spec, owner, "")
+    }
+
+    /// Validates `spec`; field names are prefixed with `at` (`jobs[3].`).
+    fn to_job_at(spec: &JobSpec, owner: &str, at: &str) -> Result<(String, NewJob), JobError> {
         let mut v = Violations::default();
         let queue = spec.queue.clone().unwrap_or_else(|| "default".into());
         if !valid_queue(&queue) {
-            v.check::<()>(Err(FieldError::new("queue", "must be 1-64 characters of [a-z0-9_-]")));
+            v.check::<()>(Err(FieldError::new(format!("{at}queue"), "must be 1-64 characters of [a-z0-9_-]")));
         }
         if !KNOWN_TYPES.contains(&spec.kind.as_str()) {
-            v.check::<()>(Err(FieldError::new("type", format!("must be one of {}", KNOWN_TYPES.join(", ")))));
+            v.check::<()>(Err(FieldError::new(
+                format!("{at}type"),
+                format!("must be one of {}", KNOWN_TYPES.join(", ")),
+            )));
         }
         let payload = spec.payload.to_string();
         if payload.len() > MAX_PAYLOAD {
-            v.check::<()>(Err(FieldError::new("payload", "must be at most 256 KiB of JSON")));
+            v.check::<()>(Err(FieldError::new(format!("{at}payload"), "must be at most 256 KiB of JSON")));
         }
         let priority = spec.priority.unwrap_or(0);
         if !(-1000..=1000).contains(&priority) {
-            v.check::<()>(Err(FieldError::new("priority", "must be between -1000 and 1000")));
+            v.check::<()>(Err(FieldError::new(format!("{at}priority"), "must be between -1000 and 1000")));
         }
         let max_attempts = spec.max_attempts.unwrap_or(3);
         if !(1..=100).contains(&max_attempts) {
-            v.check::<()>(Err(FieldError::new("max_attempts", "must be between 1 and 100")));
+            v.check::<()>(Err(FieldError::new(format!("{at}max_attempts"), "must be between 1 and 100")));
         }
         let backoff = match &spec.backoff {
             None => Backoff::Exponential { base: Duration::from_secs(1), max: Duration::from_secs(3600) },
@@ -91,7 +99,7 @@ impl Jobs {
             Some((kind, base, _)) if kind == "fixed" && *base > 0 => Backoff::Fixed(Duration::from_millis(*base)),
             Some(_) => {
                 v.check::<()>(Err(FieldError::new(
-                    "backoff",
+                    format!("{at}backoff"),
                     "must be {kind: exponential|fixed, base_ms > 0, max_ms >= base_ms}",
                 )));
                 Backoff::Fixed(Duration::from_secs(1))
@@ -99,7 +107,7 @@ impl Jobs {
         };
         if let Some(key) = &spec.unique_key {
             if key.is_empty() || key.len() > 200 {
-                v.check::<()>(Err(FieldError::new("unique_key", "must be 1-200 characters")));
+                v.check::<()>(Err(FieldError::new(format!("{at}unique_key"), "must be 1-200 characters")));
             }
         }
         let errors = v.into_errors();
@@ -128,6 +136,38 @@ impl Jobs {
         let (id, _) = queue.enqueue(&job).await?;
         let state = queue.job(&id).await?.and_then(|mut r| r.remove("state")).unwrap_or_else(|| "queued".into());
         Ok((id, state))
+    }
+
+    /// Enqueues 1-100 jobs in one Redis round trip; every job is validated
+    /// first, so a bad one enqueues nothing. Returns the ids in order.
+    pub async fn enqueue_batch(&self, owner: &str, specs: &[JobSpec]) -> Result<Vec<String>, JobError> {
+        if specs.is_empty() || specs.len() > 100 {
+            return Err(JobError::Validation(vec![FieldError::new("jobs", "must hold 1-100 jobs")]));
+        }
+        let mut errors = Vec::new();
+        let mut by_queue: Vec<(String, Vec<(usize, NewJob)>)> = Vec::new();
+        for (i, spec) in specs.iter().enumerate() {
+            match Self::to_job_at(spec, owner, &format!("jobs[{i}].")) {
+                Ok((queue, job)) => match by_queue.iter_mut().find(|(q, _)| *q == queue) {
+                    Some((_, jobs)) => jobs.push((i, job)),
+                    None => by_queue.push((queue, vec![(i, job)])),
+                },
+                Err(JobError::Validation(mut e)) => errors.append(&mut e),
+                Err(other) => return Err(other),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(JobError::Validation(errors));
+        }
+        let mut ids = vec![String::new(); specs.len()];
+        for (queue, jobs) in by_queue {
+            let new_jobs: Vec<NewJob> = jobs.iter().map(|(_, j)| j.clone()).collect();
+            let results = self.queue(&queue).enqueue_many(&new_jobs).await?;
+            for ((i, _), (id, _)) in jobs.iter().zip(results) {
+                ids[*i] = id;
+            }
+        }
+        Ok(ids)
     }
 
     /// The caller's job record.

@@ -122,3 +122,32 @@ async fn unknown_types_and_bad_fields_are_422_and_other_tenants_get_404() {
     assert_problem(cancel, 404).await;
     assert_problem(app.authed(Method::GET, "/v1/jobs/garbage", &alice.access_token).send().await.unwrap(), 404).await;
 }
+
+#[tokio::test]
+async fn a_batch_enqueues_all_or_names_the_bad_job() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let batch = |jobs: Value| {
+        app.authed(Method::POST, "/v1/jobs:batch", &user.access_token).json(&json!({"jobs": jobs})).send()
+    };
+    let created =
+        batch(json!([{"type": "noop"}, {"type": "noop", "queue": "mail"}, {"type": "sleep", "payload": {"ms": 1}}]))
+            .await
+            .unwrap();
+    assert_eq!(created.status(), 201);
+    let ids: Vec<String> = created.json::<Value>().await.unwrap()["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    assert!(ids[1].starts_with("mail."));
+    for id in &ids {
+        assert_eq!(job(&app, &user, id).await["state"], "queued");
+    }
+    let bad = batch(json!([{"type": "noop"}, {"type": "nope"}])).await.unwrap();
+    assert_eq!(assert_problem(bad, 422).await["errors"][0]["field"], "jobs[1].type");
+    let (ready, ..) = app.state.jobs.queue("default").counts().await.unwrap();
+    assert_eq!(ready, 2, "the rejected batch enqueued nothing");
+}
