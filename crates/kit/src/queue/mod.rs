@@ -231,24 +231,36 @@ impl Queue {
         Ok(done == 1)
     }
 
-    /// Records a failed attempt; `None` when it no longer held the lease.
-    pub async fn fail(&self, job: &Leased, error: &str, dead_retention: Duration) -> Result<Option<Failed>, KitError> {
+    /// One call of the fail script: `mode` is `fail` (target = the job id)
+    /// or `reclaim` (target = how many expired leases to settle).
+    async fn run_fail(
+        &self,
+        mode: &str,
+        target: &str,
+        attempt: u32,
+        error: &str,
+        dead_retention: Duration,
+    ) -> Result<u64, KitError> {
         let jitter: f64 = rand::rng().random();
         let mut conn = self.conn.clone();
-        let outcome: u8 = FAIL
+        Ok(FAIL
             .key(self.key("active"))
             .key(self.key("scheduled"))
             .key(self.key("dead"))
             .arg(self.job_prefix())
-            .arg("fail")
-            .arg(&job.id)
-            .arg(job.attempt)
+            .arg(mode)
+            .arg(target)
+            .arg(attempt)
             .arg(error)
             .arg(jitter)
             .arg(millis(dead_retention).max(1))
             .invoke_async(&mut conn)
-            .await?;
-        Ok(match outcome {
+            .await?)
+    }
+
+    /// Records a failed attempt; `None` when it no longer held the lease.
+    pub async fn fail(&self, job: &Leased, error: &str, dead_retention: Duration) -> Result<Option<Failed>, KitError> {
+        Ok(match self.run_fail("fail", &job.id, job.attempt, error, dead_retention).await? {
             1 => Some(Failed::Retrying),
             2 => Some(Failed::Dead),
             _ => None,
@@ -258,21 +270,7 @@ impl Queue {
     /// Settles up to `limit` jobs whose lease expired as failed attempts;
     /// returns how many.
     pub async fn reclaim_expired(&self, limit: u32, dead_retention: Duration) -> Result<u64, KitError> {
-        let jitter: f64 = rand::rng().random();
-        let mut conn = self.conn.clone();
-        Ok(FAIL
-            .key(self.key("active"))
-            .key(self.key("scheduled"))
-            .key(self.key("dead"))
-            .arg(self.job_prefix())
-            .arg("reclaim")
-            .arg(limit)
-            .arg(0)
-            .arg("")
-            .arg(jitter)
-            .arg(millis(dead_retention).max(1))
-            .invoke_async(&mut conn)
-            .await?)
+        self.run_fail("reclaim", &limit.to_string(), 0, "", dead_retention).await
     }
 
     /// Cancels a scheduled or queued job: `Some(true)` cancelled,
