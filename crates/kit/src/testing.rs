@@ -98,3 +98,43 @@ fn wait_for_port(port: u16, timeout: Duration) -> std::io::Result<()> {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A key prefix of one test's own; every key under it is deleted when the
+/// guard drops, so tests leave nothing behind in the shared Redis.
+#[derive(Debug)]
+pub struct TestPrefix {
+    keyspace: crate::Keyspace,
+    url: String,
+}
+
+impl TestPrefix {
+    /// A fresh `sy-test-<random>` keyspace on the Redis at `url`.
+    pub fn new(url: &str) -> Self {
+        let unique = format!("sy-test-{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>());
+        let keyspace = crate::Keyspace::new(&unique).expect("a generated test prefix is a valid prefix");
+        Self { keyspace, url: url.to_owned() }
+    }
+
+    pub fn keyspace(&self) -> crate::Keyspace {
+        self.keyspace.clone()
+    }
+}
+
+impl Drop for TestPrefix {
+    fn drop(&mut self) {
+        let Ok(client) = redis::Client::open(self.url.as_str()) else { return };
+        let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_secs(2)) else { return };
+        let keys: Vec<String> = match redis::cmd("KEYS").arg(self.keyspace.pattern()).query(&mut conn) {
+            Ok(keys) => keys,
+            Err(_) => return,
+        };
+        for chunk in keys.chunks(500) {
+            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(chunk).query(&mut conn);
+        }
+    }
+}
+
+/// The shared Redis the tests use (`SWITCHYARD_TEST_REDIS_URL`).
+pub fn redis_url() -> String {
+    std::env::var("SWITCHYARD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}

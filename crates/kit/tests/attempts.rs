@@ -2,18 +2,19 @@
 
 use std::time::Duration;
 
-use switchyard_kit::{Attempts, Keyspace, RedisConfig, RedisConnection};
+use switchyard_kit::testing::TestPrefix;
+use switchyard_kit::{Attempts, RedisConfig, RedisConnection};
 
-async fn attempts() -> Attempts {
+async fn attempts() -> (Attempts, TestPrefix) {
     let url = std::env::var("SWITCHYARD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let conn = RedisConnection::connect(&RedisConfig::new(&url).unwrap()).await.unwrap();
-    let keys = Keyspace::new(&format!("sy-test-{}", uuid::Uuid::new_v4().simple())).unwrap();
-    Attempts::new(conn, keys, "failures")
+    let prefix = TestPrefix::new(&url);
+    (Attempts::new(conn, prefix.keyspace(), "failures"), prefix)
 }
 
 #[tokio::test]
 async fn exactly_limit_hits_are_allowed_under_concurrency() {
-    let a = attempts().await;
+    let (a, _prefix) = attempts().await;
     let tasks: Vec<_> = (0..300)
         .map(|_| {
             let a = a.clone();
@@ -31,7 +32,7 @@ async fn exactly_limit_hits_are_allowed_under_concurrency() {
 
 #[tokio::test]
 async fn recorded_failures_block_until_the_window_ends_and_clear_resets() {
-    let a = attempts().await;
+    let (a, _prefix) = attempts().await;
     assert_eq!(a.blocked(&[("e", 2), ("ip", 3)]).await.unwrap(), None);
     a.record(&["e", "ip"], Duration::from_millis(200)).await.unwrap();
     a.record(&["e", "ip"], Duration::from_millis(200)).await.unwrap();

@@ -5,12 +5,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_kit::{Cache, CacheStatus, Keyspace, KitError, RedisConfig, RedisConnection};
+use switchyard_kit::testing::TestPrefix;
+use switchyard_kit::{Cache, CacheStatus, KitError, RedisConfig, RedisConnection};
 
-async fn cache(family: &str) -> Cache {
+async fn cache(family: &str) -> (Cache, TestPrefix) {
     let url = std::env::var("SWITCHYARD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let conn = RedisConnection::connect(&RedisConfig::new(&url).unwrap()).await.unwrap();
-    Cache::new(conn, Keyspace::new(&format!("sy-test-{}", uuid::Uuid::new_v4().simple())).unwrap(), family)
+    let prefix = TestPrefix::new(&url);
+    (Cache::new(conn, prefix.keyspace(), family), prefix)
 }
 
 async fn load(n: u32) -> Result<Option<u32>, KitError> {
@@ -19,7 +21,7 @@ async fn load(n: u32) -> Result<Option<u32>, KitError> {
 
 #[tokio::test]
 async fn misses_load_and_cache_then_hit_until_the_ttl_or_a_version_bump() {
-    let c = cache("things").await;
+    let (c, _prefix) = cache("things").await;
     let ttl = Duration::from_millis(200);
     assert_eq!(c.get_or_load("a:b", ttl, || load(1)).await.unwrap(), (Some(1), CacheStatus::Miss));
     assert_eq!(c.get_or_load("a:b", ttl, || load(2)).await.unwrap(), (Some(1), CacheStatus::Hit));
@@ -43,7 +45,7 @@ async fn misses_load_and_cache_then_hit_until_the_ttl_or_a_version_bump() {
 
 #[tokio::test]
 async fn a_hundred_concurrent_misses_load_once() {
-    let c = cache("stampede").await;
+    let (c, _prefix) = cache("stampede").await;
     let loads = Arc::new(AtomicUsize::new(0));
     let tasks: Vec<_> = (0..100)
         .map(|_| {

@@ -3,18 +3,20 @@
 
 use std::time::Duration;
 
+use switchyard_kit::testing::TestPrefix;
 use switchyard_kit::{Heartbeats, Keyspace, RedisConfig, RedisConnection};
 
-async fn registry() -> (Heartbeats, RedisConnection, Keyspace) {
+async fn registry() -> (Heartbeats, RedisConnection, Keyspace, TestPrefix) {
     let url = std::env::var("SWITCHYARD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let conn = RedisConnection::connect(&RedisConfig::new(&url).unwrap()).await.unwrap();
-    let keys = Keyspace::new(&format!("sy-test-{}", uuid::Uuid::new_v4().simple())).unwrap();
-    (Heartbeats::new(conn.clone(), keys.clone(), "workers"), conn, keys)
+    let prefix = TestPrefix::new(&url);
+    let keys = prefix.keyspace();
+    (Heartbeats::new(conn.clone(), keys.clone(), "workers"), conn, keys, prefix)
 }
 
 #[tokio::test]
 async fn members_are_listed_with_details_until_they_expire_or_leave() {
-    let (beats, mut conn, keys) = registry().await;
+    let (beats, mut conn, keys, _prefix) = registry().await;
     beats.beat("w1", Duration::from_secs(30), &[("pid", "1".into())]).await.unwrap();
     beats.beat("w2", Duration::from_millis(150), &[("pid", "2".into())]).await.unwrap();
     let alive = beats.alive().await.unwrap();

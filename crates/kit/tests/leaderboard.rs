@@ -1,17 +1,19 @@
 //! Leaderboards against the real Redis: modes, exact totals under
 //! concurrency, rank order with ties, pages and neighbourhoods.
 
-use switchyard_kit::{Keyspace, Leaderboards, RedisConfig, RedisConnection, ScoreMode};
+use switchyard_kit::testing::TestPrefix;
+use switchyard_kit::{Leaderboards, RedisConfig, RedisConnection, ScoreMode};
 
-async fn boards() -> Leaderboards {
+async fn boards() -> (Leaderboards, TestPrefix) {
     let url = std::env::var("SWITCHYARD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let conn = RedisConnection::connect(&RedisConfig::new(&url).unwrap()).await.unwrap();
-    Leaderboards::new(conn, Keyspace::new(&format!("sy-test-{}", uuid::Uuid::new_v4().simple())).unwrap())
+    let prefix = TestPrefix::new(&url);
+    (Leaderboards::new(conn, prefix.keyspace()), prefix)
 }
 
 #[tokio::test]
 async fn set_increment_and_max_combine_scores_as_named() {
-    let lb = boards().await;
+    let (lb, _prefix) = boards().await;
     assert_eq!(lb.submit("b", "ann", 10.0, ScoreMode::Set).await.unwrap().score, 10.0);
     assert_eq!(lb.submit("b", "ann", 2.5, ScoreMode::Increment).await.unwrap().score, 12.5);
     assert_eq!(lb.submit("b", "ann", 5.0, ScoreMode::Max).await.unwrap().score, 12.5);
@@ -23,7 +25,7 @@ async fn set_increment_and_max_combine_scores_as_named() {
 
 #[tokio::test]
 async fn two_hundred_concurrent_increments_give_the_exact_total() {
-    let lb = boards().await;
+    let (lb, _prefix) = boards().await;
     let tasks: Vec<_> = (0..200)
         .map(|_| {
             let lb = lb.clone();
@@ -38,7 +40,7 @@ async fn two_hundred_concurrent_increments_give_the_exact_total() {
 
 #[tokio::test]
 async fn ranks_are_descending_with_ties_ordered_by_member_descending() {
-    let lb = boards().await;
+    let (lb, _prefix) = boards().await;
     for (member, score) in [("a", 5.0), ("b", 9.0), ("c", 5.0), ("d", 1.0), ("e", 7.0)] {
         lb.submit("b", member, score, ScoreMode::Set).await.unwrap();
     }

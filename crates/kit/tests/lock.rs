@@ -5,18 +5,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use switchyard_kit::testing::TestPrefix;
 use switchyard_kit::{Keyspace, Locks, RedisConfig, RedisConnection};
 
-async fn locks() -> (Locks, RedisConnection, Keyspace) {
+async fn locks() -> (Locks, RedisConnection, Keyspace, TestPrefix) {
     let url = std::env::var("SWITCHYARD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let conn = RedisConnection::connect(&RedisConfig::new(&url).unwrap()).await.unwrap();
-    let keys = Keyspace::new(&format!("sy-test-{}", uuid::Uuid::new_v4().simple())).unwrap();
-    (Locks::new(conn.clone(), keys.clone()), conn, keys)
+    let prefix = TestPrefix::new(&url);
+    let keys = prefix.keyspace();
+    (Locks::new(conn.clone(), keys.clone()), conn, keys, prefix)
 }
 
 #[tokio::test]
 async fn only_the_holder_releases_and_fencing_tokens_grow() {
-    let (locks, mut conn, keys) = locks().await;
+    let (locks, mut conn, keys, _prefix) = locks().await;
     let ttl = Duration::from_secs(10);
     let first = locks.acquire("r", ttl, None).await.unwrap().expect("free");
     assert!(locks.acquire("r", ttl, None).await.unwrap().is_none(), "held");
@@ -40,7 +42,7 @@ async fn only_the_holder_releases_and_fencing_tokens_grow() {
 
 #[tokio::test]
 async fn an_expired_lock_can_be_taken_and_the_old_holder_can_no_longer_act() {
-    let (locks, _, _) = locks().await;
+    let (locks, _, _, _prefix) = locks().await;
     let old = locks.acquire("r", Duration::from_millis(50), None).await.unwrap().unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let new = locks.acquire("r", Duration::from_secs(10), None).await.unwrap().expect("expired lock is free");
@@ -51,7 +53,7 @@ async fn an_expired_lock_can_be_taken_and_the_old_holder_can_no_longer_act() {
 
 #[tokio::test]
 async fn the_holder_extends_past_the_original_ttl() {
-    let (locks, _, _) = locks().await;
+    let (locks, _, _, _prefix) = locks().await;
     let lease = locks.acquire("r", Duration::from_millis(100), None).await.unwrap().unwrap();
     let extended = locks.extend("r", &lease.token, Duration::from_secs(10)).await.unwrap().unwrap();
     assert_eq!(extended.fencing_token, lease.fencing_token);
@@ -62,7 +64,7 @@ async fn the_holder_extends_past_the_original_ttl() {
 
 #[tokio::test]
 async fn a_waiting_acquire_succeeds_when_the_holder_releases() {
-    let (locks, _, _) = locks().await;
+    let (locks, _, _, _prefix) = locks().await;
     let held = locks.acquire("r", Duration::from_secs(10), None).await.unwrap().unwrap();
     let releaser = {
         let locks = locks.clone();
@@ -78,7 +80,7 @@ async fn a_waiting_acquire_succeeds_when_the_holder_releases() {
 
 #[tokio::test]
 async fn two_hundred_concurrent_acquires_yield_exactly_one_lease() {
-    let (locks, _, _) = locks().await;
+    let (locks, _, _, _prefix) = locks().await;
     let tasks: Vec<_> = (0..200)
         .map(|_| {
             let locks = locks.clone();
@@ -94,7 +96,7 @@ async fn two_hundred_concurrent_acquires_yield_exactly_one_lease() {
 
 #[tokio::test]
 async fn waiting_holders_serialise_a_read_modify_write_and_fence_in_order() {
-    let (locks, _, _) = locks().await;
+    let (locks, _, _, _prefix) = locks().await;
     let counter = Arc::new(AtomicU64::new(0));
     let tasks: Vec<_> = (0..50)
         .map(|_| {

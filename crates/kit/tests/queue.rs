@@ -6,15 +6,17 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use switchyard_kit::{Backoff, Failed, Keyspace, NewJob, Queue, RedisConfig, RedisConnection};
+use switchyard_kit::testing::TestPrefix;
+use switchyard_kit::{Backoff, Failed, NewJob, Queue, RedisConfig, RedisConnection};
 
 const LEASE: Duration = Duration::from_secs(30);
 const KEEP: Duration = Duration::from_secs(600);
 
-async fn queue() -> Queue {
+async fn queue() -> (Queue, TestPrefix) {
     let url = std::env::var("SWITCHYARD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let conn = RedisConnection::connect(&RedisConfig::new(&url).unwrap()).await.unwrap();
-    Queue::new(conn, Keyspace::new(&format!("sy-test-{}", uuid::Uuid::new_v4().simple())).unwrap(), "default")
+    let prefix = TestPrefix::new(&url);
+    (Queue::new(conn, prefix.keyspace(), "default"), prefix)
 }
 
 fn job(kind: &str) -> NewJob {
@@ -25,7 +27,7 @@ fn job(kind: &str) -> NewJob {
 
 #[tokio::test]
 async fn higher_priority_first_and_fifo_within_a_priority() {
-    let q = queue().await;
+    let (q, _prefix) = queue().await;
     for (kind, priority) in [("a", 0), ("b", 5), ("c", 0), ("d", 5), ("e", -3)] {
         let mut j = job(kind);
         j.priority = priority;
@@ -40,7 +42,7 @@ async fn higher_priority_first_and_fifo_within_a_priority() {
 
 #[tokio::test]
 async fn a_delayed_job_waits_until_it_is_due() {
-    let q = queue().await;
+    let (q, _prefix) = queue().await;
     let mut j = job("later");
     j.delay = Duration::from_millis(150);
     let (id, _) = q.enqueue(&j).await.unwrap();
@@ -52,7 +54,7 @@ async fn a_delayed_job_waits_until_it_is_due() {
 
 #[tokio::test]
 async fn a_unique_key_returns_the_pending_job_until_it_finishes() {
-    let q = queue().await;
+    let (q, _prefix) = queue().await;
     let mut j = job("mail");
     j.unique_key = Some("welcome:42".into());
     let (first, created) = q.enqueue(&j).await.unwrap();
@@ -66,7 +68,7 @@ async fn a_unique_key_returns_the_pending_job_until_it_finishes() {
 
 #[tokio::test]
 async fn a_job_failing_twice_then_succeeding_ends_succeeded_after_three_attempts() {
-    let q = queue().await;
+    let (q, _prefix) = queue().await;
     let (id, _) = q.enqueue(&job("flaky")).await.unwrap();
     for attempt in 1..=2 {
         let leased = fetch_soon(&q).await;
@@ -93,7 +95,7 @@ async fn fetch_soon(q: &Queue) -> switchyard_kit::Leased {
 
 #[tokio::test]
 async fn a_job_that_always_fails_is_dead_after_max_attempts_with_every_error() {
-    let q = queue().await;
+    let (q, _prefix) = queue().await;
     let (id, _) = q.enqueue(&job("doomed")).await.unwrap();
     let mut last = None;
     for attempt in 1..=3 {
@@ -112,7 +114,7 @@ async fn a_job_that_always_fails_is_dead_after_max_attempts_with_every_error() {
 
 #[tokio::test]
 async fn an_expired_lease_returns_the_job_and_the_stale_worker_cannot_settle_it() {
-    let q = queue().await;
+    let (q, _prefix) = queue().await;
     let (id, _) = q.enqueue(&job("slow")).await.unwrap();
     let stale = q.fetch(Duration::from_millis(50)).await.unwrap().unwrap();
     assert!(q.heartbeat(&stale, Duration::from_millis(50)).await.unwrap());
@@ -130,7 +132,7 @@ async fn an_expired_lease_returns_the_job_and_the_stale_worker_cannot_settle_it(
 
 #[tokio::test]
 async fn only_waiting_jobs_can_be_cancelled() {
-    let q = queue().await;
+    let (q, _prefix) = queue().await;
     let (queued, _) = q.enqueue(&job("x")).await.unwrap();
     let mut later = job("y");
     later.delay = Duration::from_secs(60);
@@ -146,7 +148,7 @@ async fn only_waiting_jobs_can_be_cancelled() {
 
 #[tokio::test]
 async fn ten_thousand_jobs_through_four_consumers_are_each_processed_exactly_once() {
-    let q = queue().await;
+    let (q, _prefix) = queue().await;
     let total = 10_000;
     for i in 0..total {
         q.enqueue(&NewJob::new("noop", &format!("{{\"n\":{i}}}"))).await.unwrap();
@@ -174,7 +176,7 @@ async fn ten_thousand_jobs_through_four_consumers_are_each_processed_exactly_onc
 
 #[tokio::test]
 async fn dead_jobs_can_be_retried_and_ids_name_their_queue() {
-    let q = queue().await;
+    let (q, _prefix) = queue().await;
     let mut j = job("doomed");
     j.max_attempts = 1;
     j.owner = "user:1".into();
@@ -191,7 +193,7 @@ async fn dead_jobs_can_be_retried_and_ids_name_their_queue() {
 
 #[tokio::test]
 async fn a_batch_enqueues_in_one_call_and_keeps_unique_keys() {
-    let q = queue().await;
+    let (q, _prefix) = queue().await;
     let mut unique = job("u");
     unique.unique_key = Some("same".into());
     let results = q.enqueue_many(&[job("a"), unique.clone(), unique, job("b")]).await.unwrap();

@@ -5,15 +5,17 @@
 use std::time::Duration;
 
 use switchyard_kit::testing::RedisProcess;
+use switchyard_kit::testing::TestPrefix;
 use switchyard_kit::{Check, Keyspace, Limit, RateLimiter, RedisConfig, RedisConnection};
 
-async fn limiter_on(url: &str) -> (RateLimiter, RedisConnection, Keyspace) {
+async fn limiter_on(url: &str) -> (RateLimiter, RedisConnection, Keyspace, TestPrefix) {
     let conn = RedisConnection::connect(&RedisConfig::new(url).unwrap()).await.unwrap();
-    let keys = Keyspace::new(&format!("sy-test-{}", uuid::Uuid::new_v4().simple())).unwrap();
-    (RateLimiter::new(conn.clone(), keys.clone()), conn, keys)
+    let prefix = TestPrefix::new(url);
+    let keys = prefix.keyspace();
+    (RateLimiter::new(conn.clone(), keys.clone()), conn, keys, prefix)
 }
 
-async fn limiter() -> (RateLimiter, RedisConnection, Keyspace) {
+async fn limiter() -> (RateLimiter, RedisConnection, Keyspace, TestPrefix) {
     let url = std::env::var("SWITCHYARD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     limiter_on(&url).await
 }
@@ -26,7 +28,7 @@ const MINUTE: Duration = Duration::from_secs(60);
 
 #[tokio::test]
 async fn a_thousand_concurrent_requests_against_100_allow_exactly_100_for_every_algorithm() {
-    let (limiter, _, _) = limiter().await;
+    let (limiter, _, _, _prefix) = limiter().await;
     let algorithms = [
         Limit::FixedWindow { limit: 100, window: MINUTE },
         Limit::SlidingWindowLog { limit: 100, window: MINUTE },
@@ -54,7 +56,7 @@ async fn a_thousand_concurrent_requests_against_100_allow_exactly_100_for_every_
 
 #[tokio::test]
 async fn a_token_bucket_refills_at_its_rate() {
-    let (limiter, _, _) = limiter().await;
+    let (limiter, _, _, _prefix) = limiter().await;
     let limits = [Limit::TokenBucket { capacity: 5, refill_per_sec: 50.0 }];
     for _ in 0..5 {
         assert!(limiter.check(&check("s", &limits, &["p"], 1)).await.unwrap().allowed);
@@ -73,7 +75,7 @@ async fn a_token_bucket_refills_at_its_rate() {
 
 #[tokio::test]
 async fn windows_reset_and_report_when() {
-    let (limiter, _, _) = limiter().await;
+    let (limiter, _, _, _prefix) = limiter().await;
     for limit in [
         Limit::FixedWindow { limit: 3, window: Duration::from_millis(150) },
         Limit::SlidingWindowLog { limit: 3, window: Duration::from_millis(150) },
@@ -96,7 +98,7 @@ async fn windows_reset_and_report_when() {
 
 #[tokio::test]
 async fn a_cost_above_what_remains_is_denied_without_consuming() {
-    let (limiter, _, _) = limiter().await;
+    let (limiter, _, _, _prefix) = limiter().await;
     for limit in [
         Limit::FixedWindow { limit: 10, window: MINUTE },
         Limit::SlidingWindowLog { limit: 10, window: MINUTE },
@@ -120,7 +122,7 @@ async fn a_cost_above_what_remains_is_denied_without_consuming() {
 
 #[tokio::test]
 async fn several_limits_are_decided_together_and_a_denial_consumes_from_none() {
-    let (limiter, _, _) = limiter().await;
+    let (limiter, _, _, _prefix) = limiter().await;
     let limits = [Limit::FixedWindow { limit: 3, window: MINUTE }, Limit::FixedWindow { limit: 100, window: MINUTE }];
     let names = ["burst", "hourly"];
     for _ in 0..3 {
@@ -138,7 +140,7 @@ async fn several_limits_are_decided_together_and_a_denial_consumes_from_none() {
 
 #[tokio::test]
 async fn keys_carry_the_subject_tag_and_expire_on_their_own() {
-    let (limiter, mut conn, keys) = limiter().await;
+    let (limiter, mut conn, keys, _prefix) = limiter().await;
     let limits = [
         Limit::FixedWindow { limit: 5, window: MINUTE },
         Limit::SlidingWindowLog { limit: 5, window: MINUTE },
@@ -159,7 +161,7 @@ async fn keys_carry_the_subject_tag_and_expire_on_their_own() {
 #[tokio::test]
 async fn script_flush_and_a_redis_restart_do_not_surface_as_errors() {
     let mut server = RedisProcess::start().unwrap();
-    let (limiter, mut conn, _) = limiter_on(&server.url()).await;
+    let (limiter, mut conn, _, _prefix) = limiter_on(&server.url()).await;
     let limits = [Limit::FixedWindow { limit: 100, window: MINUTE }];
     limiter.check(&check("s", &limits, &["p"], 1)).await.unwrap();
     let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut conn).await.unwrap();
@@ -183,7 +185,7 @@ async fn script_flush_and_a_redis_restart_do_not_surface_as_errors() {
 
 #[tokio::test]
 async fn a_batch_decides_many_subjects_in_one_call() {
-    let (limiter, _, _) = limiter().await;
+    let (limiter, _, _, _prefix) = limiter().await;
     let limits = [Limit::FixedWindow { limit: 1, window: MINUTE }];
     let batch = [check("a", &limits, &["p"], 1), check("b", &limits, &["p"], 1), check("a", &limits, &["p"], 1)];
     let verdicts = limiter.check_many(&batch).await.unwrap();

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use switchyard::config::ENV_VARS;
 
+use switchyard_kit::testing::TestPrefix;
+
 use crate::helpers::{redis_url, test_key_prefix, TestDatabase};
 
 fn switchyard(args: &[&str], env: &[(&str, &str)]) -> Command {
@@ -168,9 +170,11 @@ async fn the_openapi_command_prints_the_document() {
 }
 
 /// Starts `switchyard serve` on a free port; returns the child and base URL.
-async fn serve(database: &TestDatabase, extra: &[(&str, &str)]) -> (std::process::Child, String) {
+/// The returned guard deletes the server's Redis keys when dropped.
+async fn serve(database: &TestDatabase, extra: &[(&str, &str)]) -> (std::process::Child, String, TestPrefix) {
     let port = switchyard_kit::testing::free_port().unwrap().to_string();
-    let prefix = test_key_prefix();
+    let guard = TestPrefix::new(&redis_url());
+    let prefix = guard.keyspace().prefix().to_owned();
     let mut env = vec![
         ("DATABASE_URL", database.url.as_str()),
         ("REDIS_KEY_PREFIX", prefix.as_str()),
@@ -186,7 +190,7 @@ async fn serve(database: &TestDatabase, extra: &[(&str, &str)]) -> (std::process
     let client = reqwest::Client::new();
     for _ in 0..200 {
         if client.get(format!("{base}/health")).send().await.is_ok_and(|r| r.status() == 200) {
-            return (child, base);
+            return (child, base, guard);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -212,7 +216,7 @@ async fn stop(mut child: std::process::Child) -> Output {
 #[tokio::test]
 async fn secrets_never_reach_the_logs_even_at_trace_level() {
     let database = TestDatabase::create().await;
-    let (child, base) = serve(&database, &[("RUST_LOG", "trace")]).await;
+    let (child, base, _keys) = serve(&database, &[("RUST_LOG", "trace")]).await;
     let client = reqwest::Client::new();
     let password = "Sup3r-Secret-Passw0rd";
     let signup = serde_json::json!({"username": "logcheck", "email": "log@example.com", "password": password});
@@ -273,7 +277,7 @@ async fn admin_create_user_reads_the_password_from_stdin() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(String::from_utf8_lossy(&output.stdout).contains("created admin user root"));
 
-    let (child, base) = serve(&database, &[]).await;
+    let (child, base, _keys) = serve(&database, &[]).await;
     let client = reqwest::Client::new();
     let login = serde_json::json!({"email": "root@example.com", "password": "admin-password-1"});
     let tokens: serde_json::Value =
