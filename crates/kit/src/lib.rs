@@ -32,5 +32,5 @@ pub use heartbeat::Heartbeats;
 pub use keys::{hash_slot, Keyspace};
 pub use leaderboard::{Leaderboards, ScoreMode, Standing};
 pub use lock::{Lease, Locks};
-pub use queue::{Backoff, Failed, Leased, NewJob, Queue};
+pub use queue::{Backoff, DeadJob, Failed, Fetched, Leased, NewJob, Queue, QueueOverview};
 pub use ratelimit::{Check, Decision, Limit, RateLimiter, Verdict};

@@ -22,13 +22,17 @@ use redis::Script;
 
 use crate::{Keyspace, KitError, RedisConnection};
 
+mod admin;
+pub use admin::{DeadJob, QueueOverview};
+
 static ENQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("enqueue.lua")));
 static FETCH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("fetch.lua")));
 static ACK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("ack.lua")));
 static FAIL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("fail.lua")));
 static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("heartbeat.lua")));
 static CANCEL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("cancel.lua")));
-static RETRY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("retry.lua")));
+pub(super) static RETRY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("retry.lua")));
+static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("release.lua")));
 
 /// How long to wait before retrying a failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +61,12 @@ pub struct NewJob {
     pub unique_key: Option<String>,
     /// Who the job belongs to (stored as the `owner` field).
     pub owner: String,
+    /// While a job enqueued with this key was created less than the given
+    /// window ago, enqueueing returns its id (whatever its state): how a
+    /// recurring job is enqueued once per tick by many schedulers.
+    pub dedupe: Option<(String, Duration)>,
+    /// The payload carries a secret: it is deleted once the job succeeds.
+    pub sensitive: bool,
 }
 
 impl NewJob {
@@ -71,6 +81,8 @@ impl NewJob {
             timeout: None,
             unique_key: None,
             owner: String::new(),
+            dedupe: None,
+            sensitive: false,
         }
     }
 }
@@ -84,6 +96,17 @@ pub struct Leased {
     pub attempt: u32,
     pub max_attempts: u32,
     pub lease_until_ms: u64,
+    /// The job's own limit on one attempt's run time.
+    pub timeout: Option<Duration>,
+}
+
+/// What one fetch found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Fetched {
+    pub jobs: Vec<Leased>,
+    /// How long until the next scheduled job is due (`None`: none is, or
+    /// the queue is paused): how long an idle worker may block.
+    pub next_due: Option<Duration>,
 }
 
 /// What a failed attempt led to.
@@ -130,9 +153,23 @@ impl Queue {
         self.keys.tagged(&self.tag, &["job", ""])
     }
 
+    /// The counter of `what` (processed, failed) for the current period.
+    fn stats_key(&self, what: &str) -> String {
+        self.stats_key_at(what, stats_period_now())
+    }
+
+    fn stats_key_at(&self, what: &str, period: u64) -> String {
+        self.keys.tagged(&self.tag, &["stats", what, &period.to_string()])
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     fn enqueue_invocation(&self, job: &NewJob) -> redis::ScriptInvocation<'static> {
         let id = format!("{}.{}", self.name, uuid_like());
         let unique_slot = job.unique_key.as_ref().map(|k| self.keys.tagged(&self.tag, &["unique", k]));
+        let dedupe_slot = job.dedupe.as_ref().map(|(k, _)| self.keys.tagged(&self.tag, &["once", k]));
         let (kind, base, max) = match job.backoff {
             Backoff::Exponential { base, max } => ("exponential", base, max),
             Backoff::Fixed(d) => ("fixed", d, d),
@@ -144,6 +181,9 @@ impl Queue {
             .key(self.key("scheduled"))
             .key(self.key("seq"))
             .key(unique_slot.clone().unwrap_or_else(|| self.job_key(&id)))
+            .key(self.key("ready_at"))
+            .key(self.key("signal"))
+            .key(dedupe_slot.unwrap_or_else(|| self.job_key(&id)))
             .arg(&id)
             .arg(&job.kind)
             .arg(&job.payload)
@@ -155,7 +195,9 @@ impl Queue {
             .arg(millis(max))
             .arg(job.timeout.map_or(0, millis))
             .arg(u8::from(unique_slot.is_some()))
-            .arg(&job.owner);
+            .arg(&job.owner)
+            .arg(job.dedupe.as_ref().map_or(0, |(_, window)| millis(*window).max(1)))
+            .arg(u8::from(job.sensitive));
         invocation
     }
 
@@ -180,26 +222,54 @@ impl Queue {
         Ok(replies.into_iter().map(|(id, created)| (id, created == 1)).collect())
     }
 
-    /// Leases the next job for `lease` (or the job's own timeout).
+    /// Leases the next job for `lease` (the worker heartbeats to keep it).
     pub async fn fetch(&self, lease: Duration) -> Result<Option<Leased>, KitError> {
+        Ok(self.fetch_many(lease, 1).await?.jobs.pop())
+    }
+
+    /// Promotes due scheduled jobs and leases up to `max` ready ones, in
+    /// priority order, in one script call.
+    pub async fn fetch_many(&self, lease: Duration, max: u32) -> Result<Fetched, KitError> {
+        type Row = (String, String, String, u32, u32, u64, u64);
         let mut conn = self.conn.clone();
-        let reply: Option<(String, String, String, u32, u32, u64)> = FETCH
+        let (rows, wait_ms): (Vec<Row>, i64) = FETCH
             .key(self.key("ready"))
             .key(self.key("scheduled"))
             .key(self.key("active"))
+            .key(self.key("ready_at"))
+            .key(self.key("paused"))
+            .key(self.key("retrying"))
             .arg(self.job_prefix())
             .arg(millis(lease).max(1))
             .arg(1000)
+            .arg(max.max(1))
             .invoke_async(&mut conn)
             .await?;
-        Ok(reply.map(|(id, kind, payload, attempt, max_attempts, lease_until_ms)| Leased {
-            id,
-            kind,
-            payload,
-            attempt,
-            max_attempts,
-            lease_until_ms,
-        }))
+        let jobs = rows
+            .into_iter()
+            .map(|(id, kind, payload, attempt, max_attempts, lease_until_ms, timeout_ms)| Leased {
+                id,
+                kind,
+                payload,
+                attempt,
+                max_attempts,
+                lease_until_ms,
+                timeout: (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms)),
+            })
+            .collect();
+        let next_due = u64::try_from(wait_ms).ok().map(Duration::from_millis);
+        Ok(Fetched { jobs, next_due })
+    }
+
+    /// Blocks on `waiter` (a connection of its own: the wait holds it) until
+    /// a job may be ready or `timeout` passes (at most the connection's
+    /// response timeout). True when woken by an enqueue.
+    pub async fn wait_for_work(&self, waiter: &RedisConnection, timeout: Duration) -> Result<bool, KitError> {
+        let mut conn = waiter.clone();
+        let seconds = timeout.as_secs_f64().clamp(0.01, 60.0);
+        let woken: Option<(String, String)> =
+            redis::cmd("BLPOP").arg(self.key("signal")).arg(seconds).query_async(&mut conn).await?;
+        Ok(woken.is_some())
     }
 
     /// Extends the lease of `job`'s attempt; false when it no longer holds it.
@@ -222,10 +292,12 @@ impl Queue {
         let done: u8 = ACK
             .key(self.job_key(&job.id))
             .key(self.key("active"))
+            .key(self.stats_key("processed"))
             .arg(&job.id)
             .arg(job.attempt)
             .arg(result)
             .arg(millis(retention).max(1))
+            .arg(STATS_LIFETIME_MS)
             .invoke_async(&mut conn)
             .await?;
         Ok(done == 1)
@@ -239,7 +311,7 @@ impl Queue {
         target: &str,
         attempt: u32,
         error: &str,
-        dead_retention: Duration,
+        settle: Settle,
     ) -> Result<u64, KitError> {
         let jitter: f64 = rand::rng().random();
         let mut conn = self.conn.clone();
@@ -247,20 +319,32 @@ impl Queue {
             .key(self.key("active"))
             .key(self.key("scheduled"))
             .key(self.key("dead"))
+            .key(self.key("retrying"))
+            .key(self.stats_key("failed"))
             .arg(self.job_prefix())
             .arg(mode)
             .arg(target)
             .arg(attempt)
             .arg(error)
             .arg(jitter)
-            .arg(millis(dead_retention).max(1))
+            .arg(millis(settle.dead_retention).max(1))
+            .arg(u8::from(settle.is_final))
+            .arg(STATS_LIFETIME_MS)
             .invoke_async(&mut conn)
             .await?)
     }
 
     /// Records a failed attempt; `None` when it no longer held the lease.
-    pub async fn fail(&self, job: &Leased, error: &str, dead_retention: Duration) -> Result<Option<Failed>, KitError> {
-        Ok(match self.run_fail("fail", &job.id, job.attempt, error, dead_retention).await? {
+    /// A final failure goes dead at once, whatever attempts are left.
+    pub async fn fail(
+        &self,
+        job: &Leased,
+        error: &str,
+        is_final: bool,
+        dead_retention: Duration,
+    ) -> Result<Option<Failed>, KitError> {
+        let settle = Settle { is_final, dead_retention };
+        Ok(match self.run_fail("fail", &job.id, job.attempt, error, settle).await? {
             1 => Some(Failed::Retrying),
             2 => Some(Failed::Dead),
             _ => None,
@@ -270,7 +354,26 @@ impl Queue {
     /// Settles up to `limit` jobs whose lease expired as failed attempts;
     /// returns how many.
     pub async fn reclaim_expired(&self, limit: u32, dead_retention: Duration) -> Result<u64, KitError> {
-        self.run_fail("reclaim", &limit.to_string(), 0, "", dead_retention).await
+        let settle = Settle { is_final: false, dead_retention };
+        self.run_fail("reclaim", &limit.to_string(), 0, "", settle).await
+    }
+
+    /// Gives a leased job back to the queue without counting the attempt
+    /// (for a worker that stops before finishing it); false when the lease
+    /// was no longer held.
+    pub async fn release(&self, job: &Leased) -> Result<bool, KitError> {
+        let mut conn = self.conn.clone();
+        let done: u8 = RELEASE
+            .key(self.job_key(&job.id))
+            .key(self.key("active"))
+            .key(self.key("ready"))
+            .key(self.key("ready_at"))
+            .key(self.key("signal"))
+            .arg(&job.id)
+            .arg(job.attempt)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(done == 1)
     }
 
     /// Cancels a scheduled or queued job: `Some(true)` cancelled,
@@ -281,6 +384,7 @@ impl Queue {
             .key(self.job_key(id))
             .key(self.key("ready"))
             .key(self.key("scheduled"))
+            .key(self.key("ready_at"))
             .arg(id)
             .arg(millis(retention).max(1))
             .invoke_async(&mut conn)
@@ -296,19 +400,26 @@ impl Queue {
     /// `Some(true)` done, `Some(false)` in another state, `None` no such job.
     pub async fn retry(&self, id: &str) -> Result<Option<bool>, KitError> {
         let mut conn = self.conn.clone();
-        let outcome: i64 = RETRY
-            .key(self.job_key(id))
-            .key(self.key("ready"))
-            .key(self.key("scheduled"))
-            .key(self.key("dead"))
-            .arg(id)
-            .invoke_async(&mut conn)
-            .await?;
+        let outcome: i64 = self.retry_invocation(id).invoke_async(&mut conn).await?;
         Ok(match outcome {
             1 => Some(true),
             0 => Some(false),
             _ => None,
         })
+    }
+
+    fn retry_invocation(&self, id: &str) -> redis::ScriptInvocation<'static> {
+        let mut invocation = RETRY.prepare_invoke();
+        invocation
+            .key(self.job_key(id))
+            .key(self.key("ready"))
+            .key(self.key("scheduled"))
+            .key(self.key("dead"))
+            .key(self.key("ready_at"))
+            .key(self.key("signal"))
+            .key(self.key("retrying"))
+            .arg(id);
+        invocation
     }
 
     /// The job's record (state, attempts, errors, ...), if it still exists.
@@ -318,18 +429,22 @@ impl Queue {
             redis::cmd("HGETALL").arg(self.job_key(id)).query_async(&mut conn).await?;
         Ok((!fields.is_empty()).then_some(fields))
     }
+}
 
-    /// Jobs per place: (ready, scheduled, active, dead).
-    pub async fn counts(&self) -> Result<(u64, u64, u64, u64), KitError> {
-        let mut conn = self.conn.clone();
-        Ok(redis::pipe()
-            .zcard(self.key("ready"))
-            .zcard(self.key("scheduled"))
-            .zcard(self.key("active"))
-            .zcard(self.key("dead"))
-            .query_async(&mut conn)
-            .await?)
-    }
+/// The arguments of settling a failed attempt.
+#[derive(Debug, Clone, Copy)]
+struct Settle {
+    is_final: bool,
+    dead_retention: Duration,
+}
+
+/// Throughput counters are kept per 10-second period for two minutes.
+pub(super) const STATS_PERIOD_SECS: u64 = 10;
+pub(super) const STATS_LIFETIME_MS: u64 = 120_000;
+
+pub(super) fn stats_period_now() -> u64 {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    secs / STATS_PERIOD_SECS
 }
 
 /// A time-ordered, random-suffixed id (hex), unique across processes.
