@@ -34,9 +34,10 @@ pub enum Command {
     /// Run a background worker until SIGTERM/SIGINT: it works the given
     /// job queues and repairs actions whose side effects were lost.
     Worker {
-        /// Comma-separated queues to work.
-        #[arg(long, value_delimiter = ',', default_value = "default")]
-        queues: Vec<String>,
+        /// Comma-separated queues to work; without it, every registered
+        /// queue (new ones are picked up as they appear).
+        #[arg(long, value_delimiter = ',')]
+        queues: Option<Vec<String>>,
         /// Jobs in flight per queue.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,

@@ -64,6 +64,12 @@ pub const ENV_VARS: &[&str] = &[
     "RATE_LIMIT_INSTANCES",
     "ACTIONS_AUDIT_MAXLEN",
     "JOB_LEASE_MS",
+    "JOB_DEFAULT_TIMEOUT_MS",
+    "JOB_SUCCEEDED_RETENTION_SECS",
+    "JOB_DEAD_RETENTION_SECS",
+    "JOB_SHUTDOWN_GRACE_SECS",
+    "WEBHOOK_SECRET",
+    "WEBHOOK_ALLOW_PRIVATE_NETWORKS",
 ];
 
 /// Deployment profile. `dev` tolerates missing secrets (and says so loudly);
@@ -134,6 +140,13 @@ struct RawSettings {
     rate_limit_instances: u32,
     actions_audit_maxlen: u64,
     job_lease_ms: u64,
+    job_default_timeout_ms: u64,
+    job_succeeded_retention_secs: u64,
+    job_dead_retention_secs: u64,
+    job_shutdown_grace_secs: u64,
+    webhook_secret: Option<String>,
+    webhook_allow_private_networks: bool,
+    cron: Vec<CronSetting>,
 }
 
 /// `MAIL_TRANSPORT`: where mail goes.
@@ -194,6 +207,13 @@ impl Default for RawSettings {
             rate_limit_instances: 1,
             actions_audit_maxlen: 100_000,
             job_lease_ms: 30_000,
+            job_default_timeout_ms: 5 * 60 * 1000,
+            job_succeeded_retention_secs: 24 * 3600,
+            job_dead_retention_secs: 7 * 24 * 3600,
+            job_shutdown_grace_secs: 15,
+            webhook_secret: None,
+            webhook_allow_private_networks: false,
+            cron: Vec::new(),
         }
     }
 }
@@ -237,9 +257,48 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     /// Approximate cap of the audit stream (XADD MAXLEN ~).
     pub actions_audit_maxlen: u64,
+    pub jobs: JobSettings,
+}
+
+/// The job queue and its worker (`JOB_*`, `WEBHOOK_*`, `[[cron]]`).
+#[derive(Clone, Debug)]
+pub struct JobSettings {
     /// How long a worker holds a job without a heartbeat before it is
-    /// given to another worker (jobs may set their own `timeout_ms`).
-    pub job_lease: Duration,
+    /// given to another worker.
+    pub lease: Duration,
+    /// The run-time limit of one attempt when the job sets no `timeout_ms`.
+    pub default_timeout: Duration,
+    /// How long finished jobs stay readable: succeeded or cancelled ones,
+    /// and dead ones (kept longer: someone has to look at them).
+    pub succeeded_retention: Duration,
+    pub dead_retention: Duration,
+    /// On shutdown, how long in-flight jobs may run before they are
+    /// released back to their queue.
+    pub shutdown_grace: Duration,
+    /// Signs webhook deliveries (HMAC-SHA256).
+    pub webhook_secret: SecretString,
+    /// Lets webhooks reach loopback and private addresses (off: SSRF guard).
+    pub webhook_allow_private_networks: bool,
+    pub cron: Vec<CronSetting>,
+}
+
+/// One recurring job: `[[cron]]` in the config file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CronSetting {
+    /// Unique among cron entries: names the per-tick dedupe key.
+    pub name: String,
+    /// A cron expression with seconds: `0 */5 * * * *` (every 5 minutes).
+    pub schedule: String,
+    #[serde(default = "default_queue")]
+    pub queue: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub payload: serde_json::Value,
+}
+
+fn default_queue() -> String {
+    "default".into()
 }
 
 /// Rate-limit policies and who is exempt or banned.
@@ -472,6 +531,34 @@ impl RawSettings {
             deny: split_list(&self.rate_limit_deny).map(String::from).collect(),
             instances: self.rate_limit_instances,
         };
+        for (name, value) in [
+            ("job_lease_ms", self.job_lease_ms),
+            ("job_default_timeout_ms", self.job_default_timeout_ms),
+            ("job_succeeded_retention_secs", self.job_succeeded_retention_secs),
+            ("job_dead_retention_secs", self.job_dead_retention_secs),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(name, "must be greater than 0"));
+            }
+        }
+        let mut cron_names = HashSet::new();
+        for entry in &self.cron {
+            if !cron_names.insert(entry.name.as_str()) {
+                return Err(ConfigError::new("cron", format!("the name {} is used twice", entry.name)));
+            }
+            crate::jobs::cron::parse_schedule(&entry.schedule).map_err(|message| ConfigError::new("cron", message))?;
+        }
+        let (webhook_secret, _) = secret_or_generated("webhook_secret", self.webhook_secret, self.profile)?;
+        let jobs = JobSettings {
+            lease: Duration::from_millis(self.job_lease_ms.max(50)),
+            default_timeout: Duration::from_millis(self.job_default_timeout_ms),
+            succeeded_retention: Duration::from_secs(self.job_succeeded_retention_secs),
+            dead_retention: Duration::from_secs(self.job_dead_retention_secs),
+            shutdown_grace: Duration::from_secs(self.job_shutdown_grace_secs),
+            webhook_secret,
+            webhook_allow_private_networks: self.webhook_allow_private_networks,
+            cron: self.cron,
+        };
         let mail = MailConfig {
             transport: self.mail_transport,
             smtp_url: self.smtp_url.map(SecretString::from),
@@ -501,7 +588,7 @@ impl RawSettings {
             mail,
             rate_limit,
             actions_audit_maxlen: self.actions_audit_maxlen.max(1),
-            job_lease: Duration::from_millis(self.job_lease_ms.max(50)),
+            jobs,
         })
     }
 }
@@ -627,9 +714,17 @@ mod tests {
         assert!(!err.to_string().contains("short"), "the value is not echoed");
         let err = with(&[("profile", "production"), ("jwt_secret", &"k".repeat(40))]).unwrap_err();
         assert_eq!(err.setting, "API_KEY_PEPPER", "production needs the API key pepper too");
-        let ok =
+        let err =
             with(&[("profile", "production"), ("jwt_secret", &"k".repeat(40)), ("api_key_pepper", &"p".repeat(40))])
-                .unwrap();
+                .unwrap_err();
+        assert_eq!(err.setting, "WEBHOOK_SECRET", "and the webhook signing secret");
+        let ok = with(&[
+            ("profile", "production"),
+            ("jwt_secret", &"k".repeat(40)),
+            ("api_key_pepper", &"p".repeat(40)),
+            ("webhook_secret", &"w".repeat(40)),
+        ])
+        .unwrap();
         assert!(!ok.jwt_secret_generated);
     }
 

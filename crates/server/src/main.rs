@@ -5,10 +5,14 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use std::sync::Arc;
 use switchyard::cli::{AdminCommand, Cli, Command};
 use switchyard::config::Settings;
-use switchyard::jobs::runner::Runner;
+
+use switchyard::jobs::cron::CronScheduler;
+use switchyard::jobs::handlers::Handlers;
 use switchyard::startup::{self, Application, StartupError};
+use switchyard::worker::jobs::QueueSelection;
 use switchyard::{http, shutdown, telemetry, worker};
 
 fn main() -> ExitCode {
@@ -78,16 +82,26 @@ async fn run(cli: Cli) -> Result<(), StartupError> {
         }
         Command::Worker { queues, concurrency } => {
             let shutdown = shutdown::on_signal();
-            let mut runners = Vec::new();
-            for queue in queues {
-                let runner = Runner::new(state.jobs.queue(&queue), &queue, state.settings.job_lease);
-                runners.push(tokio::spawn(runner.run(concurrency, shutdown.clone())));
-            }
-            worker::Worker::new(&state).run(shutdown).await;
-            for runner in runners {
-                let _ = runner.await;
-            }
+            let selection = queues.map_or(QueueSelection::All, QueueSelection::Named);
+            let handlers = Arc::new(Handlers::builtin(&state));
+            let cron =
+                CronScheduler::new(state.jobs.clone(), &state.settings.jobs.cron).map_err(StartupError::Admin)?;
+            let jobs = tokio::spawn(worker::jobs::run(
+                state.clone(),
+                handlers,
+                cron,
+                selection,
+                concurrency,
+                shutdown.clone(),
+            ));
+            worker::Worker::new(&state).run(shutdown.clone()).await;
+            let outcome = jobs.await;
             state.db.close().await;
+            match outcome {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => return Err(StartupError::Admin(format!("the job runner failed: {error}"))),
+                Err(error) => return Err(StartupError::Admin(format!("the job runner failed: {error}"))),
+            }
         }
         Command::Admin(AdminCommand::CreateUser { email, username, password_stdin: _, role }) => {
             startup::migrate(&state.db).await?;

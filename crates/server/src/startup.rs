@@ -49,9 +49,17 @@ pub enum StartupError {
     Admin(String),
 }
 
+/// Makes ring the process's TLS crypto provider (for outgoing HTTPS:
+/// webhooks). Idempotent; must run before any HTTP client is built.
+pub fn install_tls_provider() {
+    // Err means a provider is installed already, which is as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Connects to both dependencies (retrying until the start-up budget is
 /// spent) and assembles the shared state. Used by `serve` and `worker`.
 pub async fn connect(settings: Settings) -> Result<AppState, StartupError> {
+    install_tls_provider();
     let budget = settings.startup_timeout;
     let db_url = settings.database_url.expose_secret().to_owned();
     let redis_url = settings.redis_url.expose_secret().to_owned();
@@ -72,15 +80,16 @@ pub async fn connect(settings: Settings) -> Result<AppState, StartupError> {
         .map_err(|e| ConfigError { setting: "REDIS_KEY_PREFIX".into(), message: e.to_string() })?;
     let mailer = Mailer::new(&mail_settings(&settings), db.clone())
         .map_err(|e| ConfigError { setting: "MAIL_TRANSPORT".into(), message: e.to_string() })?;
-    let identity = Identity::new(&settings, db.clone(), redis.clone(), keys.clone(), mailer)
+    let jobs = Jobs::new(redis.clone(), keys.clone(), &settings.jobs);
+    let identity = Identity::new(&settings, db.clone(), redis.clone(), keys.clone(), jobs.clone())
         .map_err(|e| ConfigError { setting: "ARGON2_MEMORY_KIB".into(), message: e.to_string() })?;
     let clients = Clients::new(db.clone(), redis.clone(), keys.clone(), identity.hasher().clone(), &settings.identity);
     let limiter = switchyard_kit::RateLimiter::new(redis.clone(), keys.clone());
     let rate_limits = Arc::new(RateLimits::new(limiter, &settings.rate_limit));
     let actions = Actions::new(db.clone(), redis.clone(), keys.clone(), settings.actions_audit_maxlen);
-    let jobs = Jobs::new(redis.clone(), keys.clone());
     Ok(AppState {
         jobs,
+        mailer,
         actions,
         db,
         redis,

@@ -11,6 +11,7 @@ use crate::clients::Clients;
 use crate::config::Settings;
 use crate::identity::Identity;
 use crate::jobs::service::Jobs;
+use crate::mail::Mailer;
 use crate::ratelimit::RateLimits;
 
 /// Cheap to clone: every field is a handle to shared state.
@@ -27,4 +28,6 @@ pub struct AppState {
     pub rate_limits: Arc<RateLimits>,
     pub actions: Actions,
     pub jobs: Jobs,
+    /// Used by the worker's `mail` handler.
+    pub mailer: Mailer,
 }

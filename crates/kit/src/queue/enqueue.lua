@@ -34,10 +34,11 @@ if delay > 0 then
 else
   redis.call('ZADD', KEYS[2], (1000 - priority) * 1000000000000 + seq, ARGV[1])
   redis.call('ZADD', KEYS[6], now, ARGV[1])
-  -- Wake one blocked worker; the cap keeps an idle queue's list small.
-  redis.call('LPUSH', KEYS[7], '1')
-  redis.call('LTRIM', KEYS[7], 0, 63)
 end
+-- Wake one blocked worker (for a delayed job: to learn its due time); the
+-- cap keeps an idle queue's list small.
+redis.call('LPUSH', KEYS[7], '1')
+redis.call('LTRIM', KEYS[7], 0, 63)
 if unique then redis.call('SET', KEYS[5], ARGV[1]) end
 if dedupe then redis.call('SET', KEYS[8], ARGV[1], 'PX', ARGV[13]) end
 return {ARGV[1], 1}

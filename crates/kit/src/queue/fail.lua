@@ -1,5 +1,5 @@
 -- KEYS[1] active, KEYS[2] scheduled, KEYS[3] dead, KEYS[4] retrying
--- counter, KEYS[5] this period's failed counter
+-- counter, KEYS[5] this period's failed counter, KEYS[6] signal
 -- ARGV[1] job key prefix, ARGV[2] mode: 'fail' or 'reclaim',
 -- ARGV[3] id (fail) or how many expired leases to reclaim (reclaim),
 -- ARGV[4] attempt holding the lease (fail), ARGV[5] error,
@@ -44,6 +44,9 @@ local function settle(id, err, final)
   redis.call('HSET', job, 'state', 'failed', 'scheduled_for', now + delay)
   redis.call('ZADD', KEYS[2], now + delay, id)
   redis.call('INCR', KEYS[4])
+  -- An idle worker learns the retry's due time.
+  redis.call('LPUSH', KEYS[6], '1')
+  redis.call('LTRIM', KEYS[6], 0, 63)
   return 1
 end
 

@@ -321,6 +321,7 @@ impl Queue {
             .key(self.key("dead"))
             .key(self.key("retrying"))
             .key(self.stats_key("failed"))
+            .key(self.key("signal"))
             .arg(self.job_prefix())
             .arg(mode)
             .arg(target)

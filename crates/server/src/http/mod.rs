@@ -40,6 +40,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(crate::locks::routes::router())
         .merge(crate::actions::routes::router())
         .merge(crate::jobs::routes::router())
+        .merge(crate::jobs::queue_routes::router())
         .merge(crate::leaderboards::routes::router())
         .merge(crate::ratelimit::routes::router())
 }

@@ -24,7 +24,7 @@ pub const DOCUMENT_PATH: &str = "/api-docs/openapi.json";
         (name = "identity", description = "Accounts, sessions, tokens, one-time codes and password resets"),
         (name = "clients", description = "API clients and their rotating keys"),
         (name = "actions", description = "The action log: record, list, last (cached), audit stream"),
-        (name = "jobs", description = "Background jobs: enqueue, inspect, cancel, retry"),
+        (name = "jobs", description = "Background jobs: enqueue, inspect, cancel, retry; queues: counts, dead letters, pause (admins)"),
         (name = "locks", description = "Distributed locks with fencing tokens"),
         (name = "leaderboards", description = "Named boards per tenant: scores, ranks, pages, neighbourhoods"),
         (name = "ratelimit", description = "Rate limiting as a service, namespaced per API client"),

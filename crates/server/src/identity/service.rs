@@ -21,7 +21,8 @@ use super::sessions::{NewSession, RefreshOutcome, SessionInfo, SessionStore};
 use super::store::{self, InsertUserError, UserRow};
 use super::tokens::{self, AccessTokens, KeyedHasher};
 use crate::config::Settings;
-use crate::mail::{Email as Mail, Mailer};
+use crate::jobs::service::{JobSpec, Jobs};
+use crate::mail::Email as Mail;
 use crate::validation::{FieldError, Violations};
 
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +103,9 @@ pub struct AuthenticatedUser {
     pub role: Role,
 }
 
+/// The queue login codes and reset links are delivered from.
+pub const MAIL_QUEUE: &str = "mail";
+
 #[derive(Clone, Debug)]
 pub struct Identity {
     db: PgPool,
@@ -112,7 +116,7 @@ pub struct Identity {
     login_failures: Attempts,
     otp_requests: Attempts,
     otp: OtpStore,
-    mailer: Mailer,
+    jobs: Jobs,
     settings: crate::config::IdentitySettings,
 }
 
@@ -122,7 +126,7 @@ impl Identity {
         db: PgPool,
         redis: RedisConnection,
         keys: Keyspace,
-        mailer: Mailer,
+        jobs: Jobs,
     ) -> anyhow::Result<Self> {
         let identity = &settings.identity;
         let hasher = KeyedHasher::new(identity.api_key_pepper.clone());
@@ -134,7 +138,7 @@ impl Identity {
             otp_requests: Attempts::new(redis.clone(), keys.clone(), "otp-requests"),
             otp: OtpStore::new(redis, keys, hasher.clone(), identity.otp_ttl, identity.otp_max_attempts),
             hasher,
-            mailer,
+            jobs,
             db,
             settings: identity.clone(),
         })
@@ -365,13 +369,22 @@ impl Identity {
         Ok(())
     }
 
-    /// Delivery runs beside the request: its duration must not tell whether
-    /// the address has an account, and a mail outage must not fail it.
+    /// Mail goes through the job queue (`mail` jobs, retried on failure).
+    /// Enqueueing runs beside the request: its duration must not tell
+    /// whether the address has an account, and an outage must not fail it.
     fn deliver(&self, message: Mail) {
-        let mailer = self.mailer.clone();
+        let jobs = self.jobs.clone();
         tokio::spawn(async move {
-            if let Err(error) = mailer.send(&message).await {
-                tracing::error!(%error, subject = %message.subject, "mail delivery failed");
+            let spec = JobSpec {
+                queue: Some(MAIL_QUEUE.into()),
+                kind: "mail".into(),
+                payload: crate::jobs::handlers::mail::payload_of(&message),
+                max_attempts: Some(10),
+                backoff: Some(("exponential".into(), 2_000, 300_000)),
+                ..JobSpec::default()
+            };
+            if let Err(error) = jobs.enqueue_system(&spec).await {
+                tracing::error!(%error, subject = %message.subject, "enqueueing mail failed");
             }
         });
     }

@@ -1,7 +1,10 @@
 //! Jobs: the HTTP face of the kit's `Queue` (enqueue, inspect, cancel,
-//! retry, per tenant) and the handlers the worker runs.
+//! retry, per tenant; queue operations for admins), the handlers the
+//! worker runs, the runner that runs them, and recurring (cron) jobs.
 
+pub mod cron;
 pub mod handlers;
+pub mod queue_routes;
 pub mod routes;
 pub mod runner;
 pub mod service;

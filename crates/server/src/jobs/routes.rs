@@ -1,7 +1,5 @@
 //! `/v1/jobs`.
 
-use std::collections::HashMap;
-
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -9,7 +7,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::service::{JobError, JobSpec};
+use super::service::{JobError, JobRecord, JobSpec};
 use crate::http::{ApiError, ApiJson, Problem};
 use crate::identity::Principal;
 use crate::state::AppState;
@@ -47,7 +45,9 @@ pub struct BackoffRequest {
 pub struct EnqueueRequest {
     /// Default `default`; [a-z0-9_-], at most 64.
     pub queue: Option<String>,
-    /// A registered job type: `noop`, `sleep` {"ms"}, `flaky` {"fail_times"}.
+    /// A job type: `noop`, `sleep` {"ms"}, `flaky` {"fail_times"},
+    /// `webhook` {"url", "body", "headers"?, "timeout_ms"?}, and with an API
+    /// key `notify` {"user_id", "title", "body"?, "data"?}.
     #[serde(rename = "type")]
     pub kind: String,
     #[serde(default)]
@@ -58,7 +58,8 @@ pub struct EnqueueRequest {
     /// 1-100, default 3.
     pub max_attempts: Option<u32>,
     pub backoff: Option<BackoffRequest>,
-    /// The job's lease: it is retried if not finished within this.
+    /// Hard limit on one attempt's run time (default JOB_DEFAULT_TIMEOUT_MS):
+    /// an attempt running longer fails and is retried.
     pub timeout_ms: Option<u64>,
     /// While a job with this key is pending, enqueueing returns its id.
     pub unique_key: Option<String>,
@@ -94,6 +95,7 @@ impl From<EnqueueRequest> for JobSpec {
             backoff: body.backoff.map(|b| (b.kind, b.base_ms, b.max_ms.unwrap_or(b.base_ms))),
             timeout_ms: body.timeout_ms,
             unique_key: body.unique_key,
+            dedupe: None,
         }
     }
 }
@@ -123,20 +125,61 @@ async fn enqueue_batch(
     Ok((StatusCode::CREATED, ApiJson(BatchEnqueued { ids })))
 }
 
-/// A job's record: state (scheduled, queued, running, succeeded, failed,
-/// dead, cancelled), attempts, last error, result and timestamps (Unix ms).
+/// A job as callers see it. Timestamps are Unix milliseconds.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobView {
+    pub id: String,
+    pub queue: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// scheduled, queued, running, succeeded, failed (will retry), dead, cancelled
+    pub state: String,
+    pub priority: i32,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub last_error: Option<String>,
+    /// Every failed attempt: [{"attempt", "error", "at"}].
+    #[schema(value_type = Vec<Object>)]
+    pub errors: serde_json::Value,
+    /// What the handler returned, once succeeded.
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<serde_json::Value>,
+    pub created_at: Option<u64>,
+    pub scheduled_for: Option<u64>,
+    pub started_at: Option<u64>,
+    pub finished_at: Option<u64>,
+}
+
+impl From<JobRecord> for JobView {
+    fn from(r: JobRecord) -> Self {
+        Self {
+            id: r.id,
+            queue: r.queue,
+            kind: r.kind,
+            state: r.state,
+            priority: r.priority,
+            attempts: r.attempts,
+            max_attempts: r.max_attempts,
+            last_error: r.last_error,
+            errors: r.errors,
+            result: r.result,
+            created_at: r.created_at,
+            scheduled_for: r.scheduled_for,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+        }
+    }
+}
+
+/// A job's record: state, attempts, errors, result and timestamps.
 #[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", security(("bearer" = []), ("api_key" = [])), params(("id" = String, Path)),
-    responses((status = 200, body = HashMap<String, String>), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = JobView), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn get_job(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> Result<ApiJson<HashMap<String, String>>, ApiError> {
-    let mut record = state.jobs.get(&principal.tenant(), &id).await?;
-    for internal in ["seq", "unique_slot", "owner", "payload"] {
-        record.remove(internal);
-    }
-    Ok(ApiJson(record))
+) -> Result<ApiJson<JobView>, ApiError> {
+    Ok(ApiJson(state.jobs.get(&principal.tenant(), &id).await?.into()))
 }
 
 /// Cancel a scheduled or queued job (409 otherwise).

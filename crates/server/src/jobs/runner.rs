@@ -1,117 +1,212 @@
-//! The worker side of the queue: lease a job, run its handler while
-//! heartbeating the lease, ack or fail it; meanwhile reclaim jobs whose
-//! worker vanished. A job loses its lease only when its worker stops
-//! heartbeating (the process died or hung); handlers have no hard time
-//! limit yet.
+//! The worker side of a queue: lease jobs, run their handlers (with a hard
+//! time limit, heartbeating the lease meanwhile), ack or fail them; reclaim
+//! jobs whose worker vanished.
 //!
-//! `run_one` is one step, so tests drive the runner deterministically;
-//! `run` loops it with a bounded number of jobs in flight until shutdown,
-//! then lets in-flight jobs finish (what it had not fetched stays queued).
+//! One dispatcher per queue leases as many jobs as it has free slots
+//! (bounded in-flight), and when the queue is empty blocks on the queue's
+//! wake-up list on a connection of its own until an enqueue, the next
+//! scheduled job's due time, or one second, so an idle worker neither
+//! polls nor misses a delayed job. On shutdown it stops leasing, lets
+//! in-flight jobs finish within the grace period, then releases the rest
+//! back to the queue without spending an attempt.
+//!
+//! `run_one` is one fetch-and-run step, so tests drive the runner
+//! deterministically.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use switchyard_kit::{Failed, KitError, Queue};
+use switchyard_kit::{Failed, KitError, Leased, Queue, RedisConnection};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::handlers;
-use super::service::{DEAD_RETENTION, SUCCEEDED_RETENTION};
+use super::handlers::{Handlers, JobContext, JobFailure};
+use super::service::Retention;
+
+/// The longest an idle dispatcher blocks before looking again (below the
+/// connection's response timeout).
+const MAX_WAIT: Duration = Duration::from_secs(1);
+
+/// How a runner treats its jobs.
+#[derive(Debug, Clone, Copy)]
+pub struct RunnerOptions {
+    pub lease: Duration,
+    pub default_timeout: Duration,
+    pub retention: Retention,
+    pub shutdown_grace: Duration,
+}
 
 /// Runs the jobs of one queue.
 #[derive(Clone, Debug)]
 pub struct Runner {
     queue: Queue,
-    name: String,
-    lease: Duration,
+    handlers: Arc<Handlers>,
+    options: RunnerOptions,
 }
 
 impl Runner {
-    pub fn new(queue: Queue, name: &str, lease: Duration) -> Self {
-        Self { queue, name: name.to_owned(), lease }
+    pub fn new(queue: Queue, handlers: Arc<Handlers>, options: RunnerOptions) -> Self {
+        Self { queue, handlers, options }
     }
 
     /// Processes at most one job; true when there was one.
     pub async fn run_one(&self) -> Result<bool, KitError> {
-        let Some(job) = self.queue.fetch(self.lease).await? else {
+        let Some(job) = self.queue.fetch(self.options.lease).await? else {
             return Ok(false);
         };
-        let started = Instant::now();
-        let payload: serde_json::Value = serde_json::from_str(&job.payload).unwrap_or(serde_json::Value::Null);
-        // Heartbeat while the handler runs, so a long job keeps its lease
-        // and only a vanished worker's job goes to another worker.
-        let handler = handlers::run(&job.kind, &payload, job.attempt);
-        tokio::pin!(handler);
-        let mut beat = tokio::time::interval(self.lease / 3);
-        beat.tick().await;
-        let outcome = loop {
-            tokio::select! {
-                outcome = &mut handler => break outcome,
-                _ = beat.tick() => {
-                    if !self.queue.heartbeat(&job, self.lease).await? {
-                        break Err("lost the lease".to_owned());
-                    }
-                }
-            }
-        };
-        let label = match outcome {
-            Ok(result) => {
-                self.queue.ack(&job, &result.to_string(), SUCCEEDED_RETENTION).await?;
-                "succeeded"
-            }
-            Err(error) => match self.queue.fail(&job, &error, DEAD_RETENTION).await? {
-                Some(Failed::Dead) => "dead",
-                _ => "failed",
-            },
-        };
-        metrics::counter!("jobs_processed_total", "queue" => self.name.clone(), "outcome" => label).increment(1);
-        metrics::histogram!("job_duration_seconds", "queue" => self.name.clone())
-            .record(started.elapsed().as_secs_f64());
+        self.execute(job).await?;
         Ok(true)
     }
 
-    /// Works the queue with `concurrency` jobs in flight until `shutdown`.
-    pub async fn run(self, concurrency: usize, shutdown: CancellationToken) {
-        let mut tasks = Vec::with_capacity(concurrency + 1);
-        for _ in 0..concurrency.max(1) {
-            let (runner, shutdown) = (self.clone(), shutdown.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut idle = Duration::from_millis(5);
-                while !shutdown.is_cancelled() {
-                    match runner.run_one().await {
-                        Ok(true) => idle = Duration::from_millis(5),
-                        Ok(false) => {
-                            // Polling with back-off while idle (a blocking
-                            // wait on a dedicated connection is the next step).
-                            tokio::select! {
-                                () = shutdown.cancelled() => {}
-                                () = tokio::time::sleep(idle) => {}
+    /// Runs one leased attempt to its end and settles it.
+    async fn execute(&self, job: Leased) -> Result<(), KitError> {
+        let started = Instant::now();
+        let limit = job.timeout.unwrap_or(self.options.default_timeout);
+        let context = JobContext {
+            id: job.id.clone(),
+            kind: job.kind.clone(),
+            payload: serde_json::from_str(&job.payload).unwrap_or(serde_json::Value::Null),
+            attempt: job.attempt,
+            max_attempts: job.max_attempts,
+        };
+        let handler = tokio::time::timeout(limit, self.handlers.run(context));
+        tokio::pin!(handler);
+        // Heartbeat while the handler runs, so a long job keeps its lease
+        // and only a vanished worker's job goes to another worker.
+        let mut beat = tokio::time::interval(self.options.lease / 3);
+        beat.tick().await;
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut handler => break outcome.unwrap_or_else(|_| {
+                    Err(JobFailure::retry(format!("timed out after {} ms", limit.as_millis())))
+                }),
+                _ = beat.tick() => {
+                    if !self.queue.heartbeat(&job, self.options.lease).await? {
+                        // Reclaimed meanwhile: another worker owns the job now.
+                        tracing::warn!(job = %job.id, "lost the lease of a running job; abandoning it");
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        let retention = self.options.retention;
+        let label = match outcome {
+            Ok(result) => {
+                self.queue.ack(&job, &result.to_string(), retention.succeeded).await?;
+                "succeeded"
+            }
+            Err(failure) => {
+                tracing::info!(job = %job.id, kind = %job.kind, attempt = job.attempt, error = %failure.message, "job attempt failed");
+                match self.queue.fail(&job, &failure.message, failure.is_final, retention.dead).await? {
+                    Some(Failed::Dead) => "dead",
+                    _ => "failed",
+                }
+            }
+        };
+        let queue = self.queue.name().to_owned();
+        metrics::counter!("jobs_processed_total", "queue" => queue.clone(), "outcome" => label).increment(1);
+        metrics::histogram!("job_duration_seconds", "queue" => queue).record(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Works the queue with up to `concurrency` jobs in flight until
+    /// `shutdown`; `waiter` is a Redis connection for this runner alone.
+    pub async fn run(self, waiter: RedisConnection, concurrency: usize, shutdown: CancellationToken) {
+        let name = self.queue.name().to_owned();
+        let slots = Arc::new(Semaphore::new(concurrency.max(1)));
+        let in_flight: Arc<Mutex<HashMap<String, Leased>>> = Arc::default();
+        let mut tasks = JoinSet::new();
+        let reclaimer = tokio::spawn(self.clone().reclaim_loop(shutdown.clone()));
+        while !shutdown.is_cancelled() {
+            let first = tokio::select! {
+                () = shutdown.cancelled() => break,
+                permit = slots.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
+            };
+            let mut permits = vec![first];
+            while let Ok(permit) = slots.clone().try_acquire_owned() {
+                permits.push(permit);
+            }
+            let wanted = u32::try_from(permits.len()).unwrap_or(u32::MAX);
+            match self.queue.fetch_many(self.options.lease, wanted).await {
+                Ok(fetched) if fetched.jobs.is_empty() => {
+                    drop(permits);
+                    let wait = fetched.next_due.map_or(MAX_WAIT, |due| due.min(MAX_WAIT));
+                    if !wait.is_zero() {
+                        tokio::select! {
+                            () = shutdown.cancelled() => {}
+                            woken = self.queue.wait_for_work(&waiter, wait) => if let Err(error) = woken {
+                                tracing::warn!(%error, queue = %name, "waiting for jobs failed; retrying");
+                                pause(&shutdown, Duration::from_millis(500)).await;
                             }
-                            idle = (idle * 2).min(Duration::from_millis(100));
-                        }
-                        Err(error) => {
-                            tracing::warn!(%error, queue = %runner.name, "job runner error; retrying");
-                            tokio::time::sleep(Duration::from_millis(500)).await;
                         }
                     }
                 }
-            }));
-        }
-        let (queue, name) = (self.queue.clone(), self.name.clone());
-        let reclaim_every = (self.lease / 2).min(Duration::from_secs(1));
-        tasks.push(tokio::spawn(async move {
-            while !shutdown.is_cancelled() {
-                match queue.reclaim_expired(1000, DEAD_RETENTION).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(queue = %name, reclaimed = n, "jobs of vanished workers returned"),
-                    Err(error) => tracing::warn!(%error, "reclaiming expired leases failed"),
+                Ok(fetched) => {
+                    for (job, permit) in fetched.jobs.into_iter().zip(permits) {
+                        let (runner, in_flight) = (self.clone(), in_flight.clone());
+                        lock(&in_flight).insert(job.id.clone(), job.clone());
+                        tasks.spawn(async move {
+                            let id = job.id.clone();
+                            if let Err(error) = runner.execute(job).await {
+                                // Unsettled: its lease expires and the job is retried.
+                                tracing::warn!(%error, job = %id, "could not settle a job; its lease will expire");
+                            }
+                            lock(&in_flight).remove(&id);
+                            drop(permit);
+                        });
+                    }
                 }
-                tokio::select! {
-                    () = shutdown.cancelled() => {}
-                    () = tokio::time::sleep(reclaim_every) => {}
+                Err(error) => {
+                    drop(permits);
+                    tracing::warn!(%error, queue = %name, "fetching jobs failed; retrying");
+                    pause(&shutdown, Duration::from_millis(500)).await;
                 }
             }
-        }));
-        for task in tasks {
-            let _ = task.await;
+            while tasks.try_join_next().is_some() {}
         }
+        let drained =
+            tokio::time::timeout(self.options.shutdown_grace, async { while tasks.join_next().await.is_some() {} })
+                .await;
+        if drained.is_err() {
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+            let unfinished: Vec<Leased> = lock(&in_flight).drain().map(|(_, job)| job).collect();
+            for job in unfinished {
+                match self.queue.release(&job).await {
+                    Ok(_) => tracing::info!(job = %job.id, "released an unfinished job at shutdown"),
+                    Err(error) => {
+                        tracing::warn!(%error, job = %job.id, "could not release a job; its lease will expire")
+                    }
+                }
+            }
+        }
+        let _ = reclaimer.await;
+    }
+
+    /// Settles jobs whose worker stopped heartbeating, until `shutdown`.
+    async fn reclaim_loop(self, shutdown: CancellationToken) {
+        let every = (self.options.lease / 2).min(Duration::from_secs(1));
+        while !shutdown.is_cancelled() {
+            match self.queue.reclaim_expired(1000, self.options.retention.dead).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(queue = %self.queue.name(), reclaimed = n, "jobs of vanished workers returned"),
+                Err(error) => tracing::warn!(%error, "reclaiming expired leases failed"),
+            }
+            pause(&shutdown, every).await;
+        }
+    }
+}
+
+fn lock(map: &Mutex<HashMap<String, Leased>>) -> std::sync::MutexGuard<'_, HashMap<String, Leased>> {
+    map.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Sleeps for `duration` or until shutdown.
+async fn pause(shutdown: &CancellationToken, duration: Duration) {
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        () = tokio::time::sleep(duration) => {}
     }
 }

@@ -1,18 +1,28 @@
-//! Enqueueing and inspecting jobs for a tenant. A job belongs to the
-//! tenant that enqueued it; another tenant's job is `NotFound`.
+//! Enqueueing and inspecting jobs for a tenant, and operating queues.
+//! A job belongs to the tenant that enqueued it; another tenant's job is
+//! `NotFound`. Every queue a job is enqueued to is registered, so workers
+//! started without `--queues` and the queue views find it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use switchyard_kit::{Backoff, Keyspace, KitError, NewJob, Queue, RedisConnection};
+use serde_json::Value;
+use switchyard_kit::{Backoff, DeadJob, Keyspace, KitError, NewJob, Queue, QueueOverview, RedisConnection};
 
-use super::handlers::KNOWN_TYPES;
+use super::handlers::{self, SYSTEM_OWNER};
+use crate::config::JobSettings;
 use crate::validation::{FieldError, Violations};
 
-/// How long finished jobs stay readable.
-pub const SUCCEEDED_RETENTION: Duration = Duration::from_secs(24 * 3600);
-pub const DEAD_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 const MAX_PAYLOAD: usize = 256 * 1024;
+
+/// How long finished jobs stay readable.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Succeeded and cancelled jobs.
+    pub succeeded: Duration,
+    pub dead: Duration,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
@@ -39,23 +49,99 @@ pub struct JobSpec {
     pub backoff: Option<(String, u64, u64)>,
     pub timeout_ms: Option<u64>,
     pub unique_key: Option<String>,
+    /// Not settable over the API: enqueue once per key within the window
+    /// (a cron tick).
+    pub dedupe: Option<(String, Duration)>,
+}
+
+/// A job's record, as callers see it (timestamps in Unix milliseconds).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRecord {
+    pub id: String,
+    pub queue: String,
+    pub kind: String,
+    pub state: String,
+    pub priority: i32,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub last_error: Option<String>,
+    /// Every failed attempt: [{attempt, error, at}].
+    pub errors: Value,
+    pub result: Option<Value>,
+    pub created_at: Option<u64>,
+    pub scheduled_for: Option<u64>,
+    pub started_at: Option<u64>,
+    pub finished_at: Option<u64>,
+    owner: String,
+}
+
+impl JobRecord {
+    fn from_fields(mut fields: HashMap<String, String>) -> Self {
+        let mut take = |name: &str| fields.remove(name).filter(|v| !v.is_empty());
+        let id = take("id").unwrap_or_default();
+        Self {
+            queue: Queue::queue_of(&id).unwrap_or_default().to_owned(),
+            kind: take("type").unwrap_or_default(),
+            state: take("state").unwrap_or_default(),
+            priority: take("priority").and_then(|v| v.parse().ok()).unwrap_or(0),
+            attempts: take("attempts").and_then(|v| v.parse().ok()).unwrap_or(0),
+            max_attempts: take("max_attempts").and_then(|v| v.parse().ok()).unwrap_or(0),
+            last_error: take("last_error"),
+            errors: take("errors").and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_else(|| Value::Array(vec![])),
+            result: take("result").and_then(|v| serde_json::from_str(&v).ok()),
+            created_at: take("created_at").and_then(|v| v.parse().ok()),
+            scheduled_for: take("scheduled_for").and_then(|v| v.parse().ok()),
+            started_at: take("started_at").and_then(|v| v.parse().ok()),
+            finished_at: take("finished_at").and_then(|v| v.parse().ok()),
+            owner: take("owner").unwrap_or_default(),
+            id,
+        }
+    }
+}
+
+/// A page of a queue's dead-letter set.
+#[derive(Debug, Clone)]
+pub struct DeadPage {
+    pub jobs: Vec<JobRecord>,
+    /// Pass back to read the next page; `None` at the end.
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Clone, Debug)]
 pub struct Jobs {
     redis: RedisConnection,
     keys: Keyspace,
+    retention: Retention,
+    /// Queues this process has registered already (registering is
+    /// idempotent; this only saves the round trip).
+    registered: Arc<Mutex<HashSet<String>>>,
 }
 
-fn valid_queue(name: &str) -> bool {
+pub fn valid_queue(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 impl Jobs {
-    pub fn new(redis: RedisConnection, keys: Keyspace) -> Self {
-        Self { redis, keys }
+    pub fn new(redis: RedisConnection, keys: Keyspace, settings: &JobSettings) -> Self {
+        let retention = Retention { succeeded: settings.succeeded_retention, dead: settings.dead_retention };
+        Self { redis, keys, retention, registered: Arc::default() }
+    }
+
+    pub fn retention(&self) -> Retention {
+        self.retention
+    }
+
+    async fn register(&self, queue: &Queue) -> Result<(), KitError> {
+        if self.registered.lock().map(|r| r.contains(queue.name())).unwrap_or(false) {
+            return Ok(());
+        }
+        queue.register().await?;
+        if let Ok(mut registered) = self.registered.lock() {
+            registered.insert(queue.name().to_owned());
+        }
+        Ok(())
     }
 
     pub fn queue(&self, name: &str) -> Queue {
@@ -73,11 +159,8 @@ impl Jobs {
         if !valid_queue(&queue) {
             v.check::<()>(Err(FieldError::new(format!("{at}queue"), "must be 1-64 characters of [a-z0-9_-]")));
         }
-        if !KNOWN_TYPES.contains(&spec.kind.as_str()) {
-            v.check::<()>(Err(FieldError::new(
-                format!("{at}type"),
-                format!("must be one of {}", KNOWN_TYPES.join(", ")),
-            )));
+        for error in handlers::check(&spec.kind, &spec.payload, owner, at) {
+            v.check::<()>(Err(error));
         }
         let payload = spec.payload.to_string();
         if payload.len() > MAX_PAYLOAD {
@@ -125,6 +208,8 @@ impl Jobs {
             // Unique keys are per tenant.
             unique_key: spec.unique_key.as_ref().map(|k| format!("{owner}/{k}")),
             owner: owner.to_owned(),
+            dedupe: spec.dedupe.clone(),
+            sensitive: spec.kind == "mail",
         };
         Ok((queue, job))
     }
@@ -133,9 +218,22 @@ impl Jobs {
     pub async fn enqueue(&self, owner: &str, spec: &JobSpec) -> Result<(String, String), JobError> {
         let (queue, job) = Self::to_job(spec, owner)?;
         let queue = self.queue(&queue);
-        let (id, _) = queue.enqueue(&job).await?;
-        let state = queue.job(&id).await?.and_then(|mut r| r.remove("state")).unwrap_or_else(|| "queued".into());
+        self.register(&queue).await?;
+        let (id, created) = queue.enqueue(&job).await?;
+        let state = if !created {
+            // An existing job (same unique key): its state now.
+            queue.job(&id).await?.and_then(|mut r| r.remove("state")).unwrap_or_else(|| "queued".into())
+        } else if job.delay.is_zero() {
+            "queued".into()
+        } else {
+            "scheduled".into()
+        };
         Ok((id, state))
+    }
+
+    /// Enqueues a job switchyard runs for itself (mail, cron).
+    pub async fn enqueue_system(&self, spec: &JobSpec) -> Result<(String, String), JobError> {
+        self.enqueue(SYSTEM_OWNER, spec).await
     }
 
     /// Enqueues 1-100 jobs in one Redis round trip; every job is validated
@@ -162,7 +260,9 @@ impl Jobs {
         let mut ids = vec![String::new(); specs.len()];
         for (queue, jobs) in by_queue {
             let new_jobs: Vec<NewJob> = jobs.iter().map(|(_, j)| j.clone()).collect();
-            let results = self.queue(&queue).enqueue_many(&new_jobs).await?;
+            let queue = self.queue(&queue);
+            self.register(&queue).await?;
+            let results = queue.enqueue_many(&new_jobs).await?;
             for ((i, _), (id, _)) in jobs.iter().zip(results) {
                 ids[*i] = id;
             }
@@ -171,10 +271,10 @@ impl Jobs {
     }
 
     /// The caller's job record.
-    pub async fn get(&self, owner: &str, id: &str) -> Result<HashMap<String, String>, JobError> {
+    pub async fn get(&self, owner: &str, id: &str) -> Result<JobRecord, JobError> {
         let queue = Queue::queue_of(id).filter(|q| valid_queue(q)).ok_or(JobError::NotFound)?;
-        let record = self.queue(queue).job(id).await?.ok_or(JobError::NotFound)?;
-        if record.get("owner").map(String::as_str) != Some(owner) {
+        let record = JobRecord::from_fields(self.queue(queue).job(id).await?.ok_or(JobError::NotFound)?);
+        if record.owner != owner {
             return Err(JobError::NotFound);
         }
         Ok(record)
@@ -183,7 +283,7 @@ impl Jobs {
     pub async fn cancel(&self, owner: &str, id: &str) -> Result<(), JobError> {
         self.get(owner, id).await?;
         let queue = Queue::queue_of(id).ok_or(JobError::NotFound)?;
-        match self.queue(queue).cancel(id, SUCCEEDED_RETENTION).await? {
+        match self.queue(queue).cancel(id, self.retention.succeeded).await? {
             Some(true) => Ok(()),
             Some(false) => Err(JobError::WrongState),
             None => Err(JobError::NotFound),
@@ -198,5 +298,79 @@ impl Jobs {
             Some(false) => Err(JobError::WrongState),
             None => Err(JobError::NotFound),
         }
+    }
+
+    /// A registered queue, or `NotFound`.
+    async fn registered_queue(&self, name: &str) -> Result<Queue, JobError> {
+        if !valid_queue(name) || !Queue::registered(&self.redis, &self.keys).await?.iter().any(|q| q == name) {
+            return Err(JobError::NotFound);
+        }
+        Ok(self.queue(name))
+    }
+
+    /// Every registered queue with its overview.
+    pub async fn queues(&self) -> Result<Vec<(String, QueueOverview)>, JobError> {
+        let mut out = Vec::new();
+        for name in Queue::registered(&self.redis, &self.keys).await? {
+            let overview = self.queue(&name).overview().await?;
+            out.push((name, overview));
+        }
+        Ok(out)
+    }
+
+    /// Dead jobs of `queue`, oldest death first; `cursor` is the position
+    /// returned by the previous page.
+    pub async fn dead(&self, queue: &str, limit: u64, cursor: Option<&str>) -> Result<DeadPage, JobError> {
+        let offset = match cursor {
+            None => 0,
+            Some(c) => c.parse::<u64>().map_err(|_| {
+                JobError::Validation(vec![FieldError::new("cursor", "must be a cursor from a previous page")])
+            })?,
+        };
+        if !(1..=500).contains(&limit) {
+            return Err(JobError::Validation(vec![FieldError::new("limit", "must be between 1 and 500")]));
+        }
+        let dead: Vec<DeadJob> = self.registered_queue(queue).await?.dead(offset, limit).await?;
+        let next_cursor = (dead.len() as u64 == limit).then(|| (offset + limit).to_string());
+        let jobs = dead
+            .into_iter()
+            .map(|d| {
+                let mut record = JobRecord::from_fields(d.record);
+                if record.id.is_empty() {
+                    record.id = d.id;
+                    record.state = "dead".into();
+                }
+                record.finished_at = record.finished_at.or(Some(d.died_at_ms));
+                record
+            })
+            .collect();
+        Ok(DeadPage { jobs, next_cursor })
+    }
+
+    /// Requeues the listed dead jobs, or every one; returns how many.
+    pub async fn retry_dead(&self, queue: &str, ids: Option<&[String]>) -> Result<u64, JobError> {
+        let queue = self.registered_queue(queue).await?;
+        Ok(match ids {
+            Some(ids) if ids.len() > 1000 => {
+                return Err(JobError::Validation(vec![FieldError::new("ids", "must list at most 1000 ids")]))
+            }
+            Some(ids) => queue.retry_dead(ids).await?,
+            None => queue.retry_all_dead().await?,
+        })
+    }
+
+    /// Deletes every dead job of `queue`; returns how many.
+    pub async fn purge_dead(&self, queue: &str) -> Result<u64, JobError> {
+        Ok(self.registered_queue(queue).await?.purge_dead().await?)
+    }
+
+    pub async fn set_paused(&self, queue: &str, paused: bool) -> Result<QueueOverview, JobError> {
+        let queue = self.registered_queue(queue).await?;
+        if paused {
+            queue.pause().await?;
+        } else {
+            queue.resume().await?;
+        }
+        Ok(queue.overview().await?)
     }
 }

@@ -1,8 +1,9 @@
 //! Mail: the one function (`Mailer::send`) through which switchyard sends
 //! login codes and reset links, over one of two transports: the
 //! `email_outbox` table (dev and tests; a person or a relay reads it) or
-//! SMTP (lettre). Moving delivery onto the job queue later changes only the
-//! inside of `send`.
+//! SMTP (lettre). Identity does not call it directly: it enqueues `mail`
+//! jobs (jobs::handlers::mail), and the worker calls `send`, so a mail
+//! outage delays messages instead of losing them.
 //!
 //! Invariant: message bodies carry secrets (codes, reset tokens) and are
 //! never logged.

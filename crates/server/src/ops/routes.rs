@@ -50,5 +50,6 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     telemetry::metrics::record_pool_gauges(&state);
     telemetry::metrics::record_cache_stats(&state).await;
+    telemetry::metrics::record_queue_gauges(&state).await;
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
 }

@@ -77,3 +77,25 @@ pub async fn record_cache_stats(state: &AppState) {
         }
     }
 }
+
+/// Sets `jobs_queue_depth{queue,state}` and `jobs_queue_oldest_age_seconds`
+/// (the lag) for every registered queue; called at scrape time. A Redis
+/// error leaves the previous values.
+pub async fn record_queue_gauges(state: &AppState) {
+    let Ok(queues) = state.jobs.queues().await else { return };
+    for (name, o) in queues {
+        #[allow(clippy::cast_precision_loss)]
+        for (label, count) in [
+            ("queued", o.queued),
+            ("scheduled", o.scheduled),
+            ("retrying", o.retrying),
+            ("running", o.running),
+            ("dead", o.dead),
+        ] {
+            metrics::gauge!("jobs_queue_depth", "queue" => name.clone(), "state" => label).set(count as f64);
+        }
+        let lag = o.oldest_queued_age.map_or(0.0, |age| age.as_secs_f64());
+        metrics::gauge!("jobs_queue_oldest_age_seconds", "queue" => name.clone()).set(lag);
+        metrics::gauge!("jobs_queue_paused", "queue" => name).set(if o.paused { 1.0 } else { 0.0 });
+    }
+}

@@ -14,6 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::state::AppState;
 
+pub mod jobs;
+
 /// The registry name workers beat in.
 pub const REGISTRY: &str = "workers";
 

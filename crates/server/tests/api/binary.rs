@@ -114,6 +114,7 @@ async fn serve_migrates_then_stops_cleanly_on_sigterm() {
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
+    switchyard::startup::install_tls_provider();
     let client = reqwest::Client::new();
     let mut up = false;
     for _ in 0..200 {
@@ -187,6 +188,7 @@ async fn serve(database: &TestDatabase, extra: &[(&str, &str)]) -> (std::process
     env.extend_from_slice(extra);
     let mut child = switchyard(&["serve"], &env).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let base = format!("http://127.0.0.1:{port}");
+    switchyard::startup::install_tls_provider();
     let client = reqwest::Client::new();
     for _ in 0..200 {
         if client.get(format!("{base}/health")).send().await.is_ok_and(|r| r.status() == 200) {
@@ -217,6 +219,7 @@ async fn stop(mut child: std::process::Child) -> Output {
 async fn secrets_never_reach_the_logs_even_at_trace_level() {
     let database = TestDatabase::create().await;
     let (child, base, _keys) = serve(&database, &[("RUST_LOG", "trace")]).await;
+    switchyard::startup::install_tls_provider();
     let client = reqwest::Client::new();
     let password = "Sup3r-Secret-Passw0rd";
     let signup = serde_json::json!({"username": "logcheck", "email": "log@example.com", "password": password});
@@ -278,6 +281,7 @@ async fn admin_create_user_reads_the_password_from_stdin() {
     assert!(String::from_utf8_lossy(&output.stdout).contains("created admin user root"));
 
     let (child, base, _keys) = serve(&database, &[]).await;
+    switchyard::startup::install_tls_provider();
     let client = reqwest::Client::new();
     let login = serde_json::json!({"email": "root@example.com", "password": "admin-password-1"});
     let tokens: serde_json::Value =
@@ -363,6 +367,7 @@ async fn a_job_of_a_killed_worker_finishes_on_another_after_its_lease() {
         switchyard_kit::RedisConnection::connect(&switchyard_kit::RedisConfig::new(&redis).unwrap()).await.unwrap();
     let keys = switchyard_kit::Keyspace::new(&prefix).unwrap();
     let queue = switchyard_kit::Queue::new(conn.clone(), keys.clone(), "default");
+    queue.register().await.unwrap(); // workers without --queues work every registered queue
     let (id, _) = queue.enqueue(&switchyard_kit::NewJob::new("sleep", r#"{"ms": 600}"#)).await.unwrap();
     let state = |queue: switchyard_kit::Queue, id: String| async move {
         queue.job(&id).await.unwrap().map(|r| (r["state"].clone(), r["attempts"].clone())).unwrap_or_default()

@@ -1,12 +1,16 @@
 //! `spawn_app()` and the test client every capability test reuses.
 
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 use figment::Figment;
 use reqwest::{Method, Response};
 use serde_json::Value;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use switchyard::config::Settings;
+use switchyard::identity::service::MAIL_QUEUE;
+use switchyard::jobs::handlers::Handlers;
+use switchyard::jobs::runner::Runner;
 use switchyard::startup::{self, Application};
 use switchyard::state::AppState;
 use switchyard_kit::{Keyspace, RedisConnection};
@@ -138,6 +142,13 @@ async fn spawn_app_full(
     let address = format!("http://{}", app.local_addr());
     let shutdown = CancellationToken::new();
     tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    // Mail goes through the queue: a worker runs it, as in production.
+    let mail_runner = Runner::new(
+        state.jobs.queue(MAIL_QUEUE),
+        Arc::new(Handlers::builtin(&state)),
+        switchyard::worker::jobs::runner_options(&state),
+    );
+    tokio::spawn(mail_runner.run(waiter_connection().await, 2, shutdown.clone()));
     TestApp {
         address,
         client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
@@ -148,6 +159,11 @@ async fn spawn_app_full(
         shutdown,
         _database: database,
     }
+}
+
+/// A Redis connection of its own (for a runner's blocking waits).
+pub async fn waiter_connection() -> RedisConnection {
+    RedisConnection::connect(&switchyard_kit::RedisConfig::new(&redis_url()).unwrap()).await.unwrap()
 }
 
 impl TestApp {
@@ -265,6 +281,18 @@ impl TestApp {
             refresh_token: tokens["refresh_token"].as_str().unwrap().to_owned(),
             session_id: tokens["session_id"].as_str().unwrap().to_owned(),
         }
+    }
+
+    /// A fresh user with the admin role (its token carries the role).
+    pub async fn new_admin(&self) -> TestUser {
+        let user = self.new_user().await;
+        sqlx::query("UPDATE users SET role = 'admin' WHERE id = $1::uuid")
+            .bind(&user.id)
+            .execute(&self.db)
+            .await
+            .unwrap();
+        let tokens: Value = self.login(&user.email, &user.password).await.json().await.unwrap();
+        TestUser { access_token: tokens["access_token"].as_str().unwrap().to_owned(), ..user }
     }
 
     /// A request with `Authorization: Bearer <token>`.

@@ -1,13 +1,26 @@
 //! Jobs over HTTP and the runner: enqueue, run, retries to success or
-//! death, cancel, retry, and tenant isolation.
+//! death, cancel, retry, tenant isolation, time limits, graceful shutdown,
+//! blocking waits honouring delays, exactly-once delivery through several
+//! runners, and the admins' queue views.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use switchyard::jobs::runner::Runner;
+use switchyard::jobs::handlers::{Handlers, JobContext, JobFailure};
+use switchyard::jobs::runner::{Runner, RunnerOptions};
+use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{assert_problem, json_of, spawn_app, TestApp, TestUser};
+use crate::helpers::{assert_problem, json_of, spawn_app, waiter_connection, TestApp, TestUser};
+
+fn options(app: &TestApp) -> RunnerOptions {
+    switchyard::worker::jobs::runner_options(&app.state)
+}
+
+fn runner(app: &TestApp, queue: &str) -> Runner {
+    Runner::new(app.state.jobs.queue(queue), Arc::new(Handlers::builtin(&app.state)), options(app))
+}
 
 async fn enqueue(app: &TestApp, user: &TestUser, body: Value) -> reqwest::Response {
     app.authed(Method::POST, "/v1/jobs", &user.access_token).json(&body).send().await.unwrap()
@@ -19,7 +32,7 @@ async fn job(app: &TestApp, user: &TestUser, id: &str) -> Value {
 
 /// Runs jobs until none is ready (waiting out short back-offs).
 async fn drain(app: &TestApp, queue: &str) {
-    let runner = Runner::new(app.state.jobs.queue(queue), queue, Duration::from_secs(5));
+    let runner = runner(app, queue);
     let mut idle = 0;
     while idle < 20 {
         if runner.run_one().await.unwrap() {
@@ -44,8 +57,10 @@ async fn a_job_is_enqueued_run_and_reported() {
     drain(&app, "default").await;
     let record = job(&app, &user, id).await;
     assert_eq!(record["state"], "succeeded");
-    assert_eq!(record["attempts"], "1");
-    assert_eq!(record["result"], r#"{"slept_ms":5}"#);
+    assert_eq!((record["attempts"].as_u64(), record["max_attempts"].as_u64()), (Some(1), Some(3)));
+    assert_eq!((record["type"].as_str(), record["queue"].as_str()), (Some("sleep"), Some("default")));
+    assert_eq!(record["result"], json!({"slept_ms": 5}));
+    assert!(record["finished_at"].as_u64() >= record["started_at"].as_u64());
     assert!(record.get("owner").is_none() && record.get("payload").is_none());
 }
 
@@ -70,11 +85,12 @@ async fn flaky_jobs_retry_to_success_or_die_after_max_attempts() {
     .unwrap();
     drain(&app, "default").await;
     let ok = job(&app, &user, ok["id"].as_str().unwrap()).await;
-    assert_eq!((ok["state"].as_str(), ok["attempts"].as_str()), (Some("succeeded"), Some("3")));
+    assert_eq!((ok["state"].as_str(), ok["attempts"].as_u64()), (Some("succeeded"), Some(3)));
     let dead_id = dead["id"].as_str().unwrap().to_owned();
     let dead = job(&app, &user, &dead_id).await;
     assert_eq!(dead["state"], "dead");
     assert!(dead["last_error"].as_str().unwrap().contains("flaky"));
+    assert_eq!(dead["errors"].as_array().unwrap().len(), 2, "every attempt's error is kept");
 
     let retry =
         app.authed(Method::POST, &format!("/v1/jobs/{dead_id}/retry"), &user.access_token).send().await.unwrap();
@@ -131,7 +147,7 @@ async fn a_batch_enqueues_all_or_names_the_bad_job() {
         app.authed(Method::POST, "/v1/jobs:batch", &user.access_token).json(&json!({"jobs": jobs})).send()
     };
     let created =
-        batch(json!([{"type": "noop"}, {"type": "noop", "queue": "mail"}, {"type": "sleep", "payload": {"ms": 1}}]))
+        batch(json!([{"type": "noop"}, {"type": "noop", "queue": "other"}, {"type": "sleep", "payload": {"ms": 1}}]))
             .await
             .unwrap();
     assert_eq!(created.status(), 201);
@@ -142,12 +158,213 @@ async fn a_batch_enqueues_all_or_names_the_bad_job() {
         .map(|i| i.as_str().unwrap().to_owned())
         .collect();
     assert_eq!(ids.len(), 3);
-    assert!(ids[1].starts_with("mail."));
+    assert!(ids[1].starts_with("other."));
     for id in &ids {
         assert_eq!(job(&app, &user, id).await["state"], "queued");
     }
     let bad = batch(json!([{"type": "noop"}, {"type": "nope"}])).await.unwrap();
     assert_eq!(assert_problem(bad, 422).await["errors"][0]["field"], "jobs[1].type");
-    let (ready, ..) = app.state.jobs.queue("default").counts().await.unwrap();
-    assert_eq!(ready, 2, "the rejected batch enqueued nothing");
+    let queued = app.state.jobs.queue("default").overview().await.unwrap().queued;
+    assert_eq!(queued, 2, "the rejected batch enqueued nothing");
+}
+
+#[tokio::test]
+async fn internal_and_service_only_types_are_refused_to_users_with_the_field_named() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let mail = json!({"type": "mail", "payload": {"to": "x@example.com", "subject": "s", "body": "b"}});
+    assert_eq!(assert_problem(enqueue(&app, &user, mail).await, 422).await["errors"][0]["field"], "type");
+    let notify = json!({"type": "notify", "payload": {"user_id": user.id, "title": "hi"}});
+    assert_eq!(assert_problem(enqueue(&app, &user, notify).await, 422).await["errors"][0]["field"], "type");
+    let hook = json!({"type": "webhook", "payload": {"url": "ftp://example.com", "body": {}}});
+    assert_eq!(assert_problem(enqueue(&app, &user, hook).await, 422).await["errors"][0]["field"], "payload.url");
+    let sleep = json!({"type": "sleep", "payload": {"ms": "long"}});
+    assert_eq!(assert_problem(enqueue(&app, &user, sleep).await, 422).await["errors"][0]["field"], "payload.ms");
+}
+
+#[tokio::test]
+async fn an_attempt_running_past_its_timeout_fails_and_is_retried() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let body = json!({"type": "sleep", "payload": {"ms": 5000}, "timeout_ms": 50, "max_attempts": 1});
+    let created: Value = enqueue(&app, &user, body).await.json().await.unwrap();
+    assert!(runner(&app, "default").run_one().await.unwrap());
+    let record = job(&app, &user, created["id"].as_str().unwrap()).await;
+    assert_eq!(record["state"], "dead");
+    assert_eq!(record["last_error"], "timed out after 50 ms");
+}
+
+/// A runner working `queue` in the background; cancel the token to stop it.
+async fn start_runner(runner: Runner, concurrency: usize) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(runner.run(waiter_connection().await, concurrency, shutdown.clone()));
+    (shutdown, task)
+}
+
+async fn wait_for_state(app: &TestApp, user: &TestUser, id: &str, state: &str) -> Value {
+    for _ in 0..400 {
+        let record = job(app, user, id).await;
+        if record["state"] == state {
+            return record;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("job {id} never reached {state}: {}", job(app, user, id).await);
+}
+
+#[tokio::test]
+async fn an_idle_runner_wakes_for_new_jobs_and_honours_delays_within_100_ms() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let (shutdown, task) = start_runner(runner(&app, "default"), 4).await;
+    tokio::time::sleep(Duration::from_millis(50)).await; // the runner is blocked waiting
+    let now: Value = enqueue(&app, &user, json!({"type": "noop"})).await.json().await.unwrap();
+    wait_for_state(&app, &user, now["id"].as_str().unwrap(), "succeeded").await;
+    for delay in [300, 700] {
+        let later: Value = enqueue(&app, &user, json!({"type": "noop", "delay_ms": delay})).await.json().await.unwrap();
+        let record = wait_for_state(&app, &user, later["id"].as_str().unwrap(), "succeeded").await;
+        let due = record["scheduled_for"].as_u64().unwrap();
+        let started = record["started_at"].as_u64().unwrap();
+        assert!(started >= due, "not before it is due");
+        assert!(started - due < 100, "started {} ms after it was due", started - due);
+    }
+    shutdown.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_lets_short_jobs_finish_and_releases_the_rest_unspent() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let short: Value =
+        enqueue(&app, &user, json!({"type": "sleep", "payload": {"ms": 100}})).await.json().await.unwrap();
+    let long: Value =
+        enqueue(&app, &user, json!({"type": "sleep", "payload": {"ms": 30000}})).await.json().await.unwrap();
+    let mut opts = options(&app);
+    opts.shutdown_grace = Duration::from_millis(400);
+    let runner = Runner::new(app.state.jobs.queue("default"), Arc::new(Handlers::builtin(&app.state)), opts);
+    let (shutdown, task) = start_runner(runner, 2).await;
+    wait_for_state(&app, &user, long["id"].as_str().unwrap(), "running").await;
+    shutdown.cancel();
+    task.await.unwrap();
+    let short = job(&app, &user, short["id"].as_str().unwrap()).await;
+    assert_eq!(short["state"], "succeeded", "finished within the grace period");
+    let long = job(&app, &user, long["id"].as_str().unwrap()).await;
+    assert_eq!((long["state"].as_str(), long["attempts"].as_u64()), (Some("queued"), Some(0)), "released, not spent");
+}
+
+#[tokio::test]
+async fn ten_thousand_jobs_through_four_runners_each_run_exactly_once() {
+    let app = spawn_app().await;
+    let seen_key = app.keys.key(&["test", "seen"]);
+    // The side effect is counted in Redis, per job id.
+    let count_handler = {
+        let (redis, seen_key) = (app.redis.clone(), seen_key.clone());
+        move |job: JobContext| {
+            let (mut redis, seen_key) = (redis.clone(), seen_key.clone());
+            async move {
+                let _: i64 = redis::cmd("HINCRBY")
+                    .arg(&seen_key)
+                    .arg(&job.id)
+                    .arg(1)
+                    .query_async(&mut redis)
+                    .await
+                    .map_err(|e| JobFailure::retry(e.to_string()))?;
+                Ok(Value::Null)
+            }
+        }
+    };
+    let handlers = Arc::new(Handlers::builtin(&app.state).with("count", count_handler));
+    let queue = app.state.jobs.queue("bulk");
+    let total = 10_000;
+    for _ in 0..total / 500 {
+        let jobs: Vec<_> = (0..500).map(|_| switchyard_kit::NewJob::new("count", "{}")).collect();
+        queue.enqueue_many(&jobs).await.unwrap();
+    }
+    let mut runners = Vec::new();
+    for _ in 0..4 {
+        runners.push(start_runner(Runner::new(queue.clone(), handlers.clone(), options(&app)), 8).await);
+    }
+    let mut conn = app.redis.clone();
+    for _ in 0..3000 {
+        let o = queue.overview().await.unwrap();
+        if o.queued == 0 && o.running == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for (shutdown, task) in runners {
+        shutdown.cancel();
+        task.await.unwrap();
+    }
+    let seen: std::collections::HashMap<String, u32> =
+        redis::cmd("HGETALL").arg(&seen_key).query_async(&mut conn).await.unwrap();
+    assert_eq!(seen.len(), total, "every job ran");
+    assert!(seen.values().all(|&n| n == 1), "no job ran twice");
+    let o = queue.overview().await.unwrap();
+    assert_eq!((o.queued, o.running, o.retrying, o.dead), (0, 0, 0, 0));
+}
+
+#[tokio::test]
+async fn admins_see_queues_and_handle_dead_letters_and_pauses() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let admin = app.new_admin().await;
+    assert_problem(app.authed(Method::GET, "/v1/queues", &user.access_token).send().await.unwrap(), 403).await;
+
+    let doomed = json!({"type": "flaky", "payload": {"fail_times": 5}, "max_attempts": 1, "queue": "ops"});
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let created: Value = enqueue(&app, &user, doomed.clone()).await.json().await.unwrap();
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    enqueue(&app, &user, json!({"type": "noop", "queue": "ops", "delay_ms": 60000})).await;
+    drain(&app, "ops").await;
+    enqueue(&app, &user, json!({"type": "noop", "queue": "ops"})).await;
+
+    let queues = json_of(app.authed(Method::GET, "/v1/queues", &admin.access_token)).await;
+    let ops = queues.as_array().unwrap().iter().find(|q| q["name"] == "ops").expect("the ops queue is listed").clone();
+    assert_eq!((ops["queued"].as_u64(), ops["scheduled"].as_u64(), ops["dead"].as_u64()), (Some(1), Some(1), Some(3)));
+    assert_eq!(ops["failed_last_minute"], 3);
+    assert!(ops["oldest_queued_age_ms"].as_u64().is_some());
+
+    let page = json_of(app.authed(Method::GET, "/v1/queues/ops/dead?limit=2", &admin.access_token)).await;
+    assert_eq!(page["jobs"].as_array().unwrap().len(), 2);
+    assert_eq!(page["jobs"][0]["state"], "dead");
+    assert!(page["jobs"][0]["last_error"].as_str().unwrap().contains("flaky"));
+    let cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    let rest =
+        json_of(app.authed(Method::GET, &format!("/v1/queues/ops/dead?limit=2&cursor={cursor}"), &admin.access_token))
+            .await;
+    assert_eq!(rest["jobs"].as_array().unwrap().len(), 1);
+    assert!(rest["next_cursor"].is_null());
+    let bad = app.authed(Method::GET, "/v1/queues/ops/dead?limit=0", &admin.access_token).send().await.unwrap();
+    assert_eq!(assert_problem(bad, 422).await["errors"][0]["field"], "limit");
+    assert_problem(app.authed(Method::GET, "/v1/queues/nope/dead", &admin.access_token).send().await.unwrap(), 404)
+        .await;
+
+    let retried = json_of(
+        app.authed(Method::POST, "/v1/queues/ops/dead/retry", &admin.access_token).json(&json!({"ids": [ids[0]]})),
+    )
+    .await;
+    assert_eq!(retried["count"], 1);
+    assert_eq!(job(&app, &user, &ids[0]).await["state"], "queued");
+    let purged = json_of(app.authed(Method::DELETE, "/v1/queues/ops/dead", &admin.access_token)).await;
+    assert_eq!(purged["count"], 2);
+    assert_problem(
+        app.authed(Method::GET, &format!("/v1/jobs/{}", ids[1]), &user.access_token).send().await.unwrap(),
+        404,
+    )
+    .await;
+
+    let paused = json_of(app.authed(Method::POST, "/v1/queues/ops/pause", &admin.access_token)).await;
+    assert_eq!(paused["paused"], true);
+    assert!(!runner(&app, "ops").run_one().await.unwrap(), "a paused queue hands out nothing");
+    let resumed = json_of(app.authed(Method::POST, "/v1/queues/ops/resume", &admin.access_token)).await;
+    assert_eq!(resumed["paused"], false);
+    assert!(runner(&app, "ops").run_one().await.unwrap());
+
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains(r#"jobs_queue_depth{queue="ops",state="dead"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"jobs_queue_oldest_age_seconds{queue="ops"}"#));
 }

@@ -1,0 +1,104 @@
+//! Recurring jobs declared in config (`[[cron]]`): every worker process
+//! runs a scheduler, and each tick is enqueued exactly once however many
+//! run, because the enqueue carries a per-tick dedupe key (`cron:<name>:
+//! <tick>`) that the queue's enqueue script checks and sets atomically.
+//!
+//! A scheduler fires the ticks that fell since it last looked; ticks from
+//! before it started (all workers down) are skipped, not caught up.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use cron::Schedule;
+use tokio_util::sync::CancellationToken;
+
+use super::handlers::{self, SYSTEM_OWNER};
+use super::service::{JobError, JobSpec, Jobs};
+use crate::config::CronSetting;
+
+/// How long a tick's dedupe key lives: far longer than schedulers can
+/// disagree about which ticks are due.
+const DEDUPE_WINDOW: Duration = Duration::from_secs(600);
+
+/// Parses a cron expression with a seconds field (`0 */5 * * * *`).
+pub fn parse_schedule(expression: &str) -> Result<Schedule, String> {
+    Schedule::from_str(expression)
+        .map_err(|_| "schedule must be a cron expression with seconds, e.g. \"0 */5 * * * *\"".to_owned())
+}
+
+/// Enqueues the configured recurring jobs on time.
+#[derive(Debug, Clone)]
+pub struct CronScheduler {
+    jobs: Jobs,
+    entries: Vec<(CronSetting, Schedule)>,
+}
+
+impl CronScheduler {
+    /// Checks every entry (schedule, queue, type and payload) up front.
+    pub fn new(jobs: Jobs, settings: &[CronSetting]) -> Result<Self, String> {
+        let mut entries = Vec::new();
+        for entry in settings {
+            let schedule = parse_schedule(&entry.schedule).map_err(|m| format!("cron {}: {m}", entry.name))?;
+            if !super::service::valid_queue(&entry.queue) {
+                return Err(format!("cron {}: queue must be 1-64 characters of [a-z0-9_-]", entry.name));
+            }
+            if let Some(error) = handlers::check(&entry.kind, &entry.payload, SYSTEM_OWNER, "").first() {
+                return Err(format!("cron {}: {} {}", entry.name, error.field, error.message));
+            }
+            entries.push((entry.clone(), schedule));
+        }
+        Ok(Self { jobs, entries })
+    }
+
+    /// Enqueues every tick in `(since, now]` of every entry; returns the
+    /// ids of the jobs (created now or by another scheduler).
+    pub async fn fire_due(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> Result<Vec<String>, JobError> {
+        let mut ids = Vec::new();
+        for (entry, schedule) in &self.entries {
+            for tick in schedule.after(&since).take_while(|tick| *tick <= now) {
+                let spec = JobSpec {
+                    queue: Some(entry.queue.clone()),
+                    kind: entry.kind.clone(),
+                    payload: entry.payload.clone(),
+                    dedupe: Some((format!("cron:{}:{}", entry.name, tick.timestamp()), DEDUPE_WINDOW)),
+                    ..JobSpec::default()
+                };
+                let (id, _) = self.jobs.enqueue_system(&spec).await?;
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// When the next tick of any entry falls after `now`.
+    fn next_tick(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.entries.iter().filter_map(|(_, schedule)| schedule.after(&now).next()).min()
+    }
+
+    /// Fires ticks as they come until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        if self.entries.is_empty() {
+            return;
+        }
+        let mut since = Utc::now();
+        while !shutdown.is_cancelled() {
+            let now = Utc::now();
+            let wait = self
+                .next_tick(now)
+                .and_then(|tick| (tick - now).to_std().ok())
+                .unwrap_or(Duration::from_secs(1))
+                .min(Duration::from_secs(1));
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(wait) => {}
+            }
+            let now = Utc::now();
+            match self.fire_due(since, now).await {
+                Ok(_) => since = now,
+                // `since` stays: the missed ticks are tried again next time.
+                Err(error) => tracing::warn!(%error, "enqueueing recurring jobs failed; retrying"),
+            }
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! Job handlers: what the worker runs for each job type, and the catalog
+//! of types callers may enqueue (with each type's payload check, so a bad
+//! payload is a 422 at enqueue time rather than a dead job later).
+//!
+//! A handler gets a [`JobContext`] and returns a JSON result or a
+//! [`JobFailure`]; a failure is retried after back-off unless it is final
+//! (a webhook answered 4xx: trying again cannot help).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::validation::FieldError;
+
+pub mod basic;
+pub mod mail;
+pub mod notify;
+pub mod webhook;
+
+/// One attempt of one job, as its handler sees it.
+#[derive(Debug, Clone)]
+pub struct JobContext {
+    pub id: String,
+    pub kind: String,
+    pub payload: Value,
+    pub attempt: u32,
+    pub max_attempts: u32,
+}
+
+/// Why an attempt failed, and whether another attempt could succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobFailure {
+    pub message: String,
+    pub is_final: bool,
+}
+
+impl JobFailure {
+    /// A failure worth retrying (a timeout, a 5xx, a dropped connection).
+    pub fn retry(message: impl Into<String>) -> Self {
+        Self { message: message.into(), is_final: false }
+    }
+
+    /// A failure no retry can fix: the job goes dead at once.
+    pub fn fatal(message: impl Into<String>) -> Self {
+        Self { message: message.into(), is_final: true }
+    }
+}
+
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Value, JobFailure>> + Send>>;
+
+/// Runs one attempt of a job type.
+pub trait Handler: Send + Sync + 'static {
+    fn run(&self, job: JobContext) -> HandlerFuture;
+}
+
+impl<F, Fut> Handler for F
+where
+    F: Fn(JobContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Value, JobFailure>> + Send + 'static,
+{
+    fn run(&self, job: JobContext) -> HandlerFuture {
+        Box::pin(self(job))
+    }
+}
+
+/// The handlers a worker runs, by job type.
+#[derive(Clone, Default)]
+pub struct Handlers {
+    by_type: HashMap<String, Arc<dyn Handler>>,
+}
+
+impl std::fmt::Debug for Handlers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut types: Vec<_> = self.by_type.keys().collect();
+        types.sort();
+        f.debug_struct("Handlers").field("types", &types).finish()
+    }
+}
+
+impl Handlers {
+    /// Every built-in handler, wired to the process's shared state.
+    pub fn builtin(state: &crate::state::AppState) -> Self {
+        Self::default()
+            .with("noop", basic::noop)
+            .with("sleep", basic::sleep)
+            .with("flaky", basic::flaky)
+            .with("mail", mail::MailHandler::new(state.mailer.clone()))
+            .with("webhook", webhook::WebhookHandler::new(&state.settings.jobs))
+            .with("notify", notify::NotifyHandler::new(state.db.clone(), state.redis.clone(), state.keys.clone()))
+    }
+
+    /// Adds (or replaces) the handler of `kind`.
+    pub fn with(mut self, kind: &str, handler: impl Handler) -> Self {
+        self.by_type.insert(kind.to_owned(), Arc::new(handler));
+        self
+    }
+
+    /// Runs `job` with its type's handler; an unknown type fails for good.
+    pub fn run(&self, job: JobContext) -> HandlerFuture {
+        match self.by_type.get(&job.kind) {
+            Some(handler) => handler.run(job),
+            None => {
+                let message = format!("this worker has no handler for job type {}", job.kind);
+                Box::pin(async move { Err(JobFailure::fatal(message)) })
+            }
+        }
+    }
+}
+
+/// Who may enqueue a job type over the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Audience {
+    /// Any authenticated caller.
+    Everyone,
+    /// API clients (services), not end users: the type acts on other users.
+    Services,
+    /// switchyard itself only (mail carries login codes: no open relay).
+    Internal,
+}
+
+/// The owner of jobs switchyard enqueues for itself.
+pub const SYSTEM_OWNER: &str = "system";
+
+const CATALOG: &[(&str, Audience)] = &[
+    ("noop", Audience::Everyone),
+    ("sleep", Audience::Everyone),
+    ("flaky", Audience::Everyone),
+    ("webhook", Audience::Everyone),
+    ("notify", Audience::Services),
+    ("mail", Audience::Internal),
+];
+
+/// Checks that `owner` (a tenant: `user:..`, `client:..` or `system`) may
+/// enqueue `kind`, and that the payload suits the type. `at` prefixes field
+/// names (`jobs[3].`).
+pub fn check(kind: &str, payload: &Value, owner: &str, at: &str) -> Vec<FieldError> {
+    let allowed = |audience: Audience| match audience {
+        Audience::Everyone => true,
+        Audience::Services => owner.starts_with("client:") || owner == SYSTEM_OWNER,
+        Audience::Internal => owner == SYSTEM_OWNER,
+    };
+    let Some((_, audience)) = CATALOG.iter().find(|(name, _)| *name == kind) else {
+        let names: Vec<&str> = CATALOG.iter().filter(|(_, a)| allowed(*a)).map(|(n, _)| *n).collect();
+        return vec![FieldError::new(format!("{at}type"), format!("must be one of {}", names.join(", ")))];
+    };
+    if !allowed(*audience) {
+        let message = match audience {
+            Audience::Services => "can only be enqueued with an API key",
+            _ => "is used by switchyard itself and cannot be enqueued over the API",
+        };
+        return vec![FieldError::new(format!("{at}type"), message)];
+    }
+    let payload_error = match kind {
+        "sleep" => basic::check_sleep(payload),
+        "flaky" => basic::check_flaky(payload),
+        "webhook" => webhook::check(payload),
+        "notify" => notify::check(payload),
+        "mail" => mail::check(payload),
+        _ => None,
+    };
+    payload_error.map(|(field, message)| FieldError::new(format!("{at}payload.{field}"), message)).into_iter().collect()
+}

@@ -1,0 +1,159 @@
+//! `/v1/queues`: operating queues (counts, dead letters, pause). Queues are
+//! shared by every tenant (a tenant's jobs carry its id, the queue does
+//! not), so these views are for admins; tenants see their own jobs through
+//! `/v1/jobs/{id}`.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use switchyard_kit::QueueOverview;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::routes::JobView;
+use crate::http::{ApiError, ApiJson, Problem};
+use crate::identity::CurrentAdmin;
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_queues))
+        .routes(routes!(list_dead, purge_dead))
+        .routes(routes!(retry_dead))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
+}
+
+/// One queue at a glance.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueView {
+    pub name: String,
+    pub queued: u64,
+    /// Delayed jobs not yet due.
+    pub scheduled: u64,
+    /// Failed attempts waiting for their back-off.
+    pub retrying: u64,
+    pub running: u64,
+    pub dead: u64,
+    pub paused: bool,
+    /// Age of the job waiting longest (the queue's lag); null when empty.
+    pub oldest_queued_age_ms: Option<u64>,
+    pub processed_last_minute: u64,
+    pub failed_last_minute: u64,
+}
+
+impl QueueView {
+    fn new(name: String, o: QueueOverview) -> Self {
+        Self {
+            name,
+            queued: o.queued,
+            scheduled: o.scheduled,
+            retrying: o.retrying,
+            running: o.running,
+            dead: o.dead,
+            paused: o.paused,
+            oldest_queued_age_ms: o.oldest_queued_age.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            processed_last_minute: o.processed_last_minute,
+            failed_last_minute: o.failed_last_minute,
+        }
+    }
+}
+
+/// Every queue: counts by state, lag, and throughput over the last minute.
+#[utoipa::path(get, path = "/v1/queues", tag = "jobs", security(("bearer" = [])),
+    responses((status = 200, body = Vec<QueueView>), (status = 403, description = "Admins only", body = Problem, content_type = "application/problem+json")))]
+async fn list_queues(State(state): State<AppState>, _admin: CurrentAdmin) -> Result<ApiJson<Vec<QueueView>>, ApiError> {
+    let queues = state.jobs.queues().await?;
+    Ok(ApiJson(queues.into_iter().map(|(name, o)| QueueView::new(name, o)).collect()))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeadQuery {
+    /// 1-500, default 50.
+    pub limit: Option<u64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadPageView {
+    /// Oldest death first.
+    pub jobs: Vec<JobView>,
+    pub next_cursor: Option<String>,
+}
+
+/// The queue's dead jobs, with their errors, a page at a time.
+#[utoipa::path(get, path = "/v1/queues/{queue}/dead", tag = "jobs", security(("bearer" = [])), params(("queue" = String, Path), DeadQuery),
+    responses((status = 200, body = DeadPageView), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
+async fn list_dead(
+    State(state): State<AppState>,
+    _admin: CurrentAdmin,
+    Path(queue): Path<String>,
+    Query(query): Query<DeadQuery>,
+) -> Result<ApiJson<DeadPageView>, ApiError> {
+    let page = state.jobs.dead(&queue, query.limit.unwrap_or(50), query.cursor.as_deref()).await?;
+    Ok(ApiJson(DeadPageView { jobs: page.jobs.into_iter().map(Into::into).collect(), next_cursor: page.next_cursor }))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct RetryDeadRequest {
+    /// The dead jobs to requeue (at most 1000); omit to requeue all.
+    pub ids: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Affected {
+    pub count: u64,
+}
+
+/// Requeue dead jobs (the listed ones, or all) with fresh attempts.
+#[utoipa::path(post, path = "/v1/queues/{queue}/dead/retry", tag = "jobs", security(("bearer" = [])), params(("queue" = String, Path)),
+    request_body(content = Option<RetryDeadRequest>),
+    responses((status = 200, body = Affected), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
+async fn retry_dead(
+    State(state): State<AppState>,
+    _admin: CurrentAdmin,
+    Path(queue): Path<String>,
+    body: Option<ApiJson<RetryDeadRequest>>,
+) -> Result<ApiJson<Affected>, ApiError> {
+    let request = body.map(|ApiJson(b)| b).unwrap_or_default();
+    let count = state.jobs.retry_dead(&queue, request.ids.as_deref()).await?;
+    Ok(ApiJson(Affected { count }))
+}
+
+/// Delete every dead job of the queue.
+#[utoipa::path(delete, path = "/v1/queues/{queue}/dead", tag = "jobs", security(("bearer" = [])), params(("queue" = String, Path)),
+    responses((status = 200, body = Affected), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
+async fn purge_dead(
+    State(state): State<AppState>,
+    _admin: CurrentAdmin,
+    Path(queue): Path<String>,
+) -> Result<ApiJson<Affected>, ApiError> {
+    Ok(ApiJson(Affected { count: state.jobs.purge_dead(&queue).await? }))
+}
+
+/// Stop workers leasing the queue's jobs (enqueueing goes on).
+#[utoipa::path(post, path = "/v1/queues/{queue}/pause", tag = "jobs", security(("bearer" = [])), params(("queue" = String, Path)),
+    responses((status = 200, body = QueueView), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
+async fn pause(
+    State(state): State<AppState>,
+    _admin: CurrentAdmin,
+    Path(queue): Path<String>,
+) -> Result<(StatusCode, ApiJson<QueueView>), ApiError> {
+    let overview = state.jobs.set_paused(&queue, true).await?;
+    Ok((StatusCode::OK, ApiJson(QueueView::new(queue, overview))))
+}
+
+/// Let workers lease the queue's jobs again.
+#[utoipa::path(post, path = "/v1/queues/{queue}/resume", tag = "jobs", security(("bearer" = [])), params(("queue" = String, Path)),
+    responses((status = 200, body = QueueView), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
+async fn resume(
+    State(state): State<AppState>,
+    _admin: CurrentAdmin,
+    Path(queue): Path<String>,
+) -> Result<(StatusCode, ApiJson<QueueView>), ApiError> {
+    let overview = state.jobs.set_paused(&queue, false).await?;
+    Ok((StatusCode::OK, ApiJson(QueueView::new(queue, overview))))
+}
