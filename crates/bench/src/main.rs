@@ -5,6 +5,7 @@
 //! `engine`, the output in `report` and the workloads in `scenarios`.
 
 mod engine;
+mod queue;
 mod report;
 mod scenarios;
 
@@ -39,6 +40,10 @@ enum Command {
     ///
     /// Exits with status 1 if no measured request succeeded.
     Run(RunArgs),
+    /// Measure the job queue in-process (enqueue rate, end-to-end noop
+    /// throughput, pickup latency) against Redis: the peer of
+    /// crates/bench/bullmq. Prints one JSON line per concurrency level.
+    Queue(queue::QueueArgs),
 }
 
 #[derive(Debug, Args)]
@@ -129,6 +134,12 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => run(args),
+        Command::Queue(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the tokio runtime")
+            .and_then(|runtime| runtime.block_on(queue::run(args)))
+            .map(|()| ExitCode::SUCCESS),
     };
     outcome.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
@@ -276,7 +287,7 @@ mod tests {
         let cli = Cli::try_parse_from(["switchyard-bench", "run"].iter().chain(args)).unwrap();
         match cli.command {
             Command::Run(args) => args,
-            Command::List => panic!("expected run"),
+            Command::List | Command::Queue(_) => panic!("expected run"),
         }
     }
 

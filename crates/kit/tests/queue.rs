@@ -301,7 +301,7 @@ async fn concurrent_enqueues_with_one_dedupe_key_create_one_job_even_after_it_ra
 }
 
 #[tokio::test]
-async fn a_sensitive_payload_is_deleted_once_the_job_succeeds() {
+async fn a_sensitive_payload_is_deleted_once_the_job_succeeds_or_dies() {
     let (q, _prefix) = queue().await;
     let mut mail = job("mail");
     mail.payload = r#"{"body":"your code is 123456"}"#.into();
@@ -313,6 +313,14 @@ async fn a_sensitive_payload_is_deleted_once_the_job_succeeds() {
     let record = q.job(&id).await.unwrap().unwrap();
     assert_eq!(record["state"], "succeeded");
     assert!(!record.contains_key("payload"));
+
+    mail.max_attempts = 1;
+    let (dead, _) = q.enqueue(&mail).await.unwrap();
+    let leased = q.fetch(LEASE).await.unwrap().unwrap();
+    q.fail(&leased, "smtp down", false, KEEP).await.unwrap();
+    let record = q.job(&dead).await.unwrap().unwrap();
+    assert_eq!(record["state"], "dead");
+    assert!(!record.contains_key("payload"), "nor kept once dead");
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ local function settle(id, err, final)
   local job = prefix .. id
   if redis.call('ZREM', KEYS[1], id) == 0 then return 0 end
   local f = redis.call('HMGET', job, 'attempts', 'max_attempts', 'backoff_kind', 'backoff_base_ms',
-    'backoff_max_ms', 'errors', 'unique_slot')
+    'backoff_max_ms', 'errors', 'unique_slot', 'sensitive')
   if not f[1] then return 0 end
   local attempts = tonumber(f[1])
   local history = cjson.decode(f[6] or '[]')
@@ -31,6 +31,8 @@ local function settle(id, err, final)
     redis.call('HSET', job, 'state', 'dead', 'finished_at', now)
     redis.call('ZADD', KEYS[3], now, id)
     if f[7] and f[7] ~= '' then redis.call('DEL', f[7]) end
+    -- A secret is not kept for the dead-job retention either.
+    if f[8] == '1' then redis.call('HDEL', job, 'payload') end
     redis.call('PEXPIRE', job, ARGV[7])
     return 2
   end

@@ -65,7 +65,8 @@ pub struct NewJob {
     /// window ago, enqueueing returns its id (whatever its state): how a
     /// recurring job is enqueued once per tick by many schedulers.
     pub dedupe: Option<(String, Duration)>,
-    /// The payload carries a secret: it is deleted once the job succeeds.
+    /// The payload carries a secret: it is deleted once the job succeeds or
+    /// dies (a dead one cannot be retried usefully then).
     pub sensitive: bool,
 }
 

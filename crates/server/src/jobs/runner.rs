@@ -56,13 +56,17 @@ impl Runner {
         let Some(job) = self.queue.fetch(self.options.lease).await? else {
             return Ok(false);
         };
-        self.execute(job).await?;
+        let started = Instant::now();
+        if let Some(outcome) = self.attempt(&job).await? {
+            self.settle(&job, outcome, started).await?;
+        }
         Ok(true)
     }
 
-    /// Runs one leased attempt to its end and settles it.
-    async fn execute(&self, job: Leased) -> Result<(), KitError> {
-        let started = Instant::now();
+    /// Runs one leased attempt's handler to its end (or time limit);
+    /// `None` when the lease was lost meanwhile (another worker owns the
+    /// job now, so this attempt must not settle it).
+    async fn attempt(&self, job: &Leased) -> Result<Option<Result<serde_json::Value, JobFailure>>, KitError> {
         let limit = job.timeout.unwrap_or(self.options.default_timeout);
         let context = JobContext {
             id: job.id.clone(),
@@ -75,31 +79,42 @@ impl Runner {
         tokio::pin!(handler);
         // Heartbeat while the handler runs, so a long job keeps its lease
         // and only a vanished worker's job goes to another worker.
-        let mut beat = tokio::time::interval(self.options.lease / 3);
-        beat.tick().await;
+        // (Starting one period from now: an interval's immediate first tick
+        // still waits for the timer wheel, up to a millisecond per job.)
+        let period = self.options.lease / 3;
+        let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         let outcome = loop {
             tokio::select! {
                 outcome = &mut handler => break outcome.unwrap_or_else(|_| {
                     Err(JobFailure::retry(format!("timed out after {} ms", limit.as_millis())))
                 }),
                 _ = beat.tick() => {
-                    if !self.queue.heartbeat(&job, self.options.lease).await? {
-                        // Reclaimed meanwhile: another worker owns the job now.
+                    if !self.queue.heartbeat(job, self.options.lease).await? {
                         tracing::warn!(job = %job.id, "lost the lease of a running job; abandoning it");
-                        return Ok(());
+                        return Ok(None);
                     }
                 }
             }
         };
+        Ok(Some(outcome))
+    }
+
+    /// Acks or fails the attempt with its outcome.
+    async fn settle(
+        &self,
+        job: &Leased,
+        outcome: Result<serde_json::Value, JobFailure>,
+        started: Instant,
+    ) -> Result<(), KitError> {
         let retention = self.options.retention;
         let label = match outcome {
             Ok(result) => {
-                self.queue.ack(&job, &result.to_string(), retention.succeeded).await?;
+                self.queue.ack(job, &result.to_string(), retention.succeeded).await?;
                 "succeeded"
             }
             Err(failure) => {
                 tracing::info!(job = %job.id, kind = %job.kind, attempt = job.attempt, error = %failure.message, "job attempt failed");
-                match self.queue.fail(&job, &failure.message, failure.is_final, retention.dead).await? {
+                match self.queue.fail(job, &failure.message, failure.is_final, retention.dead).await? {
                     Some(Failed::Dead) => "dead",
                     _ => "failed",
                 }
@@ -116,6 +131,9 @@ impl Runner {
     pub async fn run(self, waiter: RedisConnection, concurrency: usize, shutdown: CancellationToken) {
         let name = self.queue.name().to_owned();
         let slots = Arc::new(Semaphore::new(concurrency.max(1)));
+        // A job's slot frees when its handler is done, so the next fetch
+        // overlaps its ack; acks in flight are bounded by this.
+        let settling = Arc::new(Semaphore::new(concurrency.max(1)));
         let in_flight: Arc<Mutex<HashMap<String, Leased>>> = Arc::default();
         let mut tasks = JoinSet::new();
         let reclaimer = tokio::spawn(self.clone().reclaim_loop(shutdown.clone()));
@@ -145,16 +163,24 @@ impl Runner {
                 }
                 Ok(fetched) => {
                     for (job, permit) in fetched.jobs.into_iter().zip(permits) {
-                        let (runner, in_flight) = (self.clone(), in_flight.clone());
+                        let (runner, in_flight, settling) = (self.clone(), in_flight.clone(), settling.clone());
                         lock(&in_flight).insert(job.id.clone(), job.clone());
                         tasks.spawn(async move {
-                            let id = job.id.clone();
-                            if let Err(error) = runner.execute(job).await {
-                                // Unsettled: its lease expires and the job is retried.
-                                tracing::warn!(%error, job = %id, "could not settle a job; its lease will expire");
-                            }
-                            lock(&in_flight).remove(&id);
+                            let started = Instant::now();
+                            let attempt = runner.attempt(&job).await;
+                            let settle_permit = settling.acquire_owned().await;
                             drop(permit);
+                            let settled = match attempt {
+                                Ok(Some(outcome)) => runner.settle(&job, outcome, started).await,
+                                Ok(None) => Ok(()),
+                                Err(error) => Err(error),
+                            };
+                            if let Err(error) = settled {
+                                // Unsettled: its lease expires and the job is retried.
+                                tracing::warn!(%error, job = %job.id, "could not settle a job; its lease will expire");
+                            }
+                            lock(&in_flight).remove(&job.id);
+                            drop(settle_permit);
                         });
                     }
                 }

@@ -9,6 +9,7 @@ mod clients;
 mod edge;
 mod helpers;
 mod identity;
+mod job_handlers;
 mod jobs;
 mod leaderboards;
 mod locks;

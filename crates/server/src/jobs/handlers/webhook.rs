@@ -44,6 +44,11 @@ impl std::fmt::Debug for WebhookHandler {
 #[derive(Debug)]
 struct PublicOnly;
 
+/// The resolver's refusal: final, since retrying cannot change it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} resolves to no public address")]
+struct NoPublicAddress(String);
+
 impl Resolve for PublicOnly {
     fn resolve(&self, name: Name) -> Resolving {
         Box::pin(async move {
@@ -51,7 +56,7 @@ impl Resolve for PublicOnly {
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let public: Vec<SocketAddr> = addrs.into_iter().filter(|a| is_public(a.ip())).collect();
             if public.is_empty() {
-                return Err(format!("{host} resolves to no public address").into());
+                return Err(Box::new(NoPublicAddress(host)) as Box<dyn std::error::Error + Send + Sync>);
             }
             Ok(Box::new(public.into_iter()) as Addrs)
         })
@@ -148,6 +153,9 @@ impl WebhookHandler {
             }
         }
         let response = request.body(body).send().await.map_err(|e| {
+            if is_refused_address(&e) {
+                return JobFailure::fatal(format!("the webhook URL points at a private address: {}", error_chain(&e)));
+            }
             let what = if e.is_timeout() { "timed out" } else { "could not be delivered" };
             JobFailure::retry(format!("the webhook {what}: {}", error_chain(&e)))
         })?;
@@ -161,6 +169,17 @@ impl WebhookHandler {
             || status == reqwest::StatusCode::TOO_MANY_REQUESTS;
         Err(if retryable { JobFailure::retry(message) } else { JobFailure::fatal(message) })
     }
+}
+
+fn is_refused_address(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(cause) = source {
+        if cause.is::<NoPublicAddress>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {
