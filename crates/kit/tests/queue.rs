@@ -409,3 +409,19 @@ async fn queues_register_their_names() {
     }
     assert_eq!(Queue::registered(&conn, &keys).await.unwrap(), ["default", "mail"]);
 }
+
+#[tokio::test]
+async fn many_attempts_are_acked_in_one_call_and_stale_ones_are_refused() {
+    let (q, _prefix) = queue().await;
+    for _ in 0..3 {
+        q.enqueue(&job("burst")).await.unwrap();
+    }
+    let leased = q.fetch_many(LEASE, 3).await.unwrap().jobs;
+    let mut stale = leased[2].clone();
+    stale.attempt += 1;
+    let results = vec![(&leased[0], "1"), (&leased[1], "2"), (&stale, "x")];
+    assert_eq!(q.ack_many(&results, KEEP).await.unwrap(), [true, true, false]);
+    assert_eq!(q.job(&leased[1].id).await.unwrap().unwrap()["result"], "2");
+    let o = q.overview().await.unwrap();
+    assert_eq!((o.running, o.processed_last_minute), (1, 2));
+}

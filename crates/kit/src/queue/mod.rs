@@ -28,6 +28,7 @@ pub use admin::{DeadJob, QueueOverview};
 static ENQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("enqueue.lua")));
 static FETCH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("fetch.lua")));
 static ACK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("ack.lua")));
+static ACK_MANY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("ack_many.lua")));
 static FAIL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("fail.lua")));
 static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("heartbeat.lua")));
 static CANCEL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("cancel.lua")));
@@ -302,6 +303,27 @@ impl Queue {
             .invoke_async(&mut conn)
             .await?;
         Ok(done == 1)
+    }
+
+    /// Acks many attempts of this queue in one script call (each as `ack`);
+    /// one flag per job, in order.
+    pub async fn ack_many(&self, jobs: &[(&Leased, &str)], retention: Duration) -> Result<Vec<bool>, KitError> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = ACK_MANY.prepare_invoke();
+        invocation
+            .key(self.key("active"))
+            .key(self.stats_key("processed"))
+            .arg(self.job_prefix())
+            .arg(millis(retention).max(1))
+            .arg(STATS_LIFETIME_MS);
+        for (job, result) in jobs {
+            invocation.arg(&job.id).arg(job.attempt).arg(*result);
+        }
+        let mut conn = self.conn.clone();
+        let done: Vec<u8> = invocation.invoke_async(&mut conn).await?;
+        Ok(done.into_iter().map(|d| d == 1).collect())
     }
 
     /// One call of the fail script: `mode` is `fail` (target = the job id)

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use switchyard_kit::{Failed, KitError, Leased, Queue, RedisConnection};
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -134,9 +134,11 @@ impl Runner {
         // A job's slot frees when its handler is done, so the next fetch
         // overlaps its ack; acks in flight are bounded by this.
         let settling = Arc::new(Semaphore::new(concurrency.max(1)));
-        let in_flight: Arc<Mutex<HashMap<String, Leased>>> = Arc::default();
+        let in_flight: InFlight = Arc::default();
         let mut tasks = JoinSet::new();
         let reclaimer = tokio::spawn(self.clone().reclaim_loop(shutdown.clone()));
+        let (acks, pending) = mpsc::channel(concurrency.max(1));
+        let acker = tokio::spawn(self.clone().ack_loop(pending, in_flight.clone()));
         while !shutdown.is_cancelled() {
             let first = tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -165,12 +167,22 @@ impl Runner {
                     for (job, permit) in fetched.jobs.into_iter().zip(permits) {
                         let (runner, in_flight, settling) = (self.clone(), in_flight.clone(), settling.clone());
                         lock(&in_flight).insert(job.id.clone(), job.clone());
+                        let acks = acks.clone();
                         tasks.spawn(async move {
                             let started = Instant::now();
                             let attempt = runner.attempt(&job).await;
-                            let settle_permit = settling.acquire_owned().await;
+                            let Ok(settle_permit) = settling.acquire_owned().await else { return };
                             drop(permit);
                             let settled = match attempt {
+                                // Successes are acked in batches by the acker.
+                                Ok(Some(Ok(result))) => {
+                                    let ack =
+                                        PendingAck { job, result: result.to_string(), started, _permit: settle_permit };
+                                    if acks.send(ack).await.is_err() {
+                                        tracing::warn!("the acker stopped; the job's lease will expire");
+                                    }
+                                    return;
+                                }
                                 Ok(Some(outcome)) => runner.settle(&job, outcome, started).await,
                                 Ok(None) => Ok(()),
                                 Err(error) => Err(error),
@@ -198,6 +210,11 @@ impl Runner {
         if drained.is_err() {
             tasks.abort_all();
             while tasks.join_next().await.is_some() {}
+        }
+        // Finished jobs are acked before anything is released.
+        drop(acks);
+        let _ = acker.await;
+        if drained.is_err() {
             let unfinished: Vec<Leased> = lock(&in_flight).drain().map(|(_, job)| job).collect();
             for job in unfinished {
                 match self.queue.release(&job).await {
@@ -209,6 +226,33 @@ impl Runner {
             }
         }
         let _ = reclaimer.await;
+    }
+
+    /// Acks finished jobs in batches (whatever has piled up since the last
+    /// call, up to 256): one script call for a burst instead of one each.
+    async fn ack_loop(self, mut pending: mpsc::Receiver<PendingAck>, in_flight: InFlight) {
+        let mut batch = Vec::with_capacity(256);
+        while pending.recv_many(&mut batch, 256).await > 0 {
+            let jobs: Vec<(&Leased, &str)> = batch.iter().map(|a| (&a.job, a.result.as_str())).collect();
+            match self.queue.ack_many(&jobs, self.options.retention.succeeded).await {
+                Ok(_) => {
+                    let queue = self.queue.name().to_owned();
+                    metrics::counter!("jobs_processed_total", "queue" => queue.clone(), "outcome" => "succeeded")
+                        .increment(batch.len() as u64);
+                    let histogram = metrics::histogram!("job_duration_seconds", "queue" => queue);
+                    for ack in &batch {
+                        histogram.record(ack.started.elapsed().as_secs_f64());
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, jobs = batch.len(), "acking jobs failed; their leases will expire")
+                }
+            }
+            let mut running = lock(&in_flight);
+            for ack in batch.drain(..) {
+                running.remove(&ack.job.id);
+            }
+        }
     }
 
     /// Settles jobs whose worker stopped heartbeating, until `shutdown`.
@@ -223,6 +267,17 @@ impl Runner {
             pause(&shutdown, every).await;
         }
     }
+}
+
+/// Leased jobs not yet settled, by id: released if shutdown cuts them off.
+type InFlight = Arc<Mutex<HashMap<String, Leased>>>;
+
+/// A succeeded attempt waiting for the acker; its permit bounds how many wait.
+struct PendingAck {
+    job: Leased,
+    result: String,
+    started: Instant,
+    _permit: OwnedSemaphorePermit,
 }
 
 fn lock(map: &Mutex<HashMap<String, Leased>>) -> std::sync::MutexGuard<'_, HashMap<String, Leased>> {
