@@ -51,6 +51,8 @@ fn options() -> RunnerOptions {
         // Finished jobs expire quickly, as BullMQ's removeOnComplete.
         retention: Retention { succeeded: Duration::from_secs(60), dead: Duration::from_secs(60) },
         shutdown_grace: Duration::from_secs(5),
+        // The default of `JOB_PREFETCH_PER_SLOT`.
+        prefetch_per_slot: 1,
     }
 }
 

@@ -68,6 +68,7 @@ pub const ENV_VARS: &[&str] = &[
     "JOB_SUCCEEDED_RETENTION_SECS",
     "JOB_DEAD_RETENTION_SECS",
     "JOB_SHUTDOWN_GRACE_SECS",
+    "JOB_PREFETCH_PER_SLOT",
     "WEBHOOK_SECRET",
     "WEBHOOK_ALLOW_PRIVATE_NETWORKS",
 ];
@@ -144,6 +145,7 @@ struct RawSettings {
     job_succeeded_retention_secs: u64,
     job_dead_retention_secs: u64,
     job_shutdown_grace_secs: u64,
+    job_prefetch_per_slot: usize,
     webhook_secret: Option<String>,
     webhook_allow_private_networks: bool,
     cron: Vec<CronSetting>,
@@ -211,6 +213,7 @@ impl Default for RawSettings {
             job_succeeded_retention_secs: 24 * 3600,
             job_dead_retention_secs: 7 * 24 * 3600,
             job_shutdown_grace_secs: 15,
+            job_prefetch_per_slot: 1,
             webhook_secret: None,
             webhook_allow_private_networks: false,
             cron: Vec::new(),
@@ -275,6 +278,8 @@ pub struct JobSettings {
     /// On shutdown, how long in-flight jobs may run before they are
     /// released back to their queue.
     pub shutdown_grace: Duration,
+    /// Jobs a worker leases ahead of its free slots, per slot.
+    pub prefetch_per_slot: usize,
     /// Signs webhook deliveries (HMAC-SHA256).
     pub webhook_secret: SecretString,
     /// Lets webhooks reach loopback and private addresses (off: SSRF guard).
@@ -555,6 +560,7 @@ impl RawSettings {
             succeeded_retention: Duration::from_secs(self.job_succeeded_retention_secs),
             dead_retention: Duration::from_secs(self.job_dead_retention_secs),
             shutdown_grace: Duration::from_secs(self.job_shutdown_grace_secs),
+            prefetch_per_slot: self.job_prefetch_per_slot.min(16),
             webhook_secret,
             webhook_allow_private_networks: self.webhook_allow_private_networks,
             cron: self.cron,

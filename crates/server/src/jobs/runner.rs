@@ -13,7 +13,7 @@
 //! `run_one` is one fetch-and-run step, so tests drive the runner
 //! deterministically.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,9 @@ use super::service::Retention;
 /// connection's response timeout).
 const MAX_WAIT: Duration = Duration::from_secs(1);
 
+/// The most successes one ack call settles.
+const ACK_BATCH: usize = 256;
+
 /// How a runner treats its jobs.
 #[derive(Debug, Clone, Copy)]
 pub struct RunnerOptions {
@@ -36,6 +39,10 @@ pub struct RunnerOptions {
     pub default_timeout: Duration,
     pub retention: Retention,
     pub shutdown_grace: Duration,
+    /// Jobs leased ahead of free slots, per slot, so the next one is at
+    /// hand when a handler ends (0: lease only into free slots, fairer for
+    /// long jobs shared by many workers).
+    pub prefetch_per_slot: usize,
 }
 
 /// Runs the jobs of one queue.
@@ -131,78 +138,74 @@ impl Runner {
     pub async fn run(self, waiter: RedisConnection, concurrency: usize, shutdown: CancellationToken) {
         let name = self.queue.name().to_owned();
         let slots = Arc::new(Semaphore::new(concurrency.max(1)));
-        // A job's slot frees when its handler is done, so the next fetch
-        // overlaps its ack; acks in flight are bounded by this.
-        let settling = Arc::new(Semaphore::new(concurrency.max(1)));
-        let in_flight: InFlight = Arc::default();
-        let mut tasks = JoinSet::new();
+        let (acks, pending) = mpsc::channel(concurrency.max(1) + ACK_BATCH);
+        let shared = Shared {
+            in_flight: Arc::default(),
+            // A job's slot frees when its handler is done, so the next job
+            // starts while it is acked; acks in flight are bounded by this
+            // (room for a full ack batch, so a burst is acked in one call).
+            settling: Arc::new(Semaphore::new(concurrency.max(1) + ACK_BATCH)),
+            acks,
+        };
+        let acker = tokio::spawn(self.clone().ack_loop(pending, shared.in_flight.clone()));
         let reclaimer = tokio::spawn(self.clone().reclaim_loop(shutdown.clone()));
-        let (acks, pending) = mpsc::channel(concurrency.max(1));
-        let acker = tokio::spawn(self.clone().ack_loop(pending, in_flight.clone()));
+        let mut tasks = JoinSet::new();
+        // Leased jobs waiting for a slot: the next job is at hand when a
+        // handler ends, instead of one fetch round trip away.
+        let mut buffer: VecDeque<Leased> = VecDeque::new();
+        let prefetch = concurrency.max(1) * self.options.prefetch_per_slot;
         while !shutdown.is_cancelled() {
-            let first = tokio::select! {
+            while !buffer.is_empty() {
+                let Ok(permit) = slots.clone().try_acquire_owned() else { break };
+                if let Some(job) = self.still_held(buffer.pop_front(), &shared).await {
+                    self.start(&mut tasks, job, permit, &shared);
+                }
+            }
+            let room = (slots.available_permits() + prefetch).saturating_sub(buffer.len());
+            if room > 0 {
+                match self.queue.fetch_many(self.options.lease, u32::try_from(room).unwrap_or(u32::MAX)).await {
+                    Ok(fetched) if !fetched.jobs.is_empty() => {
+                        for job in fetched.jobs {
+                            lock(&shared.in_flight).insert(job.id.clone(), job.clone());
+                            buffer.push_back(job);
+                        }
+                        continue;
+                    }
+                    Ok(fetched) if buffer.is_empty() => {
+                        let wait = fetched.next_due.map_or(MAX_WAIT, |due| due.min(MAX_WAIT));
+                        if !wait.is_zero() {
+                            tokio::select! {
+                                () = shutdown.cancelled() => {}
+                                woken = self.queue.wait_for_work(&waiter, wait) => if let Err(error) = woken {
+                                    tracing::warn!(%error, queue = %name, "waiting for jobs failed; retrying");
+                                    pause(&shutdown, Duration::from_millis(500)).await;
+                                }
+                            }
+                        }
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, queue = %name, "fetching jobs failed; retrying");
+                        pause(&shutdown, Duration::from_millis(500)).await;
+                        continue;
+                    }
+                }
+            }
+            // Jobs are waiting and every slot is busy: wait for a slot.
+            let permit = tokio::select! {
                 () = shutdown.cancelled() => break,
                 permit = slots.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
             };
-            let mut permits = vec![first];
-            while let Ok(permit) = slots.clone().try_acquire_owned() {
-                permits.push(permit);
-            }
-            let wanted = u32::try_from(permits.len()).unwrap_or(u32::MAX);
-            match self.queue.fetch_many(self.options.lease, wanted).await {
-                Ok(fetched) if fetched.jobs.is_empty() => {
-                    drop(permits);
-                    let wait = fetched.next_due.map_or(MAX_WAIT, |due| due.min(MAX_WAIT));
-                    if !wait.is_zero() {
-                        tokio::select! {
-                            () = shutdown.cancelled() => {}
-                            woken = self.queue.wait_for_work(&waiter, wait) => if let Err(error) = woken {
-                                tracing::warn!(%error, queue = %name, "waiting for jobs failed; retrying");
-                                pause(&shutdown, Duration::from_millis(500)).await;
-                            }
-                        }
-                    }
-                }
-                Ok(fetched) => {
-                    for (job, permit) in fetched.jobs.into_iter().zip(permits) {
-                        let (runner, in_flight, settling) = (self.clone(), in_flight.clone(), settling.clone());
-                        lock(&in_flight).insert(job.id.clone(), job.clone());
-                        let acks = acks.clone();
-                        tasks.spawn(async move {
-                            let started = Instant::now();
-                            let attempt = runner.attempt(&job).await;
-                            let Ok(settle_permit) = settling.acquire_owned().await else { return };
-                            drop(permit);
-                            let settled = match attempt {
-                                // Successes are acked in batches by the acker.
-                                Ok(Some(Ok(result))) => {
-                                    let ack =
-                                        PendingAck { job, result: result.to_string(), started, _permit: settle_permit };
-                                    if acks.send(ack).await.is_err() {
-                                        tracing::warn!("the acker stopped; the job's lease will expire");
-                                    }
-                                    return;
-                                }
-                                Ok(Some(outcome)) => runner.settle(&job, outcome, started).await,
-                                Ok(None) => Ok(()),
-                                Err(error) => Err(error),
-                            };
-                            if let Err(error) = settled {
-                                // Unsettled: its lease expires and the job is retried.
-                                tracing::warn!(%error, job = %job.id, "could not settle a job; its lease will expire");
-                            }
-                            lock(&in_flight).remove(&job.id);
-                            drop(settle_permit);
-                        });
-                    }
-                }
-                Err(error) => {
-                    drop(permits);
-                    tracing::warn!(%error, queue = %name, "fetching jobs failed; retrying");
-                    pause(&shutdown, Duration::from_millis(500)).await;
-                }
+            if let Some(job) = self.still_held(buffer.pop_front(), &shared).await {
+                self.start(&mut tasks, job, permit, &shared);
             }
             while tasks.try_join_next().is_some() {}
+        }
+        // Jobs not started go back at once; running ones get the grace period.
+        for job in buffer.drain(..) {
+            lock(&shared.in_flight).remove(&job.id);
+            self.release(&job).await;
         }
         let drained =
             tokio::time::timeout(self.options.shutdown_grace, async { while tasks.join_next().await.is_some() {} })
@@ -212,27 +215,73 @@ impl Runner {
             while tasks.join_next().await.is_some() {}
         }
         // Finished jobs are acked before anything is released.
-        drop(acks);
+        let in_flight = shared.in_flight.clone();
+        drop(shared);
         let _ = acker.await;
-        if drained.is_err() {
-            let unfinished: Vec<Leased> = lock(&in_flight).drain().map(|(_, job)| job).collect();
-            for job in unfinished {
-                match self.queue.release(&job).await {
-                    Ok(_) => tracing::info!(job = %job.id, "released an unfinished job at shutdown"),
-                    Err(error) => {
-                        tracing::warn!(%error, job = %job.id, "could not release a job; its lease will expire")
-                    }
-                }
-            }
+        let unfinished: Vec<Leased> = lock(&in_flight).drain().map(|(_, job)| job).collect();
+        for job in unfinished {
+            self.release(&job).await;
         }
         let _ = reclaimer.await;
     }
 
+    /// Returns a buffered job if this worker still holds its lease, renewing
+    /// a lease that has run more than half its length while the job waited.
+    async fn still_held(&self, job: Option<Leased>, shared: &Shared) -> Option<Leased> {
+        let job = job?;
+        let half = u64::try_from((self.options.lease / 2).as_millis()).unwrap_or(u64::MAX);
+        let now = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
+        if job.lease_until_ms > now + half || matches!(self.queue.heartbeat(&job, self.options.lease).await, Ok(true)) {
+            return Some(job);
+        }
+        lock(&shared.in_flight).remove(&job.id);
+        tracing::warn!(job = %job.id, "a prefetched job lost its lease before it started; another worker has it");
+        None
+    }
+
+    async fn release(&self, job: &Leased) {
+        match self.queue.release(job).await {
+            Ok(_) => tracing::info!(job = %job.id, "released an unstarted or unfinished job at shutdown"),
+            Err(error) => tracing::warn!(%error, job = %job.id, "could not release a job; its lease will expire"),
+        }
+    }
+
+    /// Runs `job` in the slot `permit` holds, then settles it.
+    fn start(&self, tasks: &mut JoinSet<()>, job: Leased, permit: OwnedSemaphorePermit, shared: &Shared) {
+        let (runner, in_flight, settling, acks) =
+            (self.clone(), shared.in_flight.clone(), shared.settling.clone(), shared.acks.clone());
+        tasks.spawn(async move {
+            let started = Instant::now();
+            let attempt = runner.attempt(&job).await;
+            let Ok(settle_permit) = settling.acquire_owned().await else { return };
+            drop(permit);
+            let settled = match attempt {
+                // Successes are acked in batches by the acker.
+                Ok(Some(Ok(result))) => {
+                    let ack = PendingAck { job, result: result.to_string(), started, _permit: settle_permit };
+                    if acks.send(ack).await.is_err() {
+                        tracing::warn!("the acker stopped; the job's lease will expire");
+                    }
+                    return;
+                }
+                Ok(Some(outcome)) => runner.settle(&job, outcome, started).await,
+                Ok(None) => Ok(()),
+                Err(error) => Err(error),
+            };
+            if let Err(error) = settled {
+                // Unsettled: its lease expires and the job is retried.
+                tracing::warn!(%error, job = %job.id, "could not settle a job; its lease will expire");
+            }
+            lock(&in_flight).remove(&job.id);
+            drop(settle_permit);
+        });
+    }
+
     /// Acks finished jobs in batches (whatever has piled up since the last
-    /// call, up to 256): one script call for a burst instead of one each.
+    /// call, up to `ACK_BATCH`): one script call for a burst instead of one each.
     async fn ack_loop(self, mut pending: mpsc::Receiver<PendingAck>, in_flight: InFlight) {
-        let mut batch = Vec::with_capacity(256);
-        while pending.recv_many(&mut batch, 256).await > 0 {
+        let mut batch = Vec::with_capacity(ACK_BATCH);
+        while pending.recv_many(&mut batch, ACK_BATCH).await > 0 {
             let jobs: Vec<(&Leased, &str)> = batch.iter().map(|a| (&a.job, a.result.as_str())).collect();
             match self.queue.ack_many(&jobs, self.options.retention.succeeded).await {
                 Ok(_) => {
@@ -271,6 +320,13 @@ impl Runner {
 
 /// Leased jobs not yet settled, by id: released if shutdown cuts them off.
 type InFlight = Arc<Mutex<HashMap<String, Leased>>>;
+
+/// What a runner's job tasks share.
+struct Shared {
+    in_flight: InFlight,
+    settling: Arc<Semaphore>,
+    acks: mpsc::Sender<PendingAck>,
+}
 
 /// A succeeded attempt waiting for the acker; its permit bounds how many wait.
 struct PendingAck {

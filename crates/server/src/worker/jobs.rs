@@ -33,6 +33,7 @@ pub fn runner_options(state: &AppState) -> RunnerOptions {
         default_timeout: jobs.default_timeout,
         retention: state.jobs.retention(),
         shutdown_grace: jobs.shutdown_grace,
+        prefetch_per_slot: jobs.prefetch_per_slot,
     }
 }
 

@@ -368,3 +368,27 @@ async fn admins_see_queues_and_handle_dead_letters_and_pauses() {
     assert!(metrics.contains(r#"jobs_queue_depth{queue="ops",state="dead"} 1"#), "{metrics}");
     assert!(metrics.contains(r#"jobs_queue_oldest_age_seconds{queue="ops"}"#));
 }
+
+#[tokio::test]
+async fn a_prefetched_job_waits_for_a_slot_and_goes_back_unspent_at_shutdown() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let long: Value =
+        enqueue(&app, &user, json!({"type": "sleep", "payload": {"ms": 30000}})).await.json().await.unwrap();
+    let next: Value = enqueue(&app, &user, json!({"type": "noop"})).await.json().await.unwrap();
+    let mut opts = options(&app);
+    opts.shutdown_grace = Duration::from_millis(100);
+    opts.prefetch_per_slot = 1;
+    let runner = Runner::new(app.state.jobs.queue("default"), Arc::new(Handlers::builtin(&app.state)), opts);
+    let (shutdown, task) = start_runner(runner, 1).await;
+    wait_for_state(&app, &user, long["id"].as_str().unwrap(), "running").await;
+    // The second job is leased ahead (state running, not started) while the
+    // only slot is busy.
+    wait_for_state(&app, &user, next["id"].as_str().unwrap(), "running").await;
+    shutdown.cancel();
+    task.await.unwrap();
+    for id in [&long, &next] {
+        let record = job(&app, &user, id["id"].as_str().unwrap()).await;
+        assert_eq!((record["state"].as_str(), record["attempts"].as_u64()), (Some("queued"), Some(0)), "{record}");
+    }
+}
