@@ -52,7 +52,7 @@ fn options() -> RunnerOptions {
         retention: Retention { succeeded: Duration::from_secs(60), dead: Duration::from_secs(60) },
         shutdown_grace: Duration::from_secs(5),
         // The default of `JOB_PREFETCH_PER_SLOT`.
-        prefetch_per_slot: 1,
+        prefetch_per_slot: 4,
     }
 }
 

@@ -213,7 +213,7 @@ impl Default for RawSettings {
             job_succeeded_retention_secs: 24 * 3600,
             job_dead_retention_secs: 7 * 24 * 3600,
             job_shutdown_grace_secs: 15,
-            job_prefetch_per_slot: 1,
+            job_prefetch_per_slot: 4,
             webhook_secret: None,
             webhook_allow_private_networks: false,
             cron: Vec::new(),

@@ -161,8 +161,10 @@ impl Runner {
                     self.start(&mut tasks, job, permit, &shared);
                 }
             }
+            // Refill once the buffer is half empty, in one call for the rest:
+            // topping up one job at a time would cost a round trip per job.
             let room = (slots.available_permits() + prefetch).saturating_sub(buffer.len());
-            if room > 0 {
+            if room > 0 && buffer.len() * 2 <= prefetch {
                 match self.queue.fetch_many(self.options.lease, u32::try_from(room).unwrap_or(u32::MAX)).await {
                     Ok(fetched) if !fetched.jobs.is_empty() => {
                         for job in fetched.jobs {
