@@ -38,34 +38,44 @@ pub struct QueueArgs {
     /// Sequential single jobs measured for pickup latency.
     #[arg(long, default_value_t = 200)]
     pickup_samples: usize,
+    /// Jobs leased ahead per slot (the worker's `JOB_PREFETCH_PER_SLOT`).
+    #[arg(long, default_value_t = 4)]
+    prefetch_per_slot: usize,
 }
 
 fn micros_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(0))
 }
 
-fn options() -> RunnerOptions {
+fn options(prefetch_per_slot: usize) -> RunnerOptions {
     RunnerOptions {
         lease: Duration::from_secs(30),
         default_timeout: Duration::from_secs(60),
         // Finished jobs expire quickly, as BullMQ's removeOnComplete.
         retention: Retention { succeeded: Duration::from_secs(60), dead: Duration::from_secs(60) },
         shutdown_grace: Duration::from_secs(5),
-        // The default of `JOB_PREFETCH_PER_SLOT`.
-        prefetch_per_slot: 4,
+        prefetch_per_slot,
     }
 }
 
 pub async fn run(args: QueueArgs) -> Result<()> {
     let config = RedisConfig::new(&args.redis).context("the Redis URL")?;
     for &concurrency in &args.concurrency {
-        let line = measure(&config, concurrency.max(1), args.jobs.max(1), args.pickup_samples.max(1)).await?;
+        let line =
+            measure(&config, concurrency.max(1), args.jobs.max(1), args.pickup_samples.max(1), args.prefetch_per_slot)
+                .await?;
         println!("{line}");
     }
     Ok(())
 }
 
-async fn measure(config: &RedisConfig, concurrency: usize, total: usize, samples: usize) -> Result<Value> {
+async fn measure(
+    config: &RedisConfig,
+    concurrency: usize,
+    total: usize,
+    samples: usize,
+    prefetch_per_slot: usize,
+) -> Result<Value> {
     let conn = RedisConnection::connect(config).await.context("connecting to Redis")?;
     let prefix = format!("bench-{:016x}", rand_suffix());
     let keys = Keyspace::new(&prefix)?;
@@ -103,7 +113,7 @@ async fn measure(config: &RedisConfig, concurrency: usize, total: usize, samples
     });
     let shutdown = CancellationToken::new();
     let waiter = RedisConnection::connect(config).await?;
-    let runner = Runner::new(queue.clone(), Arc::new(handlers), options());
+    let runner = Runner::new(queue.clone(), Arc::new(handlers), options(prefetch_per_slot));
     let started = Instant::now();
     let task = tokio::spawn(runner.run(waiter, concurrency, shutdown.clone()));
     loop {
@@ -140,6 +150,7 @@ async fn measure(config: &RedisConfig, concurrency: usize, total: usize, samples
         "system": "switchyard",
         "version": env!("CARGO_PKG_VERSION"),
         "concurrency": concurrency,
+        "prefetch_per_slot": prefetch_per_slot,
         "jobs": total,
         "enqueue_per_sec": round(enqueue_per_sec),
         "e2e_per_sec": round(e2e_per_sec),
