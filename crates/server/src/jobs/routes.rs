@@ -54,7 +54,10 @@ pub struct EnqueueRequest {
     pub payload: serde_json::Value,
     /// -1000..1000, higher first (FIFO within a priority).
     pub priority: Option<i32>,
+    /// Run this many milliseconds from now (at most a year).
     pub delay_ms: Option<u64>,
+    /// Or run at this time (RFC 3339); a past time means now.
+    pub run_at: Option<chrono::DateTime<chrono::Utc>>,
     /// 1-100, default 3.
     pub max_attempts: Option<u32>,
     pub backoff: Option<BackoffRequest>,
@@ -91,6 +94,7 @@ impl From<EnqueueRequest> for JobSpec {
             payload: body.payload,
             priority: body.priority,
             delay_ms: body.delay_ms,
+            run_at: body.run_at,
             max_attempts: body.max_attempts,
             backoff: body.backoff.map(|b| (b.kind, b.base_ms, b.max_ms.unwrap_or(b.base_ms))),
             timeout_ms: body.timeout_ms,

@@ -15,6 +15,7 @@ use crate::config::JobSettings;
 use crate::validation::{FieldError, Violations};
 
 const MAX_PAYLOAD: usize = 256 * 1024;
+const MAX_DELAY_MS: u64 = 366 * 24 * 3600 * 1000;
 
 /// How long finished jobs stay readable.
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +45,8 @@ pub struct JobSpec {
     pub payload: serde_json::Value,
     pub priority: Option<i32>,
     pub delay_ms: Option<u64>,
+    /// When to run; in the past means now. Exclusive with `delay_ms`.
+    pub run_at: Option<chrono::DateTime<chrono::Utc>>,
     pub max_attempts: Option<u32>,
     /// (`exponential` | `fixed`, base ms, max ms)
     pub backoff: Option<(String, u64, u64)>,
@@ -166,6 +169,25 @@ impl Jobs {
         if payload.len() > MAX_PAYLOAD {
             v.check::<()>(Err(FieldError::new(format!("{at}payload"), "must be at most 256 KiB of JSON")));
         }
+        let delay_ms = match (spec.delay_ms, spec.run_at) {
+            (Some(_), Some(_)) => {
+                v.check::<()>(Err(FieldError::new(format!("{at}run_at"), "give delay_ms or run_at, not both")));
+                0
+            }
+            (Some(ms), None) if ms > MAX_DELAY_MS => {
+                v.check::<()>(Err(FieldError::new(format!("{at}delay_ms"), "must be at most one year")));
+                0
+            }
+            (Some(ms), None) => ms,
+            (None, Some(at_time)) => {
+                let ms = (at_time - chrono::Utc::now()).num_milliseconds().max(0).unsigned_abs();
+                if ms > MAX_DELAY_MS {
+                    v.check::<()>(Err(FieldError::new(format!("{at}run_at"), "must be within one year")));
+                }
+                ms
+            }
+            (None, None) => 0,
+        };
         let priority = spec.priority.unwrap_or(0);
         if !(-1000..=1000).contains(&priority) {
             v.check::<()>(Err(FieldError::new(format!("{at}priority"), "must be between -1000 and 1000")));
@@ -201,7 +223,7 @@ impl Jobs {
             kind: spec.kind.clone(),
             payload,
             priority,
-            delay: Duration::from_millis(spec.delay_ms.unwrap_or(0)),
+            delay: Duration::from_millis(delay_ms),
             max_attempts,
             backoff,
             timeout: spec.timeout_ms.filter(|t| *t > 0).map(Duration::from_millis),

@@ -406,3 +406,62 @@ async fn a_job_of_a_killed_worker_finishes_on_another_after_its_lease() {
         let _: () = redis::cmd("DEL").arg(key).query_async(&mut c).await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn three_worker_processes_enqueue_each_cron_tick_once() {
+    let database = TestDatabase::create().await;
+    let prefix = TestPrefix::new(&redis_url());
+    let redis = redis_url();
+    let config = std::env::temp_dir().join(format!("switchyard-cron-{}.toml", uuid::Uuid::new_v4().simple()));
+    std::fs::write(
+        &config,
+        "[[cron]]\nname = \"tick\"\nschedule = \"* * * * * *\"\nqueue = \"cron\"\ntype = \"noop\"\n",
+    )
+    .unwrap();
+    let config_path = config.to_str().unwrap().to_owned();
+    let key_prefix = prefix.keyspace().prefix().to_owned();
+    let env = [
+        ("DATABASE_URL", database.url.as_str()),
+        ("REDIS_URL", redis.as_str()),
+        ("REDIS_KEY_PREFIX", key_prefix.as_str()),
+        ("SWITCHYARD_CONFIG", config_path.as_str()),
+    ];
+    assert!(run(switchyard(&["migrate"], &env)).await.status.success());
+    let workers: Vec<_> = (0..3)
+        .map(|_| {
+            switchyard(&["worker", "--queues", "cron", "--concurrency", "2"], &env)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    for worker in workers {
+        let output = stop(worker).await;
+        assert!(output.status.success(), "a worker stops cleanly");
+    }
+    let _ = std::fs::remove_file(&config);
+
+    let conn =
+        switchyard_kit::RedisConnection::connect(&switchyard_kit::RedisConfig::new(&redis).unwrap()).await.unwrap();
+    let keys = prefix.keyspace();
+    let mut c = conn.clone();
+    let scan = |pattern: String| {
+        let mut c = conn.clone();
+        async move {
+            let found: Vec<String> = redis::cmd("KEYS").arg(pattern).query_async(&mut c).await.unwrap();
+            found
+        }
+    };
+    let ticks = scan(format!("{}*", keys.tagged("q:cron", &["once", ""]))).await;
+    let jobs = scan(format!("{}*", keys.tagged("q:cron", &["job", ""]))).await;
+    assert!(ticks.len() >= 2, "the schedulers ran for several ticks: {ticks:?}");
+    assert_eq!(jobs.len(), ticks.len(), "one job per tick, however many workers: {jobs:?} {ticks:?}");
+    let mut ids = std::collections::HashSet::new();
+    for tick in &ticks {
+        let id: String = redis::cmd("GET").arg(tick).query_async(&mut c).await.unwrap();
+        ids.insert(id);
+    }
+    assert_eq!(ids.len(), ticks.len(), "every tick made its own job");
+}

@@ -392,3 +392,23 @@ async fn a_prefetched_job_waits_for_a_slot_and_goes_back_unspent_at_shutdown() {
         assert_eq!((record["state"].as_str(), record["attempts"].as_u64()), (Some("queued"), Some(0)), "{record}");
     }
 }
+
+#[tokio::test]
+async fn run_at_schedules_for_that_time_and_excludes_delay_ms() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let at = chrono::Utc::now() + chrono::Duration::seconds(30);
+    let created: Value =
+        enqueue(&app, &user, json!({"type": "noop", "run_at": at.to_rfc3339()})).await.json().await.unwrap();
+    assert_eq!(created["state"], "scheduled");
+    let record = job(&app, &user, created["id"].as_str().unwrap()).await;
+    let scheduled_for = i64::try_from(record["scheduled_for"].as_u64().unwrap()).unwrap();
+    assert!((scheduled_for - at.timestamp_millis()).abs() < 1000, "{scheduled_for} vs {}", at.timestamp_millis());
+    let past: Value =
+        enqueue(&app, &user, json!({"type": "noop", "run_at": "2020-01-01T00:00:00Z"})).await.json().await.unwrap();
+    assert_eq!(past["state"], "queued", "a past time runs now");
+    let both = enqueue(&app, &user, json!({"type": "noop", "run_at": at.to_rfc3339(), "delay_ms": 5})).await;
+    assert_eq!(assert_problem(both, 422).await["errors"][0]["field"], "run_at");
+    let far = enqueue(&app, &user, json!({"type": "noop", "delay_ms": 400u64 * 24 * 3600 * 1000})).await;
+    assert_eq!(assert_problem(far, 422).await["errors"][0]["field"], "delay_ms");
+}
