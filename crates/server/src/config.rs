@@ -54,6 +54,7 @@ pub const ENV_VARS: &[&str] = &[
     "API_KEY_GRACE_PERIOD_SECONDS",
     "API_KEY_RETENTION",
     "API_KEY_CACHE_TTL_SECS",
+    "API_KEY_LOCAL_CACHE_MS",
     "API_KEY_PEPPER",
     "MAIL_TRANSPORT",
     "SMTP_URL",
@@ -130,6 +131,7 @@ struct RawSettings {
     api_key_grace_period_seconds: f64,
     api_key_retention: u32,
     api_key_cache_ttl_secs: u64,
+    api_key_local_cache_ms: u64,
     api_key_pepper: Option<String>,
     mail_transport: MailTransportSetting,
     smtp_url: Option<String>,
@@ -198,6 +200,7 @@ impl Default for RawSettings {
             api_key_grace_period_seconds: 7.0 * 24.0 * 3600.0,
             api_key_retention: 2,
             api_key_cache_ttl_secs: 60,
+            api_key_local_cache_ms: 1000,
             api_key_pepper: None,
             mail_transport: MailTransportSetting::Outbox,
             smtp_url: None,
@@ -348,6 +351,10 @@ pub struct IdentitySettings {
     pub api_key_grace_period: Duration,
     pub api_key_retention: u32,
     pub api_key_cache_ttl: Duration,
+    /// How long a process keeps a resolved key in memory (0: off). Another
+    /// instance's revocation reaches this one within this long; this
+    /// instance's own revocations take effect at once.
+    pub api_key_local_cache: Duration,
     /// Key of the HMAC that API keys and one-time codes are hashed with.
     pub api_key_pepper: SecretString,
 }
@@ -513,6 +520,7 @@ impl RawSettings {
             api_key_grace_period: Duration::from_secs_f64(self.api_key_grace_period_seconds),
             api_key_retention: self.api_key_retention,
             api_key_cache_ttl: Duration::from_secs(self.api_key_cache_ttl_secs),
+            api_key_local_cache: Duration::from_millis(self.api_key_local_cache_ms.min(60_000)),
             api_key_pepper: api_key_pepper.0,
         };
         let mut trusted_proxies = Vec::new();

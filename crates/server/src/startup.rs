@@ -25,7 +25,7 @@ use crate::identity::Identity;
 use crate::jobs::service::Jobs;
 use crate::mail::{MailSettings, MailTransport, Mailer};
 use crate::ratelimit::RateLimits;
-use crate::state::AppState;
+use crate::state::{AppState, Services};
 use crate::telemetry;
 
 /// Migrations embedded in the binary, from the workspace's `migrations/`.
@@ -87,7 +87,7 @@ pub async fn connect(settings: Settings) -> Result<AppState, StartupError> {
     let limiter = switchyard_kit::RateLimiter::new(redis.clone(), keys.clone());
     let rate_limits = Arc::new(RateLimits::new(limiter, &settings.rate_limit));
     let actions = Actions::new(db.clone(), redis.clone(), keys.clone(), settings.actions_audit_maxlen);
-    Ok(AppState {
+    Ok(AppState::new(Services {
         jobs,
         mailer,
         actions,
@@ -99,7 +99,7 @@ pub async fn connect(settings: Settings) -> Result<AppState, StartupError> {
         identity,
         clients,
         rate_limits,
-    })
+    }))
 }
 
 fn mail_settings(settings: &Settings) -> MailSettings {

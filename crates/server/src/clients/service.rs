@@ -2,10 +2,13 @@
 //! period and retention, revocation, and authentication by key.
 //!
 //! Invariants: a key is shown once and stored only as a keyed hash; the hot
-//! path (authenticating a key) costs one Redis round trip and no SQL while
-//! the key is cached; every revocation and rotation invalidates the cache of
-//! the client's keys; two rotations of one client never interleave (a
-//! distributed lock, then one PostgreSQL transaction).
+//! path (authenticating a key) costs nothing but a memory lookup while the
+//! key is in the process's short-lived local cache (`API_KEY_LOCAL_CACHE_MS`),
+//! one Redis round trip while it is in the shared cache, and no SQL either
+//! way; every revocation and rotation invalidates both caches of the
+//! client's keys (another instance's local cache within its short TTL); two
+//! rotations of one client never interleave (a distributed lock, then one
+//! PostgreSQL transaction).
 
 use std::time::Duration;
 
@@ -68,7 +71,7 @@ pub struct Rotation {
 }
 
 /// What the key cache holds: the owner, or a remembered miss.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 enum CachedKey {
     Valid { client: AuthenticatedClient, expires_at_ms: Option<i64> },
     Invalid,
@@ -84,6 +87,8 @@ pub struct Clients {
     grace: Duration,
     retention: u32,
     cache_ttl: Duration,
+    /// Resolved keys by hash, for `API_KEY_LOCAL_CACHE_MS` (None: off).
+    local: Option<moka::sync::Cache<Vec<u8>, CachedKey>>,
 }
 
 impl Clients {
@@ -103,6 +108,9 @@ impl Clients {
             grace: settings.api_key_grace_period,
             retention: settings.api_key_retention,
             cache_ttl: settings.api_key_cache_ttl,
+            local: (!settings.api_key_local_cache.is_zero()).then(|| {
+                moka::sync::Cache::builder().max_capacity(100_000).time_to_live(settings.api_key_local_cache).build()
+            }),
         }
     }
 
@@ -215,6 +223,11 @@ impl Clients {
         if revoked.is_empty() && changed.is_empty() {
             return Ok(());
         }
+        if let Some(local) = &self.local {
+            for hash in revoked.iter().chain(changed) {
+                local.invalidate(hash);
+            }
+        }
         let invalid = serde_json::to_string(&CachedKey::Invalid)?;
         let ttl_ms = u64::try_from(self.cache_ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut pipe = redis::pipe();
@@ -236,18 +249,24 @@ impl Clients {
             return Ok(None);
         }
         let hash = self.key_hash(api_key);
+        let now_ms = Utc::now().timestamp_millis();
+        let usable = |entry: CachedKey| match entry {
+            CachedKey::Valid { client, expires_at_ms } if expires_at_ms.is_none_or(|at| at > now_ms) => Some(client),
+            _ => None,
+        };
+        if let Some(entry) = self.local.as_ref().and_then(|local| local.get(&hash)) {
+            return Ok(usable(entry));
+        }
         let cache_key = self.cache_key(&hash);
         let mut conn = self.redis.clone();
         let cached: Option<String> =
             redis::cmd("GET").arg(&cache_key).query_async(&mut conn).await.map_err(KitError::from)?;
-        let now_ms = Utc::now().timestamp_millis();
         if let Some(cached) = cached {
-            return Ok(match serde_json::from_str(&cached)? {
-                CachedKey::Valid { client, expires_at_ms } if expires_at_ms.is_none_or(|at| at > now_ms) => {
-                    Some(client)
-                }
-                _ => None,
-            });
+            let entry: CachedKey = serde_json::from_str(&cached)?;
+            if let Some(local) = &self.local {
+                local.insert(hash, entry.clone());
+            }
+            return Ok(usable(entry));
         }
         let owner = store::use_key(&self.db, &hash).await?;
         let (entry, ttl) = match &owner {
@@ -273,6 +292,8 @@ impl Clients {
             .query_async::<()>(&mut conn)
             .await
             .map_err(KitError::from)?;
+        // Not into the local cache: the shared one may hold a revocation
+        // that won the SET NX race, and the next lookup will read it.
         Ok(match entry {
             CachedKey::Valid { client, .. } => Some(client),
             CachedKey::Invalid => None,

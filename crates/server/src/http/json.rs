@@ -5,7 +5,6 @@
 //! field. serde's messages are not forwarded, since they can quote the
 //! submitted value.
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -26,11 +25,24 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = match axum::Json::<serde_json::Value>::from_request(req, state).await {
-            Ok(axum::Json(value)) => value,
-            Err(rejection) => return Err(rejection_to_error(rejection)),
-        };
-        serde_path_to_error::deserialize(bytes).map(ApiJson).map_err(|error| {
+        if !is_json(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let body = axum::body::Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest(format!("the body could not be read ({})", rejection.status()))
+            }
+        })?;
+        // The common case, a good body, in one pass; only a bad one pays for
+        // finding out what is wrong with it.
+        if let Ok(value) = serde_json::from_slice::<T>(&body) {
+            return Ok(ApiJson(value));
+        }
+        let value: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|_| ApiError::BadRequest("the body is not valid JSON".into()))?;
+        serde_path_to_error::deserialize(value).map(ApiJson).map_err(|error| {
             let path = match error.path().to_string() {
                 path if path == "." => None,
                 path => Some(path),
@@ -67,14 +79,13 @@ where
     }
 }
 
-fn rejection_to_error(rejection: JsonRejection) -> ApiError {
-    match rejection {
-        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
-        JsonRejection::JsonSyntaxError(_) => ApiError::BadRequest("the body is not valid JSON".into()),
-        JsonRejection::JsonDataError(_) => ApiError::BadRequest("the body does not match the expected shape".into()),
-        JsonRejection::BytesRejection(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
-        other => ApiError::BadRequest(format!("the body could not be read ({})", other.status())),
-    }
+/// `application/json` or any `+json` type, as axum's `Json` accepts.
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// serde's message without the offending value: serde writes

@@ -5,7 +5,8 @@
 //! paths, so label cardinality stays bounded; unmatched requests share one
 //! `unmatched` label.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{OnceLock, PoisonError, RwLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
@@ -39,17 +40,39 @@ pub fn recorder() -> PrometheusHandle {
 /// `http_request_duration_seconds` by method, route template and status.
 pub async fn track_http(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_owned();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let response = next.run(request).await;
-    let labels = [("method", method), ("route", route), ("status", response.status().as_u16().to_string())];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let (requests, duration) = http_series(&method, route, response.status().as_u16());
+    requests.increment(1);
+    duration.record(started.elapsed().as_secs_f64());
     response
+}
+
+/// Per route template: (method, status, counter, histogram).
+type Series = HashMap<String, Vec<(axum::http::Method, u16, metrics::Counter, metrics::Histogram)>>;
+
+/// The counter and histogram of one (method, route, status), registered
+/// once: building label sets per request cost allocations on the hot path.
+fn http_series(method: &axum::http::Method, route: &str, status: u16) -> (metrics::Counter, metrics::Histogram) {
+    static SERIES: OnceLock<RwLock<Series>> = OnceLock::new();
+    let series = SERIES.get_or_init(RwLock::default);
+    let find = |all: &Series| {
+        all.get(route)?.iter().find(|(m, s, ..)| m == method && *s == status).map(|(_, _, c, h)| (c.clone(), h.clone()))
+    };
+    if let Some(found) = find(&series.read().unwrap_or_else(PoisonError::into_inner)) {
+        return found;
+    }
+    let mut all = series.write().unwrap_or_else(PoisonError::into_inner);
+    if let Some(found) = find(&all) {
+        return found;
+    }
+    let labels = [("method", method.as_str().to_owned()), ("route", route.to_owned()), ("status", status.to_string())];
+    let counter = metrics::counter!("http_requests_total", &labels);
+    let histogram = metrics::histogram!("http_request_duration_seconds", &labels);
+    all.entry(route.to_owned()).or_default().push((method.clone(), status, counter.clone(), histogram.clone()));
+    (counter, histogram)
 }
 
 /// Sets the connection-pool gauges from the pools' current state; called

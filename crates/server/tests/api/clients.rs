@@ -187,3 +187,27 @@ async fn whoami_names_the_principal_behind_a_key_or_a_token() {
     let by_token = json_of(app.authed(Method::GET, "/v1/auth/whoami", &user.access_token)).await;
     assert_eq!(by_token, json!({"kind": "user", "id": user.id}));
 }
+
+#[tokio::test]
+async fn another_instances_revocation_reaches_the_local_key_cache_within_its_ttl() {
+    let app = spawn_app_with(&[("api_key_local_cache_ms", "300")], OpenApiRouter::new()).await;
+    let user = app.new_user().await;
+    let created = app.create_client(&user, json!({"name": "svc"})).await;
+    let key = created["api_key"].as_str().unwrap();
+    assert!(key_works(&app, key).await, "resolved from PostgreSQL into the shared cache");
+    assert!(key_works(&app, key).await, "read from the shared cache into this process's memory");
+    // Another instance revokes it: the row and the shared Redis cache
+    // change, this process's memory does not.
+    sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE id = $1::uuid")
+        .bind(created["key_id"].as_str().unwrap())
+        .execute(&app.db)
+        .await
+        .unwrap();
+    for key in app.redis_keys().await.into_iter().filter(|k| k.contains("apikey")) {
+        let mut conn = app.redis.clone();
+        let _: () = redis::cmd("DEL").arg(key).query_async(&mut conn).await.unwrap();
+    }
+    assert!(key_works(&app, key).await, "still served from memory inside the window");
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert!(!key_works(&app, key).await, "refused once the local entry expired");
+}
