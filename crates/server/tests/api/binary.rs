@@ -35,6 +35,30 @@ fn last_stderr_line(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or_default().to_owned()
 }
 
+/// A spawned process that is killed if the test ends, or panics, before
+/// stopping it, so a failed test leaves no server or worker behind.
+struct Running(Option<std::process::Child>);
+
+impl Running {
+    fn new(child: std::process::Child) -> Self {
+        Self(Some(child))
+    }
+
+    /// The process, no longer killed on drop.
+    fn take(mut self) -> std::process::Child {
+        self.0.take().expect("a running process")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 #[tokio::test]
 async fn unreachable_redis_fails_start_up_with_one_line_naming_it() {
     let database = TestDatabase::create().await;
@@ -106,14 +130,21 @@ async fn serve_migrates_then_stops_cleanly_on_sigterm() {
     let database = TestDatabase::create().await;
     let port = switchyard_kit::testing::free_port().unwrap().to_string();
     let prefix = test_key_prefix();
-    let mut child = switchyard(
-        &["serve"],
-        &[("DATABASE_URL", &database.url), ("REDIS_URL", &redis_url()), ("REDIS_KEY_PREFIX", &prefix), ("PORT", &port)],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let running = Running::new(
+        switchyard(
+            &["serve"],
+            &[
+                ("DATABASE_URL", &database.url),
+                ("REDIS_URL", &redis_url()),
+                ("REDIS_KEY_PREFIX", &prefix),
+                ("PORT", &port),
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap(),
+    );
     switchyard::startup::install_tls_provider();
     let client = reqwest::Client::new();
     let mut up = false;
@@ -131,6 +162,7 @@ async fn serve_migrates_then_stops_cleanly_on_sigterm() {
     assert!(applied >= 1, "serve applied the migrations");
     pool.close().await;
 
+    let mut child = running.take();
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let output = tokio::time::timeout(
@@ -172,7 +204,7 @@ async fn the_openapi_command_prints_the_document() {
 
 /// Starts `switchyard serve` on a free port; returns the child and base URL.
 /// The returned guard deletes the server's Redis keys when dropped.
-async fn serve(database: &TestDatabase, extra: &[(&str, &str)]) -> (std::process::Child, String, TestPrefix) {
+async fn serve(database: &TestDatabase, extra: &[(&str, &str)]) -> (Running, String, TestPrefix) {
     let port = switchyard_kit::testing::free_port().unwrap().to_string();
     let guard = TestPrefix::new(&redis_url());
     let prefix = guard.keyspace().prefix().to_owned();
@@ -186,7 +218,8 @@ async fn serve(database: &TestDatabase, extra: &[(&str, &str)]) -> (std::process
     let redis = redis_url();
     env.push(("REDIS_URL", &redis));
     env.extend_from_slice(extra);
-    let mut child = switchyard(&["serve"], &env).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child =
+        Running::new(switchyard(&["serve"], &env).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap());
     let base = format!("http://127.0.0.1:{port}");
     switchyard::startup::install_tls_provider();
     let client = reqwest::Client::new();
@@ -196,12 +229,11 @@ async fn serve(database: &TestDatabase, extra: &[(&str, &str)]) -> (std::process
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let _ = child.kill();
-    let _ = child.wait();
     panic!("serve did not come up");
 }
 
-async fn stop(mut child: std::process::Child) -> Output {
+async fn stop(running: Running) -> Output {
+    let mut child = running.take();
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     tokio::time::timeout(
         Duration::from_secs(30),
@@ -312,11 +344,13 @@ async fn the_worker_process_runs_jobs_and_stops_cleanly() {
         [("DATABASE_URL", database.url.as_str()), ("REDIS_URL", redis.as_str()), ("REDIS_KEY_PREFIX", prefix.as_str())];
     let migrate = run(switchyard(&["migrate"], &env)).await;
     assert!(migrate.status.success());
-    let mut child = switchyard(&["worker", "--queues", "default,mail", "--concurrency", "2"], &env)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let running = Running::new(
+        switchyard(&["worker", "--queues", "default,mail", "--concurrency", "2"], &env)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
 
     let conn =
         switchyard_kit::RedisConnection::connect(&switchyard_kit::RedisConfig::new(&redis).unwrap()).await.unwrap();
@@ -333,6 +367,7 @@ async fn the_worker_process_runs_jobs_and_stops_cleanly() {
     }
     assert_eq!(state, "succeeded", "the worker process ran the job");
 
+    let mut child = running.take();
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     let status =
         tokio::time::timeout(Duration::from_secs(30), tokio::task::spawn_blocking(move || child.wait().unwrap()))
@@ -360,7 +395,13 @@ async fn a_job_of_a_killed_worker_finishes_on_another_after_its_lease() {
     ];
     assert!(run(switchyard(&["migrate"], &env)).await.status.success());
     let spawn_worker = || {
-        switchyard(&["worker", "--concurrency", "1"], &env).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
+        Running::new(
+            switchyard(&["worker", "--concurrency", "1"], &env)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
     };
 
     let conn =
@@ -373,7 +414,7 @@ async fn a_job_of_a_killed_worker_finishes_on_another_after_its_lease() {
         queue.job(&id).await.unwrap().map(|r| (r["state"].clone(), r["attempts"].clone())).unwrap_or_default()
     };
 
-    let mut first = spawn_worker();
+    let first = spawn_worker();
     let mut running = false;
     for _ in 0..200 {
         if state(queue.clone(), id.clone()).await.0 == "running" {
@@ -383,10 +424,9 @@ async fn a_job_of_a_killed_worker_finishes_on_another_after_its_lease() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(running, "the first worker took the job");
-    first.kill().unwrap(); // SIGKILL: no clean-up, no ack
-    first.wait().unwrap();
+    drop(first); // SIGKILL: no clean-up, no ack
 
-    let mut second = spawn_worker();
+    let second = spawn_worker();
     let mut outcome = Default::default();
     for _ in 0..400 {
         outcome = state(queue.clone(), id.clone()).await;
@@ -395,8 +435,7 @@ async fn a_job_of_a_killed_worker_finishes_on_another_after_its_lease() {
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    let _ = second.kill();
-    let _ = second.wait();
+    drop(second);
     assert_eq!(outcome, ("succeeded".to_owned(), "2".to_owned()), "finished by the second worker on attempt 2");
     let record = queue.job(&id).await.unwrap().unwrap();
     assert!(record["errors"].contains("lease expired"));
@@ -429,11 +468,13 @@ async fn three_worker_processes_enqueue_each_cron_tick_once() {
     assert!(run(switchyard(&["migrate"], &env)).await.status.success());
     let workers: Vec<_> = (0..3)
         .map(|_| {
-            switchyard(&["worker", "--queues", "cron", "--concurrency", "2"], &env)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap()
+            Running::new(
+                switchyard(&["worker", "--queues", "cron", "--concurrency", "2"], &env)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            )
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(3500)).await;
