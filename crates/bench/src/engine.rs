@@ -238,9 +238,8 @@ struct Shared {
 
 /// The HTTP client all workers share: one keep-alive connection per worker.
 pub fn build_client(config: &RunConfig) -> Result<Client> {
-    // reqwest is built without a default TLS provider (see the workspace
-    // manifest); an error here means one is installed already.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    // reqwest is built without a default TLS provider (see the workspace manifest).
+    switchyard::startup::install_tls_provider();
     Client::builder()
         .pool_max_idle_per_host(config.concurrency)
         .timeout(config.timeout)

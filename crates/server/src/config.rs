@@ -520,7 +520,7 @@ impl RawSettings {
             api_key_grace_period: Duration::from_secs_f64(self.api_key_grace_period_seconds),
             api_key_retention: self.api_key_retention,
             api_key_cache_ttl: Duration::from_secs(self.api_key_cache_ttl_secs),
-            api_key_local_cache: Duration::from_millis(self.api_key_local_cache_ms.min(60_000)),
+            api_key_local_cache: Duration::from_millis(self.api_key_local_cache_ms),
             api_key_pepper: api_key_pepper.0,
         };
         let mut trusted_proxies = Vec::new();
@@ -554,6 +554,12 @@ impl RawSettings {
                 return Err(ConfigError::new(name, "must be greater than 0"));
             }
         }
+        if self.job_prefetch_per_slot > 16 {
+            return Err(ConfigError::new("job_prefetch_per_slot", "must be between 0 and 16"));
+        }
+        if self.api_key_local_cache_ms > 60_000 {
+            return Err(ConfigError::new("api_key_local_cache_ms", "must be at most 60000 (0 turns it off)"));
+        }
         let mut cron_names = HashSet::new();
         for entry in &self.cron {
             if !cron_names.insert(entry.name.as_str()) {
@@ -568,7 +574,7 @@ impl RawSettings {
             succeeded_retention: Duration::from_secs(self.job_succeeded_retention_secs),
             dead_retention: Duration::from_secs(self.job_dead_retention_secs),
             shutdown_grace: Duration::from_secs(self.job_shutdown_grace_secs),
-            prefetch_per_slot: self.job_prefetch_per_slot.min(16),
+            prefetch_per_slot: self.job_prefetch_per_slot,
             webhook_secret,
             webhook_allow_private_networks: self.webhook_allow_private_networks,
             cron: self.cron,
@@ -756,6 +762,9 @@ mod tests {
             ("cors_allowed_origins", "not-an-origin", "CORS_ALLOWED_ORIGINS"),
             ("request_timeout_secs", "0", "REQUEST_TIMEOUT_SECS"),
             ("body_limit_bytes", "12", "BODY_LIMIT_BYTES"),
+            ("job_prefetch_per_slot", "17", "JOB_PREFETCH_PER_SLOT"),
+            ("api_key_local_cache_ms", "70000", "API_KEY_LOCAL_CACHE_MS"),
+            ("job_lease_ms", "0", "JOB_LEASE_MS"),
         ];
         for (key, value, setting) in cases {
             let err = with(&[(key, value)]).unwrap_err();

@@ -170,7 +170,7 @@ mod tests {
 
     #[test]
     fn context_url_joins_path() {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        switchyard::startup::install_tls_provider();
         let ctx = Context { client: Client::new(), base_url: "http://127.0.0.1:8080".into(), concurrency: 1 };
         assert_eq!(ctx.url("/health"), "http://127.0.0.1:8080/health");
     }

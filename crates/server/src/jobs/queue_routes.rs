@@ -4,7 +4,6 @@
 //! `/v1/jobs/{id}`.
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use switchyard_kit::QueueOverview;
 use utoipa::{IntoParams, ToSchema};
@@ -141,9 +140,8 @@ async fn pause(
     State(state): State<AppState>,
     _admin: CurrentAdmin,
     Path(queue): Path<String>,
-) -> Result<(StatusCode, ApiJson<QueueView>), ApiError> {
-    let overview = state.jobs.set_paused(&queue, true).await?;
-    Ok((StatusCode::OK, ApiJson(QueueView::new(queue, overview))))
+) -> Result<ApiJson<QueueView>, ApiError> {
+    set_paused(&state, queue, true).await
 }
 
 /// Let workers lease the queue's jobs again.
@@ -153,7 +151,11 @@ async fn resume(
     State(state): State<AppState>,
     _admin: CurrentAdmin,
     Path(queue): Path<String>,
-) -> Result<(StatusCode, ApiJson<QueueView>), ApiError> {
-    let overview = state.jobs.set_paused(&queue, false).await?;
-    Ok((StatusCode::OK, ApiJson(QueueView::new(queue, overview))))
+) -> Result<ApiJson<QueueView>, ApiError> {
+    set_paused(&state, queue, false).await
+}
+
+async fn set_paused(state: &AppState, queue: String, paused: bool) -> Result<ApiJson<QueueView>, ApiError> {
+    let overview = state.jobs.set_paused(&queue, paused).await?;
+    Ok(ApiJson(QueueView::new(queue, overview)))
 }

@@ -143,12 +143,7 @@ async fn spawn_app_full(
     let shutdown = CancellationToken::new();
     tokio::spawn(app.run_until_stopped(shutdown.clone()));
     // Mail goes through the queue: a worker runs it, as in production.
-    let mail_runner = Runner::new(
-        state.jobs.queue(MAIL_QUEUE),
-        Arc::new(Handlers::builtin(&state)),
-        switchyard::worker::jobs::runner_options(&state),
-    );
-    tokio::spawn(mail_runner.run(waiter_connection().await, 2, shutdown.clone()));
+    tokio::spawn(job_runner(&state, MAIL_QUEUE).run(waiter_connection().await, 2, shutdown.clone()));
     TestApp {
         address,
         client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
@@ -159,6 +154,15 @@ async fn spawn_app_full(
         shutdown,
         _database: database,
     }
+}
+
+/// A runner of `queue` with the built-in handlers and the app's settings.
+pub fn job_runner(state: &AppState, queue: &str) -> Runner {
+    Runner::new(
+        state.jobs.queue(queue),
+        Arc::new(Handlers::builtin(state)),
+        switchyard::worker::jobs::runner_options(state),
+    )
 }
 
 /// A Redis connection of its own (for a runner's blocking waits).
@@ -181,6 +185,25 @@ impl TestApp {
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
         self.client.post(self.url(path)).json(body).send().await.expect("request sent")
+    }
+
+    /// A runner of `queue`, to step with `run_one`.
+    pub fn runner(&self, queue: &str) -> Runner {
+        job_runner(&self.state, queue)
+    }
+
+    /// Runs jobs of `queue` until none is ready (waiting out short back-offs).
+    pub async fn drain_jobs(&self, queue: &str) {
+        let runner = self.runner(queue);
+        let mut idle = 0;
+        while idle < 20 {
+            if runner.run_one().await.expect("Redis answers") {
+                idle = 0;
+            } else {
+                idle += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
     }
 
     /// Keys currently under this test's prefix.

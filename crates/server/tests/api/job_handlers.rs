@@ -19,8 +19,7 @@ use switchyard::config::CronSetting;
 use switchyard::jobs::cron::CronScheduler;
 use switchyard::jobs::handlers::notify::{self, NotifyHandler};
 use switchyard::jobs::handlers::webhook::signature;
-use switchyard::jobs::handlers::{Handler, Handlers, JobContext};
-use switchyard::jobs::runner::Runner;
+use switchyard::jobs::handlers::{Handler, JobContext};
 use tokio_util::sync::CancellationToken;
 use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
@@ -33,25 +32,6 @@ const SECRET: &str = "test-webhook-secret-abcdefghijklmnopqrst";
 async fn spawn_webhook_app() -> TestApp {
     spawn_app_with(&[("webhook_allow_private_networks", "true"), ("webhook_secret", SECRET)], OpenApiRouter::new())
         .await
-}
-
-fn runner(app: &TestApp, queue: &str) -> Runner {
-    let options = switchyard::worker::jobs::runner_options(&app.state);
-    Runner::new(app.state.jobs.queue(queue), Arc::new(Handlers::builtin(&app.state)), options)
-}
-
-/// Runs jobs of `queue` until none is ready (waiting out short back-offs).
-async fn drain(app: &TestApp, queue: &str) {
-    let runner = runner(app, queue);
-    let mut idle = 0;
-    while idle < 20 {
-        if runner.run_one().await.unwrap() {
-            idle = 0;
-        } else {
-            idle += 1;
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
 }
 
 /// Enqueues `body` as `user` (201 expected); the job's id.
@@ -138,7 +118,7 @@ async fn a_signed_webhook_is_retried_after_a_5xx_and_then_delivered() {
         "payload": {"url": url, "body": {"order": 42}, "headers": {"x-trace": "t1"}},
         "backoff": {"kind": "fixed", "base_ms": 1}});
     let id = enqueue(&app, &user, body).await;
-    drain(&app, "default").await;
+    app.drain_jobs("default").await;
 
     let record = job(&app, &user, &id).await;
     assert_eq!(progress(&record), ("succeeded", 2), "{record}");
@@ -172,18 +152,18 @@ async fn a_4xx_is_final_after_one_attempt_but_a_429_is_retried() {
     let rejected = enqueue(&app, &user, webhook(&bad_url, json!({"queue": "hooks-bad", "backoff": backoff}))).await;
     let throttled = enqueue(&app, &user, webhook(&busy_url, json!({"queue": "hooks-busy", "backoff": backoff}))).await;
 
-    assert!(runner(&app, "hooks-bad").run_one().await.unwrap());
+    assert!(app.runner("hooks-bad").run_one().await.unwrap());
     let record = job(&app, &user, &rejected).await;
     assert_eq!(progress(&record), ("dead", 1), "{record}");
     assert!(record["last_error"].as_str().unwrap().contains("400"), "{record}");
-    assert!(!runner(&app, "hooks-bad").run_one().await.unwrap(), "nothing left to retry");
+    assert!(!app.runner("hooks-bad").run_one().await.unwrap(), "nothing left to retry");
     assert_eq!(bad.requests().len(), 1);
 
-    assert!(runner(&app, "hooks-busy").run_one().await.unwrap());
+    assert!(app.runner("hooks-busy").run_one().await.unwrap());
     let record = job(&app, &user, &throttled).await;
     assert_eq!(progress(&record), ("failed", 1), "a 429 waits for its retry: {record}");
     assert!(record["last_error"].as_str().unwrap().contains("429"), "{record}");
-    drain(&app, "hooks-busy").await;
+    app.drain_jobs("hooks-busy").await;
     assert_eq!(progress(&job(&app, &user, &throttled).await), ("succeeded", 2));
     assert_eq!(busy.requests().len(), 2);
 }
@@ -212,7 +192,7 @@ async fn by_default_webhooks_to_private_addresses_die_at_once_without_a_request(
         webhook(&format!("http://localhost:{port}/hook"), json!({"queue": "hooks-named", "max_attempts": 3})),
     )
     .await;
-    let worker = runner(&app, "default");
+    let worker = app.runner("default");
     for _ in &literals {
         assert!(worker.run_one().await.unwrap());
     }
@@ -222,7 +202,7 @@ async fn by_default_webhooks_to_private_addresses_die_at_once_without_a_request(
         assert_eq!(progress(&record), ("dead", 1), "{target}: {record}");
         assert!(record["last_error"].as_str().unwrap().contains("private address"), "{target}: {record}");
     }
-    assert!(runner(&app, "hooks-named").run_one().await.unwrap());
+    assert!(app.runner("hooks-named").run_one().await.unwrap());
     let record = job(&app, &user, &named).await;
     assert_eq!(progress(&record), ("dead", 1), "the resolver's refusal is final: {record}");
     assert!(record["last_error"].as_str().unwrap().contains("no public address"), "{record}");
@@ -241,11 +221,11 @@ async fn a_webhook_to_a_closed_port_is_retried_until_its_attempts_are_spent() {
     let id =
         enqueue(&app, &user, webhook(&url, json!({"max_attempts": 3, "backoff": {"kind": "fixed", "base_ms": 1}})))
             .await;
-    assert!(runner(&app, "default").run_one().await.unwrap());
+    assert!(app.runner("default").run_one().await.unwrap());
     let record = job(&app, &user, &id).await;
     assert_eq!(progress(&record), ("failed", 1), "a connection error is retried: {record}");
     assert!(record["last_error"].as_str().unwrap().contains("could not be delivered"), "{record}");
-    drain(&app, "default").await;
+    app.drain_jobs("default").await;
     let record = job(&app, &user, &id).await;
     assert_eq!(progress(&record), ("dead", 3), "{record}");
     assert_eq!(record["errors"].as_array().unwrap().len(), 3);
@@ -274,7 +254,7 @@ async fn a_client_notifies_a_user_once_stored_and_published() {
     let created = created.unwrap();
     assert_eq!(created.status(), 201);
     let id = created.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
-    assert!(runner(&app, "default").run_one().await.unwrap());
+    assert!(app.runner("default").run_one().await.unwrap());
     let record = json_of(app.keyed(Method::GET, &format!("/v1/jobs/{id}"), &key)).await;
     assert_eq!(progress(&record), ("succeeded", 1), "{record}");
     assert_eq!(record["result"]["receivers"], 1, "{record}");
@@ -318,7 +298,7 @@ async fn a_notification_for_an_unknown_user_is_dead_at_once() {
     let created = app.keyed(Method::POST, "/v1/jobs", &key).json(&body).send().await.unwrap();
     assert_eq!(created.status(), 201);
     let id = created.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
-    assert!(runner(&app, "default").run_one().await.unwrap());
+    assert!(app.runner("default").run_one().await.unwrap());
     let record = json_of(app.keyed(Method::GET, &format!("/v1/jobs/{id}"), &key)).await;
     assert_eq!(progress(&record), ("dead", 1), "{record}");
     assert_eq!(record["last_error"], "no such user");

@@ -18,30 +18,12 @@ fn options(app: &TestApp) -> RunnerOptions {
     switchyard::worker::jobs::runner_options(&app.state)
 }
 
-fn runner(app: &TestApp, queue: &str) -> Runner {
-    Runner::new(app.state.jobs.queue(queue), Arc::new(Handlers::builtin(&app.state)), options(app))
-}
-
 async fn enqueue(app: &TestApp, user: &TestUser, body: Value) -> reqwest::Response {
     app.authed(Method::POST, "/v1/jobs", &user.access_token).json(&body).send().await.unwrap()
 }
 
 async fn job(app: &TestApp, user: &TestUser, id: &str) -> Value {
     json_of(app.authed(Method::GET, &format!("/v1/jobs/{id}"), &user.access_token)).await
-}
-
-/// Runs jobs until none is ready (waiting out short back-offs).
-async fn drain(app: &TestApp, queue: &str) {
-    let runner = runner(app, queue);
-    let mut idle = 0;
-    while idle < 20 {
-        if runner.run_one().await.unwrap() {
-            idle = 0;
-        } else {
-            idle += 1;
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
 }
 
 #[tokio::test]
@@ -54,7 +36,7 @@ async fn a_job_is_enqueued_run_and_reported() {
     assert_eq!(created["state"], "queued");
     let id = created["id"].as_str().unwrap();
     assert!(id.starts_with("default."));
-    drain(&app, "default").await;
+    app.drain_jobs("default").await;
     let record = job(&app, &user, id).await;
     assert_eq!(record["state"], "succeeded");
     assert_eq!((record["attempts"].as_u64(), record["max_attempts"].as_u64()), (Some(1), Some(3)));
@@ -83,7 +65,7 @@ async fn flaky_jobs_retry_to_success_or_die_after_max_attempts() {
     .json()
     .await
     .unwrap();
-    drain(&app, "default").await;
+    app.drain_jobs("default").await;
     let ok = job(&app, &user, ok["id"].as_str().unwrap()).await;
     assert_eq!((ok["state"].as_str(), ok["attempts"].as_u64()), (Some("succeeded"), Some(3)));
     let dead_id = dead["id"].as_str().unwrap().to_owned();
@@ -188,7 +170,7 @@ async fn an_attempt_running_past_its_timeout_fails_and_is_retried() {
     let user = app.new_user().await;
     let body = json!({"type": "sleep", "payload": {"ms": 5000}, "timeout_ms": 50, "max_attempts": 1});
     let created: Value = enqueue(&app, &user, body).await.json().await.unwrap();
-    assert!(runner(&app, "default").run_one().await.unwrap());
+    assert!(app.runner("default").run_one().await.unwrap());
     let record = job(&app, &user, created["id"].as_str().unwrap()).await;
     assert_eq!(record["state"], "dead");
     assert_eq!(record["last_error"], "timed out after 50 ms");
@@ -216,7 +198,7 @@ async fn wait_for_state(app: &TestApp, user: &TestUser, id: &str, state: &str) -
 async fn an_idle_runner_wakes_for_new_jobs_and_honours_delays_within_100_ms() {
     let app = spawn_app().await;
     let user = app.new_user().await;
-    let (shutdown, task) = start_runner(runner(&app, "default"), 4).await;
+    let (shutdown, task) = start_runner(app.runner("default"), 4).await;
     tokio::time::sleep(Duration::from_millis(50)).await; // the runner is blocked waiting
     let now: Value = enqueue(&app, &user, json!({"type": "noop"})).await.json().await.unwrap();
     wait_for_state(&app, &user, now["id"].as_str().unwrap(), "succeeded").await;
@@ -319,7 +301,7 @@ async fn admins_see_queues_and_handle_dead_letters_and_pauses() {
         ids.push(created["id"].as_str().unwrap().to_owned());
     }
     enqueue(&app, &user, json!({"type": "noop", "queue": "ops", "delay_ms": 60000})).await;
-    drain(&app, "ops").await;
+    app.drain_jobs("ops").await;
     enqueue(&app, &user, json!({"type": "noop", "queue": "ops"})).await;
 
     let queues = json_of(app.authed(Method::GET, "/v1/queues", &admin.access_token)).await;
@@ -359,10 +341,10 @@ async fn admins_see_queues_and_handle_dead_letters_and_pauses() {
 
     let paused = json_of(app.authed(Method::POST, "/v1/queues/ops/pause", &admin.access_token)).await;
     assert_eq!(paused["paused"], true);
-    assert!(!runner(&app, "ops").run_one().await.unwrap(), "a paused queue hands out nothing");
+    assert!(!app.runner("ops").run_one().await.unwrap(), "a paused queue hands out nothing");
     let resumed = json_of(app.authed(Method::POST, "/v1/queues/ops/resume", &admin.access_token)).await;
     assert_eq!(resumed["paused"], false);
-    assert!(runner(&app, "ops").run_one().await.unwrap());
+    assert!(app.runner("ops").run_one().await.unwrap());
 
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains(r#"jobs_queue_depth{queue="ops",state="dead"} 1"#), "{metrics}");
