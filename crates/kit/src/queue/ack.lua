@@ -1,17 +1,31 @@
--- KEYS[1] job hash, KEYS[2] active, KEYS[3] this period's processed counter
--- ARGV[1] id, ARGV[2] attempt holding the lease, ARGV[3] result,
--- ARGV[4] retention ms, ARGV[5] counter lifetime ms
--- Returns 1, or 0 when that attempt no longer holds the lease.
+-- KEYS[1] active, KEYS[2] this period's processed counter
+-- ARGV[1] job key prefix, ARGV[2] retention ms, ARGV[3] counter lifetime ms,
+-- then per job: id, attempt holding the lease, result
+-- Marks attempts succeeded (one job, or a worker's burst, in one call),
+-- each only if that attempt still holds the lease; a sensitive payload is
+-- deleted. Returns one 1 (acked) or 0 (lease no longer held) per job.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local f = redis.call('HMGET', KEYS[1], 'attempts', 'state', 'unique_slot', 'sensitive')
-if f[1] ~= ARGV[2] or f[2] ~= 'running' then return 0 end
-if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'succeeded', 'finished_at', now, 'result', ARGV[3])
--- A sensitive payload (a mail carrying a login code) is not kept once done.
-if f[4] == '1' then redis.call('HDEL', KEYS[1], 'payload') end
-if f[3] and f[3] ~= '' then redis.call('DEL', f[3]) end
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('INCR', KEYS[3])
-redis.call('PEXPIRE', KEYS[3], ARGV[5])
-return 1
+local prefix = ARGV[1]
+local done = {}
+local acked = 0
+for i = 4, #ARGV, 3 do
+  local id = ARGV[i]
+  local job = prefix .. id
+  local f = redis.call('HMGET', job, 'attempts', 'state', 'unique_slot', 'sensitive')
+  local ok = 0
+  if f[1] == ARGV[i + 1] and f[2] == 'running' and redis.call('ZREM', KEYS[1], id) == 1 then
+    redis.call('HSET', job, 'state', 'succeeded', 'finished_at', now, 'result', ARGV[i + 2])
+    if f[4] == '1' then redis.call('HDEL', job, 'payload') end
+    if f[3] and f[3] ~= '' then redis.call('DEL', f[3]) end
+    redis.call('PEXPIRE', job, ARGV[2])
+    ok = 1
+    acked = acked + 1
+  end
+  done[#done + 1] = ok
+end
+if acked > 0 then
+  redis.call('INCRBY', KEYS[2], acked)
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+end
+return done

@@ -28,7 +28,6 @@ pub use admin::{DeadJob, QueueOverview};
 static ENQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("enqueue.lua")));
 static FETCH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("fetch.lua")));
 static ACK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("ack.lua")));
-static ACK_MANY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("ack_many.lua")));
 static FAIL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("fail.lua")));
 static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("heartbeat.lua")));
 static CANCEL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("cancel.lua")));
@@ -290,19 +289,7 @@ impl Queue {
 
     /// Marks the attempt succeeded; false when it no longer held the lease.
     pub async fn ack(&self, job: &Leased, result: &str, retention: Duration) -> Result<bool, KitError> {
-        let mut conn = self.conn.clone();
-        let done: u8 = ACK
-            .key(self.job_key(&job.id))
-            .key(self.key("active"))
-            .key(self.stats_key("processed"))
-            .arg(&job.id)
-            .arg(job.attempt)
-            .arg(result)
-            .arg(millis(retention).max(1))
-            .arg(STATS_LIFETIME_MS)
-            .invoke_async(&mut conn)
-            .await?;
-        Ok(done == 1)
+        Ok(self.ack_many(&[(job, result)], retention).await?.first().copied().unwrap_or(false))
     }
 
     /// Acks many attempts of this queue in one script call (each as `ack`);
@@ -311,7 +298,7 @@ impl Queue {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
-        let mut invocation = ACK_MANY.prepare_invoke();
+        let mut invocation = ACK.prepare_invoke();
         invocation
             .key(self.key("active"))
             .key(self.stats_key("processed"))
