@@ -65,12 +65,11 @@ async fn a_token_bucket_refills_at_its_rate() {
     assert!(!denied.allowed);
     let retry = denied.decisions[0].retry_after.unwrap();
     assert!(retry <= Duration::from_millis(20) && retry >= Duration::from_millis(1), "{retry:?}");
-    tokio::time::sleep(Duration::from_millis(65)).await; // ~3 tokens at 50/s
-    let mut allowed = 0;
-    for _ in 0..10 {
-        allowed += usize::from(limiter.check(&check("s", &limits, &["p"], 1)).await.unwrap().allowed);
-    }
-    assert!((3..=5).contains(&allowed), "refilled {allowed}");
+    tokio::time::sleep(Duration::from_millis(65)).await; // 3.25 tokens at 50/s
+                                                         // Only the lower bound depends on the sleep, so a slow machine cannot
+                                                         // make this fail; `retry` above already pins the rate from above.
+    let refilled = limiter.check(&check("s", &limits, &["p"], 3)).await.unwrap();
+    assert!(refilled.allowed, "3 tokens came back: {refilled:?}");
 }
 
 #[tokio::test]
@@ -181,6 +180,32 @@ async fn script_flush_and_a_redis_restart_do_not_surface_as_errors() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(ok, "decisions work again after the restart (script reloaded)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_in_flight_during_a_script_flush_are_reloaded_and_still_exact() {
+    // Own server: SCRIPT FLUSH would disturb the tests sharing the local one.
+    let server = RedisProcess::start().unwrap();
+    let (limiter, mut conn, _, _prefix) = limiter_on(&server.url()).await;
+    let limits = [Limit::FixedWindow { limit: 100, window: MINUTE }];
+    limiter.check(&check("warm", &limits, &["p"], 1)).await.unwrap();
+    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut conn).await.unwrap();
+    // 300 concurrent checks meet NOSCRIPT; each must be retried once after
+    // the reload, never twice.
+    let tasks: Vec<_> = (0..300)
+        .map(|_| {
+            let limiter = limiter.clone();
+            tokio::spawn(async move {
+                let limits = [Limit::FixedWindow { limit: 100, window: MINUTE }];
+                limiter.check(&check("flushed", &limits, &["p"], 1)).await.unwrap().allowed
+            })
+        })
+        .collect();
+    let mut allowed = 0;
+    for task in tasks {
+        allowed += usize::from(task.await.unwrap());
+    }
+    assert_eq!(allowed, 100);
 }
 
 #[tokio::test]

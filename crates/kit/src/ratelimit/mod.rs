@@ -20,7 +20,7 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::Script;
+use redis::{Cmd, Script};
 
 use crate::{Keyspace, KitError, RedisConnection};
 
@@ -147,19 +147,24 @@ impl RateLimiter {
         Self { conn, keys }
     }
 
-    fn invocation(&self, check: &Check<'_>, dry_run: bool) -> Result<redis::ScriptInvocation<'static>, KitError> {
+    /// `EVALSHA decide.lua` for `check`, built straight into one command
+    /// buffer (a `ScriptInvocation` allocates per argument, then copies).
+    fn command(&self, check: &Check<'_>, dry_run: bool) -> Result<Cmd, KitError> {
         if check.names.len() != check.limits.len() || check.limits.is_empty() {
             return Err(KitError::Config("every limit needs a name, and at least one limit is needed".into()));
         }
-        let mut invocation = DECIDE.prepare_invoke();
-        invocation.arg(check.limits.len()).arg(check.cost).arg(u8::from(dry_run));
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(DECIDE.get_hash()).arg(check.limits.len());
         for (name, limit) in check.names.iter().zip(check.limits) {
             limit.validate()?;
-            let (code, p1, p2) = limit.encode();
-            invocation.key(self.keys.tagged(check.subject, &["rl", name, limit.algorithm()]));
-            invocation.arg(code).arg(p1).arg(p2).arg(0);
+            cmd.arg(self.keys.tagged(check.subject, &["rl", name, limit.algorithm()]));
         }
-        Ok(invocation)
+        cmd.arg(check.limits.len()).arg(check.cost).arg(u8::from(dry_run));
+        for limit in check.limits {
+            let (code, p1, p2) = limit.encode();
+            cmd.arg(code).arg(p1).arg(p2).arg(0);
+        }
+        Ok(cmd)
     }
 
     /// Decides and, when every limit allows it, consumes `cost`.
@@ -173,9 +178,17 @@ impl RateLimiter {
     }
 
     async fn run(&self, check: &Check<'_>, dry_run: bool) -> Result<Verdict, KitError> {
-        let invocation = self.invocation(check, dry_run)?;
+        let command = self.command(check, dry_run)?;
         let mut conn = self.conn.clone();
-        let raw: Vec<i64> = invocation.invoke_async(&mut conn).await?;
+        let raw: Vec<i64> = match command.query_async(&mut conn).await {
+            // After a Redis restart or SCRIPT FLUSH nothing ran: load the
+            // script and send the same command once more.
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                DECIDE.prepare_invoke().load_async(&mut conn).await?;
+                command.query_async(&mut conn).await?
+            }
+            other => other?,
+        };
         Ok(verdict(&raw, check.cost, dry_run))
     }
 
@@ -184,7 +197,7 @@ impl RateLimiter {
     pub async fn check_many(&self, checks: &[Check<'_>]) -> Result<Vec<Verdict>, KitError> {
         let mut pipe = redis::pipe();
         for check in checks {
-            pipe.invoke_script(&self.invocation(check, false)?);
+            pipe.add_command(self.command(check, false)?);
         }
         let raw: Vec<Vec<i64>> = crate::connection::query_pipeline(&self.conn, &pipe, &[&DECIDE]).await?;
         Ok(raw.iter().zip(checks).map(|(r, c)| verdict(r, c.cost, false)).collect())

@@ -26,8 +26,8 @@ impl From<CheckError> for ApiError {
     }
 }
 
-fn limiter(state: &AppState) -> RateLimiter {
-    RateLimiter::new(state.redis.clone(), state.keys.clone())
+fn limiter(state: &AppState) -> &RateLimiter {
+    state.rate_limits.limiter()
 }
 
 /// One decision. Parameters by algorithm: `fixed_window`,
@@ -99,7 +99,7 @@ async fn check_one(
     CurrentClient(client): CurrentClient,
     ApiJson(body): ApiJson<CheckRequest>,
 ) -> Result<ApiJson<DecisionBody>, ApiError> {
-    Ok(ApiJson(check::check(&limiter(&state), client.client_id, &body.into()).await?.into()))
+    Ok(ApiJson(check::check(limiter(&state), client.client_id, &body.into()).await?.into()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -123,7 +123,7 @@ async fn check_batch(
     ApiJson(body): ApiJson<BatchRequest>,
 ) -> Result<ApiJson<BatchResponse>, ApiError> {
     let specs: Vec<CheckSpec> = body.checks.into_iter().map(Into::into).collect();
-    let decisions = check::check_batch(&limiter(&state), client.client_id, &specs).await?;
+    let decisions = check::check_batch(limiter(&state), client.client_id, &specs).await?;
     Ok(ApiJson(BatchResponse { results: decisions.into_iter().map(Into::into).collect() }))
 }
 
@@ -136,5 +136,5 @@ async fn status(
     CurrentClient(client): CurrentClient,
     Query(query): Query<CheckRequest>,
 ) -> Result<ApiJson<DecisionBody>, ApiError> {
-    Ok(ApiJson(check::status(&limiter(&state), client.client_id, &query.into()).await?.into()))
+    Ok(ApiJson(check::status(limiter(&state), client.client_id, &query.into()).await?.into()))
 }

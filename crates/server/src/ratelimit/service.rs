@@ -104,6 +104,11 @@ impl RateLimits {
         Self { limiter, policies, settings: settings.clone(), last_fallback_ms: AtomicI64::new(0) }
     }
 
+    /// The limiter behind the policies, shared with the check API.
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.limiter
+    }
+
     pub fn trusted_proxies(&self) -> &[ipnet::IpNet] {
         &self.settings.trusted_proxies
     }

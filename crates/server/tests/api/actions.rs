@@ -34,13 +34,21 @@ async fn an_action_lands_in_postgres_the_stream_pubsub_the_boards_and_the_cache(
     assert_eq!(action["actor"], json!({"kind": "user", "id": user.id}));
     let id = action["id"].as_str().unwrap();
 
-    let (kind, published): (String, bool) =
-        sqlx::query_as("SELECT type, published_at IS NOT NULL FROM actions WHERE id = $1::uuid")
+    // The row is committed before the answer; `published_at` is set by a
+    // batched UPDATE the request does not wait for, so give it a moment.
+    let mut row: (String, bool) = (String::new(), false);
+    for _ in 0..100 {
+        row = sqlx::query_as("SELECT type, published_at IS NOT NULL FROM actions WHERE id = $1::uuid")
             .bind(id)
             .fetch_one(&app.db)
             .await
             .unwrap();
-    assert_eq!((kind.as_str(), published), ("UPLOAD", true));
+        if row.1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!((row.0.as_str(), row.1), ("UPLOAD", true));
 
     let mut messages = pubsub.on_message();
     for _ in 0..2 {
