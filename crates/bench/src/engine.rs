@@ -1,13 +1,22 @@
 //! The load engine: runs one scenario closed-loop from many workers and
 //! collects what happened.
 //!
-//! `concurrency` tokio tasks share one keep-alive [`Client`]; each sends its
-//! next request as soon as the previous one completes. The run has a warm-up
-//! phase (requests sent, nothing recorded) and then a measured phase that
-//! ends at a deadline or when a shared atomic counter hands out the last of
-//! `N` requests. Every worker owns its own [`Stats`] (HDR histogram of
-//! latencies in microseconds plus error counters), so the hot path takes no
-//! lock; the per-worker stats are merged once all workers have stopped.
+//! `concurrency` tokio tasks (workers) each own one HTTP/1.1 keep-alive
+//! [`Connection`] and send the scenario's prebuilt requests on it, the next
+//! one as soon as the previous one completes. The run has a warm-up phase
+//! (requests sent, nothing recorded) and then a measured phase that ends at
+//! a deadline or when a shared atomic counter hands out the last of `N`
+//! requests. Every worker owns its own [`Stats`] (HDR histogram of latencies
+//! in microseconds plus error counters), so the hot path takes no lock; the
+//! per-worker stats are merged once all workers have stopped.
+//!
+//! The hot path is kept lean because the load generator shares the
+//! machine's cores with the server and Redis it measures: whatever CPU it
+//! spends per request is taken from them and distorts the figures. So there
+//! is no shared client, no pool, no URL parsing, no header parsing and no
+//! timer registration per request (see [`crate::connection`] and
+//! [`crate::scenarios::PrebuiltRequest`]); only the unmeasured scenario setup
+//! uses a general-purpose `reqwest` client.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -22,6 +31,7 @@ use serde::Serialize;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::connection::{Connection, ConnectionError};
 use crate::scenarios::{Context, Outcome, Scenario};
 
 /// Significant figures kept by the latency histograms.
@@ -73,30 +83,26 @@ impl Interrupt {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
-    /// Could not connect (refused, unreachable, connect timeout).
+    /// Could not connect (refused, unreachable, no connection within
+    /// `--timeout`).
     Connect,
     /// No complete answer within `--timeout`.
     Timeout,
     /// The connection broke while reading the response body.
     Body,
-    /// Any other failure (request building, protocol error, scenario error).
+    /// Any other failure (protocol error, connection closed before the
+    /// answer, scenario error).
     Other,
 }
 
 impl ErrorKind {
     /// Classifies a failed request.
     pub fn of(error: &anyhow::Error) -> Self {
-        let Some(e) = error.chain().find_map(|e| e.downcast_ref::<reqwest::Error>()) else {
-            return Self::Other;
-        };
-        if e.is_connect() {
-            Self::Connect
-        } else if e.is_timeout() {
-            Self::Timeout
-        } else if e.is_body() || e.is_decode() {
-            Self::Body
-        } else {
-            Self::Other
+        match error.chain().find_map(|e| e.downcast_ref::<ConnectionError>()) {
+            Some(ConnectionError::Connect { .. } | ConnectionError::ConnectTimeout { .. }) => Self::Connect,
+            Some(ConnectionError::Timeout(_)) => Self::Timeout,
+            Some(ConnectionError::Body(_)) => Self::Body,
+            Some(ConnectionError::Request(_)) | None => Self::Other,
         }
     }
 
@@ -236,12 +242,11 @@ struct Shared {
     interrupt: Interrupt,
 }
 
-/// The HTTP client all workers share: one keep-alive connection per worker.
+/// The general-purpose client of the scenario setup (not measured).
 pub fn build_client(config: &RunConfig) -> Result<Client> {
     // reqwest is built without a default TLS provider (see the workspace manifest).
     switchyard::startup::install_tls_provider();
     Client::builder()
-        .pool_max_idle_per_host(config.concurrency)
         .timeout(config.timeout)
         .connect_timeout(config.timeout)
         .tcp_nodelay(true)
@@ -257,13 +262,8 @@ pub fn build_client(config: &RunConfig) -> Result<Client> {
 /// failures are counted in the result.
 pub async fn run<S: Scenario>(config: RunConfig, interrupt: Interrupt) -> Result<RunResult> {
     ensure!(config.concurrency > 0, "concurrency must be at least 1");
-    let client = build_client(&config)?;
-    let ctx = Context {
-        client: client.clone(),
-        base_url: config.base_url.trim_end_matches('/').to_owned(),
-        concurrency: config.concurrency,
-    };
-    let mut scenario = S::new(&ctx);
+    let ctx = Context::new(build_client(&config)?, &config.base_url, config.concurrency)?;
+    let mut scenario = S::new(&ctx).with_context(|| format!("building scenario `{}`", S::NAME))?;
     scenario.setup(&ctx).await.with_context(|| format!("setup of scenario `{}` failed", S::NAME))?;
     let scenario = Arc::new(scenario);
 
@@ -282,7 +282,8 @@ pub async fn run<S: Scenario>(config: RunConfig, interrupt: Interrupt) -> Result
 
     let mut workers = JoinSet::new();
     for id in 0..config.concurrency {
-        workers.spawn(worker(id, Arc::clone(&scenario), client.clone(), Arc::clone(&shared)));
+        let conn = Connection::new(Arc::clone(&ctx.target), config.timeout);
+        workers.spawn(worker(id, Arc::clone(&scenario), conn, Arc::clone(&shared)));
     }
     let mut stats = Stats::default();
     while let Some(joined) = workers.join_next().await {
@@ -295,7 +296,7 @@ pub async fn run<S: Scenario>(config: RunConfig, interrupt: Interrupt) -> Result
 
 /// One closed-loop worker: warm up, then send measured requests until the
 /// deadline, the request budget or an interrupt.
-async fn worker<S: Scenario>(id: usize, scenario: Arc<S>, client: Client, shared: Arc<Shared>) -> Stats {
+async fn worker<S: Scenario>(id: usize, scenario: Arc<S>, mut conn: Connection, shared: Arc<Shared>) -> Stats {
     let mut stats = Stats::default();
     let mut seq = 0_u64;
     // One timer per worker, registered once, raced against every request.
@@ -307,7 +308,7 @@ async fn worker<S: Scenario>(id: usize, scenario: Arc<S>, client: Client, shared
         }
         let now = Instant::now();
         if now < shared.measure_start {
-            let _ = scenario.request(&client, id, seq).await;
+            let _ = scenario.request(&mut conn, id, seq).await;
             seq += 1;
             stats.warmup_requests += 1;
             continue;
@@ -322,7 +323,7 @@ async fn worker<S: Scenario>(id: usize, scenario: Arc<S>, client: Client, shared
         }
 
         let started = Instant::now();
-        let request = scenario.request(&client, id, seq);
+        let request = scenario.request(&mut conn, id, seq);
         seq += 1;
         let result = match deadline.as_mut() {
             Some(deadline) => tokio::select! {
@@ -382,6 +383,55 @@ mod tests {
                             }
                         }
                     }
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    /// A server that answers one request per connection with
+    /// `connection: close`, then closes it. Counts connections in `seen`.
+    async fn start_closing_server(seen: Arc<Seen>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let seen = Arc::clone(&seen);
+                tokio::spawn(async move {
+                    let mut pending = Vec::new();
+                    let mut chunk = [0_u8; 4096];
+                    while !pending.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => pending.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    seen.requests.fetch_add(1, Ordering::SeqCst);
+                    let response = "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok";
+                    let _ = socket.write_all(response.as_bytes()).await;
+                    let _ = socket.shutdown().await;
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    /// A server that accepts connections and reads requests but never
+    /// answers (it keeps every connection open until the test ends).
+    async fn start_silent_server() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let mut chunk = [0_u8; 4096];
+                    while matches!(socket.read(&mut chunk).await, Ok(n) if n > 0) {}
                 });
             }
         });
@@ -455,6 +505,70 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn closed_connections_are_reopened() {
+        let seen = Arc::new(Seen::default());
+        let url = start_closing_server(Arc::clone(&seen)).await;
+        let result = run_health(config(url, 2, StopCondition::Requests(20))).await;
+
+        let stats = &result.stats;
+        assert_eq!(stats.successes, 20, "{:?}", stats.first_error);
+        assert_eq!(stats.errors(), 0);
+        // One connection per request: each was closed by the server.
+        assert_eq!(seen.requests.load(Ordering::SeqCst), 20);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn silent_server_gives_timeouts() {
+        let url = start_silent_server().await;
+        let mut cfg = config(url, 2, StopCondition::Requests(4));
+        cfg.timeout = Duration::from_millis(200);
+        let result = run_health(cfg).await;
+
+        let stats = &result.stats;
+        assert_eq!(stats.requests(), 4);
+        assert_eq!(stats.successes, 0);
+        assert_eq!(stats.transport_errors.get(&ErrorKind::Timeout), Some(&4));
+        assert!(stats.first_error.as_deref().is_some_and(|e| e.contains("200ms")), "{:?}", stats.first_error);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn body_cut_short_is_a_body_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut chunk = [0_u8; 4096];
+                    if matches!(socket.read(&mut chunk).await, Ok(n) if n > 0) {
+                        // Promises 10 bytes, sends 2 and hangs up.
+                        let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nok").await;
+                        let _ = socket.shutdown().await;
+                    }
+                });
+            }
+        });
+        let result = run_health(config(format!("http://{addr}"), 1, StopCondition::Requests(3))).await;
+
+        let stats = &result.stats;
+        assert_eq!(stats.successes, 0);
+        assert_eq!(stats.transport_errors.get(&ErrorKind::Body), Some(&3), "{:?}", stats.first_error);
+    }
+
+    #[tokio::test]
+    async fn connection_error_kinds() {
+        use crate::connection::ConnectionError;
+        let io = || std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let kind = |e: ConnectionError| ErrorKind::of(&anyhow::Error::from(e).context("scenario"));
+        assert_eq!(kind(ConnectionError::Connect { addr: "a:1".into(), source: io() }), ErrorKind::Connect);
+        assert_eq!(
+            kind(ConnectionError::ConnectTimeout { addr: "a:1".into(), timeout: Duration::from_secs(1) }),
+            ErrorKind::Connect
+        );
+        assert_eq!(kind(ConnectionError::Timeout(Duration::from_secs(1))), ErrorKind::Timeout);
+        assert_eq!(ErrorKind::of(&anyhow!("boom")), ErrorKind::Other);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn duration_mode_stops_by_itself() {
         let seen = Arc::new(Seen::default());
         let url = start_server("200 OK", seen).await;
@@ -484,7 +598,7 @@ mod tests {
     fn stats_merge_adds_everything() {
         let mut a = Stats::default();
         a.record(Ok(Outcome::Success), Duration::from_micros(100));
-        a.record(Ok(Outcome::UnexpectedStatus(reqwest::StatusCode::BAD_GATEWAY)), Duration::from_micros(5));
+        a.record(Ok(Outcome::UnexpectedStatus(http::StatusCode::BAD_GATEWAY)), Duration::from_micros(5));
         let mut b = Stats::default();
         b.record(Ok(Outcome::Success), Duration::from_micros(300));
         b.record(Err(anyhow!("boom")), Duration::from_micros(5));

@@ -4,6 +4,7 @@
 //! to the engine and prints the report: the load generation lives in
 //! `engine`, the output in `report` and the workloads in `scenarios`.
 
+mod connection;
 mod engine;
 mod queue;
 mod report;

@@ -411,10 +411,7 @@ latency (ms)         min      mean       p50       p90       p99     p99.9      
     fn table_breaks_errors_down() {
         let mut stats = stats_1_to_1000_us_ok();
         for _ in 0..3 {
-            stats.record(
-                Ok(Outcome::UnexpectedStatus(reqwest::StatusCode::TOO_MANY_REQUESTS)),
-                Duration::from_micros(10),
-            );
+            stats.record(Ok(Outcome::UnexpectedStatus(http::StatusCode::TOO_MANY_REQUESTS)), Duration::from_micros(10));
         }
         stats.record(Err(anyhow::anyhow!("connection reset")), Duration::ZERO);
         let run = result(stats, StopCondition::Requests(1004), Duration::from_secs(1));

@@ -4,33 +4,35 @@
 //! gives what API-key authentication costs (a cached key is one Redis GET).
 
 use anyhow::Result;
-use reqwest::{Client, StatusCode};
+use http::{HeaderName, HeaderValue, Method, StatusCode};
 
 use super::account::Account;
-use super::{Context, Outcome, Scenario};
+use super::{Context, Outcome, PrebuiltRequest, Scenario};
+use crate::connection::Connection;
 
 /// See the module documentation.
 #[derive(Debug)]
 pub struct ApiKeyAuth {
-    url: String,
-    key: String,
+    /// Gets its `x-api-key` header in [`Scenario::setup`].
+    request: PrebuiltRequest,
 }
 
 impl Scenario for ApiKeyAuth {
     const NAME: &'static str = "apikey_auth";
     const DESCRIPTION: &'static str = "GET /v1/auth/whoami with an API key, expect 200 (cost of key authentication)";
 
-    fn new(ctx: &Context) -> Self {
-        Self { url: ctx.url("/v1/auth/whoami"), key: String::new() }
+    fn new(ctx: &Context) -> Result<Self> {
+        Ok(Self { request: PrebuiltRequest::new(ctx, Method::GET, "/v1/auth/whoami")? })
     }
 
     async fn setup(&mut self, ctx: &Context) -> Result<()> {
-        self.key = Account::create(ctx).await?.api_key(ctx).await?;
+        let key = Account::create(ctx).await?.api_key(ctx).await?;
+        self.request.set_header(HeaderName::from_static("x-api-key"), HeaderValue::try_from(key)?);
         Ok(())
     }
 
-    async fn request(&self, client: &Client, _worker: usize, _seq: u64) -> Result<Outcome> {
-        let response = client.get(&self.url).header("x-api-key", &self.key).send().await?;
-        Outcome::expect_status(response, StatusCode::OK).await
+    async fn request(&self, conn: &mut Connection, _worker: usize, _seq: u64) -> Result<Outcome> {
+        let status = conn.send(self.request.build()).await?;
+        Ok(Outcome::expect_status(status, StatusCode::OK))
     }
 }

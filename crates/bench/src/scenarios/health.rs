@@ -5,26 +5,27 @@
 //! the heavier scenarios are compared against.
 
 use anyhow::Result;
-use reqwest::{Client, StatusCode};
+use http::{Method, StatusCode};
 
-use super::{Context, Outcome, Scenario};
+use super::{Context, Outcome, PrebuiltRequest, Scenario};
+use crate::connection::Connection;
 
 /// See the module documentation.
 #[derive(Debug)]
 pub struct Health {
-    url: String,
+    request: PrebuiltRequest,
 }
 
 impl Scenario for Health {
     const NAME: &'static str = "health";
     const DESCRIPTION: &'static str = "GET /health, expect 200 (baseline: HTTP stack only)";
 
-    fn new(ctx: &Context) -> Self {
-        Self { url: ctx.url("/health") }
+    fn new(ctx: &Context) -> Result<Self> {
+        Ok(Self { request: PrebuiltRequest::new(ctx, Method::GET, "/health")? })
     }
 
-    async fn request(&self, client: &Client, _worker: usize, _seq: u64) -> Result<Outcome> {
-        let response = client.get(&self.url).send().await?;
-        Outcome::expect_status(response, StatusCode::OK).await
+    async fn request(&self, conn: &mut Connection, _worker: usize, _seq: u64) -> Result<Outcome> {
+        let status = conn.send(self.request.build()).await?;
+        Ok(Outcome::expect_status(status, StatusCode::OK))
     }
 }

@@ -6,6 +6,18 @@
 //! lets it do real setup work (sign up a user, create an API key) and build
 //! each request exactly as a client would.
 //!
+//! Setup runs once, through the ordinary `reqwest` client of [`Context`],
+//! and is not measured. The measured requests are the hot path, and the
+//! load generator shares the machine's cores with the server and Redis, so
+//! whatever CPU it spends per request is taken from the system it measures
+//! and distorts the figures. So a scenario builds everything constant once,
+//! in [`Scenario::new`] or [`Scenario::setup`]: a [`PrebuiltRequest`] holds
+//! the method, the origin-form path as an `http::Uri`, the header values
+//! (`host` included) and the body as `Bytes`, and per request cloning it is
+//! a few reference counts and two small allocations. The request is then
+//! sent on the calling worker's own keep-alive [`Connection`], which returns
+//! just the status once the body has been read.
+//!
 //! Adding a scenario takes two steps:
 //! 1. a new file in this folder with a type implementing [`Scenario`];
 //! 2. one `mod` line and one [`Entry::of`] line in [`ALL`] below.
@@ -15,17 +27,23 @@
 //! of scenario by name goes through the [`Entry`] function pointer.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use anyhow::Result;
 use futures::future::BoxFuture;
-use reqwest::{Client, Response, StatusCode};
+use http::StatusCode;
+use reqwest::Client;
 
+use crate::connection::{Connection, Target};
 use crate::engine::{self, Interrupt, RunConfig, RunResult};
+
+pub use self::prebuilt::PrebuiltRequest;
 
 mod account;
 pub mod actions;
 pub mod apikey_auth;
 pub mod health;
+mod prebuilt;
 pub mod ratelimit_check;
 pub mod token_auth;
 
@@ -48,21 +66,34 @@ pub fn find(name: &str) -> Option<&'static Entry> {
     ALL.iter().find(|entry| entry.name == name)
 }
 
-/// What a scenario gets to build its requests and do its setup: the shared
-/// HTTP client and where the service is.
+/// What a scenario gets to build its requests and do its setup: a client
+/// for the setup and where the service is.
 #[derive(Debug, Clone)]
 pub struct Context {
-    /// The client every worker shares (keep-alive pool, timeouts already set).
+    /// A general-purpose client (timeouts already set) for
+    /// [`Scenario::setup`] only; measured requests go through the worker's
+    /// [`Connection`].
     pub client: Client,
     /// Base URL of the service, without a trailing slash.
     pub base_url: String,
+    /// The service as the workers' connections see it (address, `host`
+    /// header, path prefix).
+    pub target: Arc<Target>,
     /// Number of workers that will call [`Scenario::request`] concurrently;
     /// `worker` arguments are in `0..concurrency`.
     pub concurrency: usize,
 }
 
 impl Context {
-    /// `path` (starting with `/`) resolved against the base URL.
+    /// The context of a run against `base_url` (an `http://` URL).
+    pub fn new(client: Client, base_url: &str, concurrency: usize) -> Result<Self> {
+        let base_url = base_url.trim_end_matches('/').to_owned();
+        let target = Arc::new(Target::parse(&base_url)?);
+        Ok(Self { client, base_url, target, concurrency })
+    }
+
+    /// `path` (starting with `/`) resolved against the base URL, for the
+    /// setup requests.
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base_url, path)
     }
@@ -81,12 +112,13 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// Reads `response`'s body to the end (so the keep-alive connection goes
-    /// back to the pool) and compares its status with `expected`.
-    pub async fn expect_status(response: Response, expected: StatusCode) -> Result<Self> {
-        let status = response.status();
-        response.bytes().await?;
-        Ok(if status == expected { Self::Success } else { Self::UnexpectedStatus(status) })
+    /// Compares the `status` an answer had with the `expected` one.
+    pub fn expect_status(status: StatusCode, expected: StatusCode) -> Self {
+        if status == expected {
+            Self::Success
+        } else {
+            Self::UnexpectedStatus(status)
+        }
     }
 }
 
@@ -100,8 +132,9 @@ pub trait Scenario: Send + Sync + Sized + 'static {
     /// One-line description shown by `switchyard-bench list`.
     const DESCRIPTION: &'static str;
 
-    /// Builds the scenario (precompute URLs, ...). No network access here.
-    fn new(ctx: &Context) -> Self;
+    /// Builds the scenario: precomputes its requests (see
+    /// [`PrebuiltRequest`]). No network access here.
+    fn new(ctx: &Context) -> Result<Self>;
 
     /// Runs once before the warm-up, e.g. to sign up a user or create an
     /// API key. Its requests are not measured. Does nothing by default.
@@ -110,13 +143,15 @@ pub trait Scenario: Send + Sync + Sized + 'static {
         async { Ok(()) }
     }
 
-    /// Sends one request. `worker` is the index of the calling worker
-    /// (`0..concurrency`) and `seq` counts that worker's requests from 0
-    /// (warm-up included), so `(worker, seq)` is unique within a run.
+    /// Sends one request on `conn`, the calling worker's connection.
+    /// `worker` is the index of the calling worker (`0..concurrency`) and
+    /// `seq` counts that worker's requests from 0 (warm-up included), so
+    /// `(worker, seq)` is unique within a run.
     ///
-    /// Return `Err` only for transport failures; an answer with the wrong
-    /// status is `Ok(Outcome::UnexpectedStatus(..))`.
-    fn request(&self, client: &Client, worker: usize, seq: u64) -> impl Future<Output = Result<Outcome>> + Send;
+    /// Return `Err` only for transport failures (as [`Connection::send`]
+    /// does); an answer with the wrong status is
+    /// `Ok(Outcome::UnexpectedStatus(..))`.
+    fn request(&self, conn: &mut Connection, worker: usize, seq: u64) -> impl Future<Output = Result<Outcome>> + Send;
 }
 
 /// A registered scenario: its name, its description and how to run it.
@@ -168,10 +203,41 @@ mod tests {
         assert!(find("no-such-scenario").is_none());
     }
 
+    fn context(base_url: &str) -> Context {
+        switchyard::startup::install_tls_provider();
+        Context::new(Client::new(), base_url, 1).unwrap()
+    }
+
     #[test]
     fn context_url_joins_path() {
-        switchyard::startup::install_tls_provider();
-        let ctx = Context { client: Client::new(), base_url: "http://127.0.0.1:8080".into(), concurrency: 1 };
+        let ctx = context("http://127.0.0.1:8080/");
+        assert_eq!(ctx.base_url, "http://127.0.0.1:8080");
         assert_eq!(ctx.url("/health"), "http://127.0.0.1:8080/health");
+    }
+
+    #[test]
+    fn prebuilt_request_has_host_path_and_headers() {
+        let ctx = context("http://127.0.0.1:8080");
+        let request = PrebuiltRequest::new(&ctx, http::Method::GET, "/health").unwrap().build();
+        assert_eq!(request.method(), http::Method::GET);
+        assert_eq!(request.uri(), "/health");
+        assert_eq!(request.headers()[http::header::HOST], "127.0.0.1:8080");
+
+        let ctx = context("http://localhost/prefix/");
+        let request = PrebuiltRequest::new(&ctx, http::Method::POST, "/v1/actions")
+            .unwrap()
+            .header(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"))
+            .build_with_body(bytes::Bytes::from_static(b"{}"));
+        assert_eq!(request.method(), http::Method::POST);
+        assert_eq!(request.uri(), "/prefix/v1/actions");
+        assert_eq!(request.headers()[http::header::HOST], "localhost");
+        assert_eq!(request.headers()[http::header::CONTENT_TYPE], "application/json");
+    }
+
+    #[test]
+    fn context_refuses_non_http_urls() {
+        switchyard::startup::install_tls_provider();
+        assert!(Context::new(Client::new(), "https://127.0.0.1:8080", 1).is_err());
+        assert!(Context::new(Client::new(), "127.0.0.1:8080", 1).is_err());
     }
 }
