@@ -1,7 +1,9 @@
 //! `apikey_auth`: `GET /v1/auth/whoami` with `x-api-key`, expecting 200.
 //!
 //! The route does nothing but authenticate, so comparing it with `health`
-//! gives what API-key authentication costs (a cached key is one Redis GET).
+//! gives what API-key authentication and the route's rate limit cost: the
+//! key is cached in process, and the client's limit is one EVALSHA (this is
+//! issue 4's "limited trivial route").
 
 use anyhow::Result;
 use http::{HeaderName, HeaderValue, Method, StatusCode};

@@ -1,6 +1,6 @@
 //! `ratelimit_check`: `POST /v1/ratelimit/check` with an API key, one
 //! counter per worker (token bucket, large enough never to deny), expecting
-//! 200: API-key authentication (cached, one Redis GET) plus one EVALSHA.
+//! 200: API-key authentication (cached in process) plus one EVALSHA.
 
 use anyhow::Result;
 use bytes::Bytes;
