@@ -352,90 +352,84 @@ mod tests {
         first_request_line: Mutex<Option<String>>,
     }
 
-    /// A minimal HTTP/1.1 keep-alive server answering every request with
-    /// `status_line` and a 2-byte body. Returns its base URL.
-    async fn start_server(status_line: &'static str, seen: Arc<Seen>) -> String {
+    /// Listens on a free loopback port and runs `handle` on every accepted
+    /// connection, each in its own task. Returns the base URL.
+    async fn serve_connections<F, Fut>(handle: F) -> String
+    where
+        F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let response = format!("HTTP/1.1 {status_line}\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok");
         tokio::spawn(async move {
-            loop {
-                let Ok((mut socket, _)) = listener.accept().await else {
-                    return;
-                };
-                let seen = Arc::clone(&seen);
-                let response = response.clone();
-                tokio::spawn(async move {
-                    let mut pending = Vec::new();
-                    let mut chunk = [0_u8; 4096];
-                    loop {
-                        match socket.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => pending.extend_from_slice(&chunk[..n]),
-                        }
-                        while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
-                            let head: Vec<u8> = pending.drain(..end + 4).collect();
-                            let line = String::from_utf8_lossy(&head).lines().next().unwrap_or_default().to_owned();
-                            seen.first_request_line.lock().unwrap().get_or_insert(line);
-                            seen.requests.fetch_add(1, Ordering::SeqCst);
-                            if socket.write_all(response.as_bytes()).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                });
+            while let Ok((socket, _)) = listener.accept().await {
+                tokio::spawn(handle(socket));
             }
         });
         format!("http://{addr}")
+    }
+
+    /// A minimal HTTP/1.1 keep-alive server answering every request with
+    /// `status_line` and a 2-byte body. Returns its base URL.
+    async fn start_server(status_line: &'static str, seen: Arc<Seen>) -> String {
+        let response = format!("HTTP/1.1 {status_line}\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok");
+        serve_connections(move |mut socket| {
+            let seen = Arc::clone(&seen);
+            let response = response.clone();
+            async move {
+                let mut pending = Vec::new();
+                let mut chunk = [0_u8; 4096];
+                loop {
+                    match socket.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => pending.extend_from_slice(&chunk[..n]),
+                    }
+                    while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head: Vec<u8> = pending.drain(..end + 4).collect();
+                        let line = String::from_utf8_lossy(&head).lines().next().unwrap_or_default().to_owned();
+                        seen.first_request_line.lock().unwrap().get_or_insert(line);
+                        seen.requests.fetch_add(1, Ordering::SeqCst);
+                        if socket.write_all(response.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        })
+        .await
     }
 
     /// A server that answers one request per connection with
     /// `connection: close`, then closes it. Counts connections in `seen`.
     async fn start_closing_server(seen: Arc<Seen>) -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut socket, _)) = listener.accept().await else {
-                    return;
-                };
-                let seen = Arc::clone(&seen);
-                tokio::spawn(async move {
-                    let mut pending = Vec::new();
-                    let mut chunk = [0_u8; 4096];
-                    while !pending.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match socket.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => pending.extend_from_slice(&chunk[..n]),
-                        }
+        serve_connections(move |mut socket| {
+            let seen = Arc::clone(&seen);
+            async move {
+                let mut pending = Vec::new();
+                let mut chunk = [0_u8; 4096];
+                while !pending.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => pending.extend_from_slice(&chunk[..n]),
                     }
-                    seen.requests.fetch_add(1, Ordering::SeqCst);
-                    let response = "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok";
-                    let _ = socket.write_all(response.as_bytes()).await;
-                    let _ = socket.shutdown().await;
-                });
+                }
+                seen.requests.fetch_add(1, Ordering::SeqCst);
+                let response = "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok";
+                let _ = socket.write_all(response.as_bytes()).await;
+                let _ = socket.shutdown().await;
             }
-        });
-        format!("http://{addr}")
+        })
+        .await
     }
 
     /// A server that accepts connections and reads requests but never
     /// answers (it keeps every connection open until the test ends).
     async fn start_silent_server() -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut socket, _)) = listener.accept().await else {
-                    return;
-                };
-                tokio::spawn(async move {
-                    let mut chunk = [0_u8; 4096];
-                    while matches!(socket.read(&mut chunk).await, Ok(n) if n > 0) {}
-                });
-            }
-        });
-        format!("http://{addr}")
+        serve_connections(|mut socket| async move {
+            let mut chunk = [0_u8; 4096];
+            while matches!(socket.read(&mut chunk).await, Ok(n) if n > 0) {}
+        })
+        .await
     }
 
     fn config(base_url: String, concurrency: usize, stop: StopCondition) -> RunConfig {
@@ -533,21 +527,16 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn body_cut_short_is_a_body_error() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let mut chunk = [0_u8; 4096];
-                    if matches!(socket.read(&mut chunk).await, Ok(n) if n > 0) {
-                        // Promises 10 bytes, sends 2 and hangs up.
-                        let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nok").await;
-                        let _ = socket.shutdown().await;
-                    }
-                });
+        let url = serve_connections(|mut socket| async move {
+            let mut chunk = [0_u8; 4096];
+            if matches!(socket.read(&mut chunk).await, Ok(n) if n > 0) {
+                // Promises 10 bytes, sends 2 and hangs up.
+                let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nok").await;
+                let _ = socket.shutdown().await;
             }
-        });
-        let result = run_health(config(format!("http://{addr}"), 1, StopCondition::Requests(3))).await;
+        })
+        .await;
+        let result = run_health(config(url, 1, StopCondition::Requests(3))).await;
 
         let stats = &result.stats;
         assert_eq!(stats.successes, 0);
