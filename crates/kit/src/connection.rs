@@ -94,7 +94,7 @@ impl RedisConnection {
     pub async fn connect(config: &RedisConfig) -> Result<Self, KitError> {
         match &config.topology {
             RedisTopology::Standalone(url) => {
-                let client = redis::Client::open(url.as_str())?;
+                let client = redis::Client::open(connection_info(url)?)?;
                 let manager_config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(config.connect_timeout))
                     .set_response_timeout(Some(config.response_timeout))
@@ -106,7 +106,8 @@ impl RedisConnection {
                 Ok(Self::Standalone(manager))
             }
             RedisTopology::Cluster(nodes) => {
-                let client = ClusterClientBuilder::new(nodes.clone())
+                let nodes = nodes.iter().map(|url| connection_info(url)).collect::<Result<Vec<_>, _>>()?;
+                let client = ClusterClientBuilder::new(nodes)
                     .connection_timeout(config.connect_timeout)
                     .response_timeout(config.response_timeout)
                     .build()?;
@@ -134,6 +135,15 @@ impl RedisConnection {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// `url` with TCP_NODELAY set. Commands are small and wait for their
+/// replies: with Nagle's algorithm on (redis-rs's default), a command
+/// written while an earlier one on the multiplexed connection is still
+/// unacknowledged is held back until that ACK arrives.
+fn connection_info(url: &str) -> Result<redis::ConnectionInfo, KitError> {
+    let info = redis::IntoConnectionInfo::into_connection_info(url)?;
+    Ok(info.set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true)))
 }
 
 /// Runs a pipeline made only of invocations of `scripts`. A pipeline sends

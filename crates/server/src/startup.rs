@@ -213,6 +213,13 @@ impl Application {
         let Self { listener, state, router } = self;
         let grace = state.settings.shutdown_timeout;
         let signal = shutdown.clone();
+        // Responses are written whole, in one call: Nagle's algorithm could
+        // only hold them back behind an unacknowledged earlier one.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "could not set TCP_NODELAY on an accepted connection");
+            }
+        });
         let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move { signal.cancelled().await });
         let drain_deadline = async {
