@@ -159,14 +159,43 @@ pub async fn query_pipeline<T: redis::FromRedisValue>(
 ) -> Result<T, KitError> {
     let mut conn = conn.clone();
     match pipe.query_async(&mut conn).await {
-        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-            for script in scripts {
-                script.prepare_invoke().load_async(&mut conn).await?;
-            }
+        Err(e) if is_noscript(&e) => {
+            load_scripts(&mut conn, scripts).await?;
             Ok(pipe.query_async(&mut conn).await?)
         }
         other => Ok(other?),
     }
+}
+
+/// Runs one `EVALSHA` of `script` built by hand (cheaper than a
+/// `ScriptInvocation`, which allocates per argument), loading the script
+/// and sending the command once more after NOSCRIPT, as
+/// [`query_pipeline`] does.
+pub async fn query_evalsha<T: redis::FromRedisValue>(
+    conn: &RedisConnection,
+    evalsha: &Cmd,
+    script: &redis::Script,
+) -> Result<T, KitError> {
+    let mut conn = conn.clone();
+    match evalsha.query_async(&mut conn).await {
+        Err(e) if is_noscript(&e) => {
+            load_scripts(&mut conn, &[script]).await?;
+            Ok(evalsha.query_async(&mut conn).await?)
+        }
+        other => Ok(other?),
+    }
+}
+
+/// NOSCRIPT: the server does not have the script, so nothing ran.
+fn is_noscript(error: &redis::RedisError) -> bool {
+    error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
+}
+
+async fn load_scripts(conn: &mut RedisConnection, scripts: &[&redis::Script]) -> Result<(), KitError> {
+    for script in scripts {
+        script.prepare_invoke().load_async(conn).await?;
+    }
+    Ok(())
 }
 
 /// Whether a `maxmemory-policy` may evict keys that switchyard keeps as

@@ -179,16 +179,7 @@ impl RateLimiter {
 
     async fn run(&self, check: &Check<'_>, dry_run: bool) -> Result<Verdict, KitError> {
         let command = self.command(check, dry_run)?;
-        let mut conn = self.conn.clone();
-        let raw: Vec<i64> = match command.query_async(&mut conn).await {
-            // After a Redis restart or SCRIPT FLUSH nothing ran: load the
-            // script and send the same command once more.
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                DECIDE.prepare_invoke().load_async(&mut conn).await?;
-                command.query_async(&mut conn).await?
-            }
-            other => other?,
-        };
+        let raw: Vec<i64> = crate::connection::query_evalsha(&self.conn, &command, &DECIDE).await?;
         Ok(verdict(&raw, check.cost, dry_run))
     }
 
