@@ -233,3 +233,106 @@ async fn connect(addr: &str) -> Result<SendRequest<Body>, ConnectionError> {
     });
     Ok(sender)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// What a test server saw.
+    #[derive(Debug, Default)]
+    struct Seen {
+        connections: AtomicU64,
+        requests: AtomicU64,
+    }
+
+    /// Serves `response` to every request on a free loopback port, and
+    /// closes each connection shortly after `answers_per_connection`
+    /// answers (without telling the client with `connection: close`).
+    async fn serve(response: Vec<u8>, answers_per_connection: usize, seen: Arc<Seen>) -> Arc<Target> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let response = Arc::new(response);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                seen.connections.fetch_add(1, Ordering::SeqCst);
+                let (seen, response) = (Arc::clone(&seen), Arc::clone(&response));
+                tokio::spawn(async move {
+                    let mut pending = Vec::new();
+                    let mut chunk = [0_u8; 4096];
+                    for _ in 0..answers_per_connection {
+                        while !pending.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => pending.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        let end = pending.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+                        pending.drain(..end + 4);
+                        seen.requests.fetch_add(1, Ordering::SeqCst);
+                        if socket.write_all(&response).await.is_err() {
+                            return;
+                        }
+                    }
+                    // Late enough for the client to have finished the
+                    // exchange, so it finds the connection closed while idle.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    let _ = socket.shutdown().await;
+                });
+            }
+        });
+        Arc::new(Target::parse(&format!("http://{addr}")).unwrap())
+    }
+
+    fn response_with_body(len: usize) -> Vec<u8> {
+        let mut response = format!("HTTP/1.1 200 OK\r\ncontent-length: {len}\r\n\r\n").into_bytes();
+        response.resize(response.len() + len, b'x');
+        response
+    }
+
+    fn get(target: &Target) -> Request<Body> {
+        Request::get(target.uri("/health").unwrap())
+            .header(http::header::HOST, target.host())
+            .body(Body::default())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn sequential_requests_reuse_one_connection() {
+        let seen = Arc::new(Seen::default());
+        let target = serve(response_with_body(2), usize::MAX, Arc::clone(&seen)).await;
+        let mut conn = Connection::new(Arc::clone(&target), Duration::from_secs(5));
+        for _ in 0..200 {
+            assert_eq!(conn.send(get(&target)).await.unwrap(), StatusCode::OK);
+        }
+        assert_eq!(seen.requests.load(Ordering::SeqCst), 200);
+        assert_eq!(seen.connections.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn large_bodies_are_read_to_the_end() {
+        let seen = Arc::new(Seen::default());
+        let target = serve(response_with_body(1 << 20), usize::MAX, Arc::clone(&seen)).await;
+        let mut conn = Connection::new(Arc::clone(&target), Duration::from_secs(5));
+        for _ in 0..5 {
+            assert_eq!(conn.send(get(&target)).await.unwrap(), StatusCode::OK);
+        }
+        assert_eq!(seen.connections.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn idle_connection_closed_by_the_server_is_replaced() {
+        let seen = Arc::new(Seen::default());
+        let target = serve(response_with_body(2), 1, Arc::clone(&seen)).await;
+        let mut conn = Connection::new(Arc::clone(&target), Duration::from_secs(5));
+        for _ in 0..3 {
+            assert_eq!(conn.send(get(&target)).await.unwrap(), StatusCode::OK);
+            // Outlasts the server's delay, so its close arrives first.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(seen.requests.load(Ordering::SeqCst), 3);
+        assert_eq!(seen.connections.load(Ordering::SeqCst), 3);
+    }
+}
