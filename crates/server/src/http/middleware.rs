@@ -20,8 +20,9 @@ pub async fn method_not_allowed() -> ApiError {
 
 /// Replaces the body of any 4xx/5xx response that is not already JSON with a
 /// problem document, keeping its status and headers (`Allow`,
-/// `Retry-After`, ...).
-pub async fn bare_error_to_problem(response: Response) -> Response {
+/// `Retry-After`, ...). Synchronous, for `ServiceBuilder::map_response`,
+/// which (unlike axum's `map_response`) boxes nothing per request.
+pub fn bare_error_to_problem(response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;

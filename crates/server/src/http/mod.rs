@@ -13,7 +13,7 @@ pub mod openapi;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, Method, Request};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -26,6 +26,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::config::CorsOrigins;
 use crate::state::AppState;
+use crate::telemetry::metrics::HttpMetricsLayer;
 
 pub use error::{ApiError, FieldError, Problem};
 pub use json::ApiJson;
@@ -71,10 +72,9 @@ pub fn router_with(state: AppState, routes: OpenApiRouter<AppState>) -> Router {
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(CatchPanicLayer::custom(middleware::panic_to_problem))
-        .layer(axum::middleware::from_fn(crate::telemetry::metrics::track_http))
-        .layer(axum::middleware::map_response(middleware::bare_error_to_problem))
-        // Compression changes the body type; the axum middleware above wants `Response`.
-        .map_response(IntoResponse::into_response)
+        .layer(HttpMetricsLayer)
+        // Compression changes the body type; the layers above want `Response`.
+        .map_response(|response: Response<_>| middleware::bare_error_to_problem(response.into_response()))
         .layer(CompressionLayer::new().gzip(true))
         .option_layer(cors_layer(&settings.cors_allowed_origins))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, settings.request_timeout))

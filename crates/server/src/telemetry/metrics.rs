@@ -6,13 +6,17 @@
 //! `unmatched` label.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{OnceLock, PoisonError, RwLock};
+use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::MatchedPath;
+use axum::http::{Method, Request, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
 
 use crate::state::AppState;
 
@@ -53,26 +57,86 @@ fn spawn_upkeep(handle: PrometheusHandle) {
     }
 }
 
-/// Middleware recording `http_requests_total` and
+/// Layer recording `http_requests_total` and
 /// `http_request_duration_seconds` by method, route template and status.
-pub async fn track_http(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let response = next.run(request).await;
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    let (requests, duration) = http_series(&method, route, response.status().as_u16());
-    requests.increment(1);
-    duration.record(started.elapsed().as_secs_f64());
-    response
+///
+/// A tower layer rather than `axum::middleware::from_fn`: that one clones
+/// the rest of the stack into a boxed service and boxes a future on every
+/// request, which is measurable at the rate-limit check's request rates.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HttpMetricsLayer;
+
+impl<S> Layer<S> for HttpMetricsLayer {
+    type Service = HttpMetrics<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        HttpMetrics { inner }
+    }
+}
+
+/// See [`HttpMetricsLayer`].
+#[derive(Clone, Debug)]
+pub struct HttpMetrics<S> {
+    inner: S,
+}
+
+impl<S, B, ResBody> Service<Request<B>> for HttpMetrics<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = HttpMetricsFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let method = request.method().clone();
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        HttpMetricsFuture { inner: self.inner.call(request), started: Instant::now(), method, route }
+    }
+}
+
+pin_project! {
+    /// The response future of [`HttpMetrics`]: records once the response is ready.
+    pub struct HttpMetricsFuture<F> {
+        #[pin]
+        inner: F,
+        started: Instant,
+        method: Method,
+        route: Option<MatchedPath>,
+    }
+}
+
+impl<F, ResBody, E> Future for HttpMetricsFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.inner.poll(cx));
+        // An error here never reaches a client as a status (the stack's
+        // error type is `Infallible`); only responses are counted.
+        if let Ok(response) = &result {
+            let route = this.route.as_ref().map_or("unmatched", MatchedPath::as_str);
+            let (requests, duration) = http_series(this.method, route, response.status().as_u16());
+            requests.increment(1);
+            duration.record(this.started.elapsed().as_secs_f64());
+        }
+        Poll::Ready(result)
+    }
 }
 
 /// Per route template: (method, status, counter, histogram).
-type Series = HashMap<String, Vec<(axum::http::Method, u16, metrics::Counter, metrics::Histogram)>>;
+type Series = HashMap<String, Vec<(Method, u16, metrics::Counter, metrics::Histogram)>>;
 
 /// The counter and histogram of one (method, route, status), registered
 /// once: building label sets per request cost allocations on the hot path.
-fn http_series(method: &axum::http::Method, route: &str, status: u16) -> (metrics::Counter, metrics::Histogram) {
+fn http_series(method: &Method, route: &str, status: u16) -> (metrics::Counter, metrics::Histogram) {
     static SERIES: OnceLock<RwLock<Series>> = OnceLock::new();
     let series = SERIES.get_or_init(RwLock::default);
     let find = |all: &Series| {
