@@ -158,6 +158,50 @@ async fn keys_carry_the_subject_tag_and_expire_on_their_own() {
 }
 
 #[tokio::test]
+async fn token_bucket_state_left_as_a_hash_by_an_earlier_version_is_carried_over() {
+    let (limiter, mut conn, keys, _prefix) = limiter().await;
+    let limits = [Limit::TokenBucket { capacity: 10, refill_per_sec: 0.0001 }];
+    // The earlier script kept {tokens, ts} in a hash; 2 tokens were left.
+    let key = keys.tagged("legacy", &["rl", "p", "token_bucket"]);
+    let now_us: i64 = {
+        let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
+        secs * 1_000_000 + micros
+    };
+    let _: () =
+        redis::cmd("HSET").arg(&key).arg("tokens").arg("2").arg("ts").arg(now_us).query_async(&mut conn).await.unwrap();
+    let first = limiter.check(&check("legacy", &limits, &["p"], 1)).await.unwrap();
+    assert!(first.allowed && first.decisions[0].remaining == 1, "{first:?}");
+    let kind: String = redis::cmd("TYPE").arg(&key).query_async(&mut conn).await.unwrap();
+    assert_eq!(kind, "string", "the hash was replaced");
+    assert!(limiter.check(&check("legacy", &limits, &["p"], 1)).await.unwrap().allowed);
+    assert!(!limiter.check(&check("legacy", &limits, &["p"], 1)).await.unwrap().allowed, "2 tokens, not 10");
+}
+
+#[tokio::test]
+async fn extreme_parameters_decide_without_a_redis_error() {
+    let (limiter, _, _, _prefix) = limiter().await;
+    // Each state key's TTL would exceed what Redis accepts for PX.
+    let ages = Duration::from_secs(u64::MAX / 4_000);
+    for (i, limit) in [
+        Limit::FixedWindow { limit: 10, window: ages },
+        Limit::SlidingWindowLog { limit: 10, window: ages },
+        Limit::SlidingWindowCounter { limit: 10, window: ages },
+        Limit::TokenBucket { capacity: u64::MAX, refill_per_sec: 1e-9 },
+        Limit::TokenBucket { capacity: 1, refill_per_sec: 1e12 },
+        Limit::Gcra { rate: 1e-9, burst: 1_000 },
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (limits, name) = ([limit], format!("p{i}"));
+        for _ in 0..3 {
+            let verdict = limiter.check(&check("extreme", &limits, &[&name], 1)).await.unwrap();
+            assert!(verdict.allowed, "{limit:?}: {verdict:?}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn script_flush_and_a_redis_restart_do_not_surface_as_errors() {
     let mut server = RedisProcess::start().unwrap();
     let (limiter, mut conn, _, _prefix) = limiter_on(&server.url()).await;
