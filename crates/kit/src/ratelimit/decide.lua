@@ -22,8 +22,14 @@ local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local now_ms = math.floor(now_us / 1000)
 
-local results = {}
-local writes = {}
+-- Both filled by index. No closures and no tables per limit: this script
+-- runs on every rate-limited request, and in Redis's Lua each allocation is
+-- paid again by the collector. Presized for the usual single limit (a table
+-- grown one entry at a time is reallocated at 1, 2, 4 and 8 entries).
+local results = n == 1 and {0, 0, 0, 0, 0} or {}
+-- What limit i writes if the request is allowed: plan[5i-4] its algorithm,
+-- plan[5i-3 .. 5i] the numbers that write needs.
+local plan = n == 1 and {0, 0, 0, 0, 0} or {}
 local all_allowed = true
 
 local function ceil_div(a, b) return math.floor((a + b - 1) / b) end
@@ -38,7 +44,7 @@ for i = 1, n do
   local p2 = tonumber(ARGV[base + 3])
   local key = KEYS[i]
   local allowed, limit, remaining, reset_after, retry_after
-  local write
+  local w1, w2, w3, w4
 
   if algo == 1 then
     limit = p1
@@ -52,10 +58,7 @@ for i = 1, n do
     if allowed then retry_after = -1
     elseif cost > limit then retry_after = -2
     else retry_after = ttl end
-    write = function()
-      local v = redis.call('INCRBY', key, cost)
-      if v == cost or redis.call('PTTL', key) < 0 then redis.call('PEXPIRE', key, ttl_ms(window)) end
-    end
+    w1 = window
 
   elseif algo == 2 then
     limit = p1
@@ -77,14 +80,7 @@ for i = 1, n do
       local entry = redis.call('ZRANGEBYSCORE', key, '(' .. (now_us - window * 1000), '+inf', 'WITHSCORES', 'LIMIT', idx, 1)
       retry_after = math.max(1, ceil_div(tonumber(entry[2]) + window * 1000 - now_us, 1000))
     end
-    write = function()
-      redis.call('ZREMRANGEBYSCORE', key, '-inf', now_us - window * 1000)
-      local base_count = redis.call('ZCARD', key)
-      for j = 1, cost do
-        redis.call('ZADD', key, now_us, now_us .. '-' .. (base_count + j))
-      end
-      redis.call('PEXPIRE', key, ttl_ms(window))
-    end
+    w1 = window
 
   elseif algo == 3 then
     limit = p1
@@ -117,10 +113,7 @@ for i = 1, n do
         retry_after = math.max(1, (window - elapsed) + math.max(0, need))
       end
     end
-    write = function()
-      redis.call('HSET', key, 'w', idx, 'cur', cur + cost, 'prev', prev)
-      redis.call('PEXPIRE', key, ttl_ms(window * 2))
-    end
+    w1, w2, w3, w4 = idx, cur + cost, prev, window
 
   elseif algo == 4 then
     -- Kept as one number: the Redis time (µs) at which the bucket is full
@@ -157,10 +150,7 @@ for i = 1, n do
       if cost > capacity then retry_after = -2
       else retry_after = math.max(1, math.ceil((owed - tolerance) / 1000)) end
     end
-    write = function()
-      -- A Lua number argument reaches Redis with all its digits (%.17g).
-      redis.call('SET', key, now_us + owed, 'PX', ttl_ms(owed / 1000))
-    end
+    w1 = owed
 
   else
     -- GCRA: emission interval T = 1/rate; tolerance = T * (burst + 1).
@@ -184,21 +174,46 @@ for i = 1, n do
       if interval * cost > tolerance then retry_after = -2
       else retry_after = math.max(1, math.ceil((allow_at - now_us) / 1000)) end
     end
-    write = function()
-      redis.call('SET', key, string.format('%.0f', new_tat), 'PX', ttl_ms((new_tat - now_us) / 1000))
-    end
+    w1 = new_tat
   end
 
   if not allowed then all_allowed = false end
-  results[#results + 1] = allowed and 1 or 0
-  results[#results + 1] = limit
-  results[#results + 1] = remaining
-  results[#results + 1] = reset_after
-  results[#results + 1] = retry_after
-  writes[i] = write
+  local r = 5 * (i - 1)
+  results[r + 1] = allowed and 1 or 0
+  results[r + 2] = limit
+  results[r + 3] = remaining
+  results[r + 4] = reset_after
+  results[r + 5] = retry_after
+  plan[r + 1], plan[r + 2], plan[r + 3], plan[r + 4], plan[r + 5] = algo, w1, w2, w3, w4
 end
 
 if all_allowed and not dry_run then
-  for i = 1, n do writes[i]() end
+  for i = 1, n do
+    local r = 5 * (i - 1)
+    local key, algo, w1, w2, w3, w4 = KEYS[i], plan[r + 1], plan[r + 2], plan[r + 3], plan[r + 4], plan[r + 5]
+    if algo == 1 then
+      -- w1 window
+      local v = redis.call('INCRBY', key, cost)
+      if v == cost or redis.call('PTTL', key) < 0 then redis.call('PEXPIRE', key, ttl_ms(w1)) end
+    elseif algo == 2 then
+      -- w1 window
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', now_us - w1 * 1000)
+      local base_count = redis.call('ZCARD', key)
+      for j = 1, cost do
+        redis.call('ZADD', key, now_us, now_us .. '-' .. (base_count + j))
+      end
+      redis.call('PEXPIRE', key, ttl_ms(w1))
+    elseif algo == 3 then
+      -- w1 window index, w2 its count, w3 the previous window's, w4 window
+      redis.call('HSET', key, 'w', w1, 'cur', w2, 'prev', w3)
+      redis.call('PEXPIRE', key, ttl_ms(w4 * 2))
+    elseif algo == 4 then
+      -- w1 µs owed; a Lua number reaches Redis with all its digits (%.17g)
+      redis.call('SET', key, now_us + w1, 'PX', ttl_ms(w1 / 1000))
+    else
+      -- w1 the new theoretical arrival time
+      redis.call('SET', key, string.format('%.0f', w1), 'PX', ttl_ms((w1 - now_us) / 1000))
+    end
+  end
 end
 return results
