@@ -13,8 +13,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use switchyard_kit::Limit;
 
-use super::policy::{PrincipalKind, RouteGroup};
-use super::service::{Applied, Enforcement, Subject};
+use super::policy::RouteGroup;
+use super::service::{Applied, Enforcement, Subject, SubjectId};
 use crate::http::ApiError;
 use crate::identity::extract::{authenticate_headers, Authenticated};
 use crate::identity::Principal;
@@ -60,15 +60,12 @@ pub async fn limit(
         Err(error) => return error.into_response(),
     };
     let subject = match &principal {
-        Some(Principal::User(user)) => {
-            Subject { kind: PrincipalKind::User, id: format!("user:{}", user.user_id), client_limit: None }
-        }
+        Some(Principal::User(user)) => Subject { id: SubjectId::User(user.user_id), client_limit: None },
         Some(Principal::Client(client)) => Subject {
-            kind: PrincipalKind::Client,
-            id: format!("client:{}", client.client_id),
+            id: SubjectId::Client(client.client_id),
             client_limit: client.rate_limit.and_then(|n| u64::try_from(n).ok()),
         },
-        None => Subject { kind: PrincipalKind::Anonymous, id: format!("ip:{ip}"), client_limit: None },
+        None => Subject { id: SubjectId::Ip(ip), client_limit: None },
     };
     request.extensions_mut().insert(Authenticated(principal));
     match state.rate_limits.enforce(group, &subject, ip).await {
