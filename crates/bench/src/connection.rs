@@ -238,8 +238,9 @@ async fn connect(addr: &str) -> Result<SendRequest<Body>, ConnectionError> {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU64, Ordering};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
+    use tokio::io::AsyncWriteExt;
+
+    use crate::test_server::{read_request_head, serve_connections};
 
     /// What a test server saw.
     #[derive(Debug, Default)]
@@ -252,37 +253,28 @@ mod tests {
     /// closes each connection shortly after `answers_per_connection`
     /// answers (without telling the client with `connection: close`).
     async fn serve(response: Vec<u8>, answers_per_connection: usize, seen: Arc<Seen>) -> Arc<Target> {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let response = Arc::new(response);
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                seen.connections.fetch_add(1, Ordering::SeqCst);
-                let (seen, response) = (Arc::clone(&seen), Arc::clone(&response));
-                tokio::spawn(async move {
-                    let mut pending = Vec::new();
-                    let mut chunk = [0_u8; 4096];
-                    for _ in 0..answers_per_connection {
-                        while !pending.windows(4).any(|w| w == b"\r\n\r\n") {
-                            match socket.read(&mut chunk).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => pending.extend_from_slice(&chunk[..n]),
-                            }
-                        }
-                        let end = pending.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-                        pending.drain(..end + 4);
-                        seen.requests.fetch_add(1, Ordering::SeqCst);
-                        if socket.write_all(&response).await.is_err() {
-                            return;
-                        }
+        let addr = serve_connections(move |mut socket| {
+            seen.connections.fetch_add(1, Ordering::SeqCst);
+            let (seen, response) = (Arc::clone(&seen), Arc::clone(&response));
+            async move {
+                let mut pending = Vec::new();
+                for _ in 0..answers_per_connection {
+                    if read_request_head(&mut socket, &mut pending).await.is_none() {
+                        return;
                     }
-                    // Late enough for the client to have finished the
-                    // exchange, so it finds the connection closed while idle.
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    let _ = socket.shutdown().await;
-                });
+                    seen.requests.fetch_add(1, Ordering::SeqCst);
+                    if socket.write_all(&response).await.is_err() {
+                        return;
+                    }
+                }
+                // Late enough for the client to have finished the
+                // exchange, so it finds the connection closed while idle.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                let _ = socket.shutdown().await;
             }
-        });
+        })
+        .await;
         Arc::new(Target::parse(&format!("http://{addr}")).unwrap())
     }
 

@@ -343,7 +343,8 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
+
+    use crate::test_server::{self, read_request_head};
 
     /// What the test server saw.
     #[derive(Debug, Default)]
@@ -352,21 +353,13 @@ mod tests {
         first_request_line: Mutex<Option<String>>,
     }
 
-    /// Listens on a free loopback port and runs `handle` on every accepted
-    /// connection, each in its own task. Returns the base URL.
+    /// [`test_server::serve_connections`] as a base URL.
     async fn serve_connections<F, Fut>(handle: F) -> String
     where
         F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                tokio::spawn(handle(socket));
-            }
-        });
-        format!("http://{addr}")
+        format!("http://{}", test_server::serve_connections(handle).await)
     }
 
     /// A minimal HTTP/1.1 keep-alive server answering every request with
@@ -378,20 +371,12 @@ mod tests {
             let response = response.clone();
             async move {
                 let mut pending = Vec::new();
-                let mut chunk = [0_u8; 4096];
-                loop {
-                    match socket.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => pending.extend_from_slice(&chunk[..n]),
-                    }
-                    while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head: Vec<u8> = pending.drain(..end + 4).collect();
-                        let line = String::from_utf8_lossy(&head).lines().next().unwrap_or_default().to_owned();
-                        seen.first_request_line.lock().unwrap().get_or_insert(line);
-                        seen.requests.fetch_add(1, Ordering::SeqCst);
-                        if socket.write_all(response.as_bytes()).await.is_err() {
-                            return;
-                        }
+                while let Some(head) = read_request_head(&mut socket, &mut pending).await {
+                    let line = String::from_utf8_lossy(&head).lines().next().unwrap_or_default().to_owned();
+                    seen.first_request_line.lock().unwrap().get_or_insert(line);
+                    seen.requests.fetch_add(1, Ordering::SeqCst);
+                    if socket.write_all(response.as_bytes()).await.is_err() {
+                        return;
                     }
                 }
             }
@@ -405,13 +390,8 @@ mod tests {
         serve_connections(move |mut socket| {
             let seen = Arc::clone(&seen);
             async move {
-                let mut pending = Vec::new();
-                let mut chunk = [0_u8; 4096];
-                while !pending.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => pending.extend_from_slice(&chunk[..n]),
-                    }
+                if read_request_head(&mut socket, &mut Vec::new()).await.is_none() {
+                    return;
                 }
                 seen.requests.fetch_add(1, Ordering::SeqCst);
                 let response = "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok";
@@ -488,7 +468,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn transport_errors_are_counted_not_fatal() {
         // Bind and drop a listener: its port now refuses connections.
-        let addr = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+        let addr = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
         let result = run_health(config(format!("http://{addr}"), 2, StopCondition::Requests(10))).await;
 
         let stats = &result.stats;

@@ -9,6 +9,8 @@ mod engine;
 mod queue;
 mod report;
 mod scenarios;
+#[cfg(test)]
+mod test_server;
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
