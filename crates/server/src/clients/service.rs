@@ -21,6 +21,7 @@ use uuid::Uuid;
 use super::keys;
 use super::store::{self, ClientRow, KeyRow};
 use crate::config::IdentitySettings;
+use crate::identity::domain::Role;
 use crate::identity::tokens::KeyedHasher;
 use crate::validation::{FieldError, Violations};
 
@@ -48,6 +49,12 @@ pub struct AuthenticatedClient {
     pub owner_id: Uuid,
     /// The client's own limit (requests per minute), when it has one.
     pub rate_limit: Option<i32>,
+    /// The owner's role: an admin's client acts for the operator (e.g. it
+    /// may notify any user). Roles are only given when a user is created;
+    /// whatever changes one later must invalidate the owner's key caches.
+    /// Cache entries written before this field existed read as `user`.
+    #[serde(default)]
+    pub owner_role: Role,
 }
 
 /// A client with its keys (newest first).
@@ -276,6 +283,7 @@ impl Clients {
                     key_id: owner.key_id,
                     owner_id: owner.owner_id,
                     rate_limit: owner.rate_limit,
+                    owner_role: Role::from_stored(&owner.owner_role),
                 };
                 let expires_at_ms = owner.expires_at.map(|at| at.timestamp_millis());
                 (CachedKey::Valid { client, expires_at_ms }, self.cache_ttl)
@@ -298,5 +306,26 @@ impl Clients {
             CachedKey::Valid { client, .. } => Some(client),
             CachedKey::Invalid => None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cache_entry_written_before_owner_roles_reads_as_a_members_client() {
+        let id = Uuid::nil();
+        let old = format!(
+            r#"{{"Valid":{{"client":{{"client_id":"{id}","key_id":"{id}","owner_id":"{id}","rate_limit":null}},"expires_at_ms":null}}}}"#
+        );
+        let CachedKey::Valid { client, .. } = serde_json::from_str(&old).unwrap() else { panic!("a valid entry") };
+        assert_eq!(client.owner_role, Role::User);
+
+        let admins = AuthenticatedClient { owner_role: Role::Admin, ..client };
+        let entry = serde_json::to_string(&CachedKey::Valid { client: admins.clone(), expires_at_ms: None }).unwrap();
+        assert!(entry.contains(r#""owner_role":"admin""#), "{entry}");
+        let CachedKey::Valid { client, .. } = serde_json::from_str(&entry).unwrap() else { panic!("a valid entry") };
+        assert_eq!(client, admins);
     }
 }

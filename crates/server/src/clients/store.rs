@@ -32,6 +32,8 @@ pub struct KeyOwner {
     pub owner_id: Uuid,
     pub rate_limit: Option<i32>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// The owning user's role (`user` or `admin`).
+    pub owner_role: String,
 }
 
 pub async fn insert_client(
@@ -176,10 +178,10 @@ pub async fn revoke_key(
 pub async fn use_key(db: impl PgExecutor<'_>, key_hash: &[u8]) -> Result<Option<KeyOwner>, sqlx::Error> {
     sqlx::query_as(
         "UPDATE api_keys k SET last_used_at = now()
-         FROM api_clients c
-         WHERE k.key_hash = $1 AND c.id = k.client_id AND k.revoked_at IS NULL
+         FROM api_clients c, users u
+         WHERE k.key_hash = $1 AND c.id = k.client_id AND u.id = c.owner_id AND k.revoked_at IS NULL
            AND (k.expires_at IS NULL OR k.expires_at > now())
-         RETURNING k.id AS key_id, k.client_id, c.owner_id, c.rate_limit, k.expires_at",
+         RETURNING k.id AS key_id, k.client_id, c.owner_id, c.rate_limit, k.expires_at, u.role AS owner_role",
     )
     .bind(key_hash)
     .fetch_optional(db)

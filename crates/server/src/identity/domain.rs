@@ -85,10 +85,11 @@ impl Password {
 
 /// `user` or `admin`.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema, clap::ValueEnum,
+    Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema, clap::ValueEnum,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    #[default]
     User,
     Admin,
 }

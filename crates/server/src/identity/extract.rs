@@ -42,6 +42,16 @@ impl Principal {
         }
     }
 
+    /// Whether this caller acts for the operator of the deployment: an
+    /// admin, or an API client an admin owns. Such callers may act on other
+    /// users (e.g. notify them).
+    pub fn is_operator(&self) -> bool {
+        match self {
+            Principal::User(user) => user.role == Role::Admin,
+            Principal::Client(client) => client.owner_role == Role::Admin,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Principal::User(_) => "user",

@@ -7,7 +7,8 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::service::{JobError, JobRecord, JobSpec};
+use super::handlers::Standing;
+use super::service::{Enqueuer, JobError, JobRecord, JobSpec};
 use crate::http::{ApiError, ApiJson, Problem};
 use crate::identity::Principal;
 use crate::state::AppState;
@@ -46,8 +47,8 @@ pub struct EnqueueRequest {
     /// Default `default`; [a-z0-9_-], at most 64.
     pub queue: Option<String>,
     /// A job type: `noop`, `sleep` {"ms"}, `flaky` {"fail_times"},
-    /// `webhook` {"url", "body", "headers"?, "timeout_ms"?}, and with an API
-    /// key `notify` {"user_id", "title", "body"?, "data"?}.
+    /// `webhook` {"url", "body", "headers"?, "timeout_ms"?}, and for admins
+    /// and their API clients `notify` {"user_id", "title", "body"?, "data"?}.
     #[serde(rename = "type")]
     pub kind: String,
     #[serde(default)]
@@ -82,8 +83,16 @@ async fn enqueue(
     principal: Principal,
     ApiJson(body): ApiJson<EnqueueRequest>,
 ) -> Result<(StatusCode, ApiJson<Enqueued>), ApiError> {
-    let (id, job_state) = state.jobs.enqueue(&principal.tenant(), &body.into()).await?;
+    let tenant = principal.tenant();
+    let (id, job_state) = state.jobs.enqueue(enqueuer(&principal, &tenant), &body.into()).await?;
     Ok((StatusCode::CREATED, ApiJson(Enqueued { id, state: job_state })))
+}
+
+/// The caller as the job catalog sees it; `tenant` is its
+/// [`Principal::tenant`], borrowed from the handler.
+fn enqueuer<'a>(principal: &Principal, tenant: &'a str) -> Enqueuer<'a> {
+    let standing = if principal.is_operator() { Standing::Operator } else { Standing::Member };
+    Enqueuer { owner: tenant, standing }
 }
 
 impl From<EnqueueRequest> for JobSpec {
@@ -125,7 +134,8 @@ async fn enqueue_batch(
     ApiJson(body): ApiJson<BatchRequest>,
 ) -> Result<(StatusCode, ApiJson<BatchEnqueued>), ApiError> {
     let specs: Vec<JobSpec> = body.jobs.into_iter().map(Into::into).collect();
-    let ids = state.jobs.enqueue_batch(&principal.tenant(), &specs).await?;
+    let tenant = principal.tenant();
+    let ids = state.jobs.enqueue_batch(enqueuer(&principal, &tenant), &specs).await?;
     Ok((StatusCode::CREATED, ApiJson(BatchEnqueued { ids })))
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 use switchyard_kit::{Backoff, DeadJob, Keyspace, KitError, NewJob, Queue, QueueOverview, RedisConnection};
 
-use super::handlers::{self, SYSTEM_OWNER};
+use super::handlers::{self, Standing, SYSTEM_OWNER};
 use crate::config::JobSettings;
 use crate::validation::{FieldError, Violations};
 
@@ -35,6 +35,20 @@ pub enum JobError {
     WrongState,
     #[error(transparent)]
     Redis(#[from] KitError),
+}
+
+/// Who enqueues: the tenant the jobs will belong to, and its standing,
+/// which decides the job types it may use.
+#[derive(Debug, Clone, Copy)]
+pub struct Enqueuer<'a> {
+    /// `user:..`, `client:..` or [`SYSTEM_OWNER`].
+    pub owner: &'a str,
+    pub standing: Standing,
+}
+
+impl Enqueuer<'static> {
+    /// switchyard itself (identity's mail, cron).
+    pub const SYSTEM: Self = Self { owner: SYSTEM_OWNER, standing: Standing::System };
 }
 
 /// A job as the caller describes it.
@@ -151,18 +165,19 @@ impl Jobs {
         Queue::new(self.redis.clone(), self.keys.clone(), name)
     }
 
-    fn to_job(spec: &JobSpec, owner: &str) -> Result<(String, NewJob), JobError> {
-        Self::to_job_at(spec, owner, "")
+    fn to_job(spec: &JobSpec, by: Enqueuer<'_>) -> Result<(String, NewJob), JobError> {
+        Self::to_job_at(spec, by, "")
     }
 
     /// Validates `spec`; field names are prefixed with `at` (`jobs[3].`).
-    fn to_job_at(spec: &JobSpec, owner: &str, at: &str) -> Result<(String, NewJob), JobError> {
+    fn to_job_at(spec: &JobSpec, by: Enqueuer<'_>, at: &str) -> Result<(String, NewJob), JobError> {
+        let owner = by.owner;
         let mut v = Violations::default();
         let queue = spec.queue.clone().unwrap_or_else(|| "default".into());
         if !valid_queue(&queue) {
             v.check::<()>(Err(FieldError::new(format!("{at}queue"), "must be 1-64 characters of [a-z0-9_-]")));
         }
-        for error in handlers::check(&spec.kind, &spec.payload, owner, at) {
+        for error in handlers::check(&spec.kind, &spec.payload, by.standing, at) {
             v.check::<()>(Err(error));
         }
         let payload = spec.payload.to_string();
@@ -237,8 +252,8 @@ impl Jobs {
     }
 
     /// Enqueues; returns (id, state).
-    pub async fn enqueue(&self, owner: &str, spec: &JobSpec) -> Result<(String, String), JobError> {
-        let (queue, job) = Self::to_job(spec, owner)?;
+    pub async fn enqueue(&self, by: Enqueuer<'_>, spec: &JobSpec) -> Result<(String, String), JobError> {
+        let (queue, job) = Self::to_job(spec, by)?;
         let queue = self.queue(&queue);
         self.register(&queue).await?;
         let (id, created) = queue.enqueue(&job).await?;
@@ -255,19 +270,19 @@ impl Jobs {
 
     /// Enqueues a job switchyard runs for itself (mail, cron).
     pub async fn enqueue_system(&self, spec: &JobSpec) -> Result<(String, String), JobError> {
-        self.enqueue(SYSTEM_OWNER, spec).await
+        self.enqueue(Enqueuer::SYSTEM, spec).await
     }
 
     /// Enqueues 1-100 jobs in one Redis round trip; every job is validated
     /// first, so a bad one enqueues nothing. Returns the ids in order.
-    pub async fn enqueue_batch(&self, owner: &str, specs: &[JobSpec]) -> Result<Vec<String>, JobError> {
+    pub async fn enqueue_batch(&self, by: Enqueuer<'_>, specs: &[JobSpec]) -> Result<Vec<String>, JobError> {
         if specs.is_empty() || specs.len() > 100 {
             return Err(JobError::Validation(vec![FieldError::new("jobs", "must hold 1-100 jobs")]));
         }
         let mut errors = Vec::new();
         let mut by_queue: Vec<(String, Vec<(usize, NewJob)>)> = Vec::new();
         for (i, spec) in specs.iter().enumerate() {
-            match Self::to_job_at(spec, owner, &format!("jobs[{i}].")) {
+            match Self::to_job_at(spec, by, &format!("jobs[{i}].")) {
                 Ok((queue, job)) => match by_queue.iter_mut().find(|(q, _)| *q == queue) {
                     Some((_, jobs)) => jobs.push((i, job)),
                     None => by_queue.push((queue, vec![(i, job)])),

@@ -240,9 +240,9 @@ async fn notifications(app: &TestApp, user_id: Uuid) -> Vec<(String, String, Str
 }
 
 #[tokio::test]
-async fn a_client_notifies_a_user_once_stored_and_published() {
+async fn an_admins_client_notifies_a_user_once_stored_and_published() {
     let app = spawn_app().await;
-    let (owner, target) = (app.new_user().await, app.new_user().await);
+    let (owner, target) = (app.new_admin().await, app.new_user().await);
     let key = app.create_client(&owner, json!({"name": "notifier"})).await["api_key"].as_str().unwrap().to_owned();
     let target_id = Uuid::parse_str(&target.id).unwrap();
     let mut pubsub = redis::Client::open(redis_url()).unwrap().get_async_pubsub().await.unwrap();
@@ -291,7 +291,7 @@ async fn a_client_notifies_a_user_once_stored_and_published() {
 #[tokio::test]
 async fn a_notification_for_an_unknown_user_is_dead_at_once() {
     let app = spawn_app().await;
-    let owner = app.new_user().await;
+    let owner = app.new_admin().await;
     let key = app.create_client(&owner, json!({"name": "notifier"})).await["api_key"].as_str().unwrap().to_owned();
     let ghost = Uuid::new_v4();
     let body = json!({"type": "notify", "payload": {"user_id": ghost, "title": "Hello"}});
@@ -303,6 +303,44 @@ async fn a_notification_for_an_unknown_user_is_dead_at_once() {
     assert_eq!(progress(&record), ("dead", 1), "{record}");
     assert_eq!(record["last_error"], "no such user");
     assert!(notifications(&app, ghost).await.is_empty());
+}
+
+#[tokio::test]
+async fn only_admins_and_their_clients_may_notify_other_users() {
+    let app = spawn_app().await;
+    let (member, admin, target) = (app.new_user().await, app.new_admin().await, app.new_user().await);
+    let key_of = |user: TestUser| {
+        let app = &app;
+        async move { app.create_client(&user, json!({"name": "notifier"})).await["api_key"].as_str().unwrap().to_owned() }
+    };
+    let (member_key, admin_key) = (key_of(member.clone()).await, key_of(admin.clone()).await);
+    let body = json!({"type": "notify", "payload": {"user_id": target.id, "title": "Hello"}});
+    let post = |request: reqwest::RequestBuilder| {
+        let body = body.clone();
+        async move { request.json(&body).send().await.unwrap() }
+    };
+
+    // Twice each: the second request finds the key in the caches, which
+    // must carry the owner's role as faithfully as the first lookup.
+    for _ in 0..2 {
+        let refused = post(app.keyed(Method::POST, "/v1/jobs", &member_key)).await;
+        let problem = crate::helpers::assert_problem(refused, 422).await;
+        assert_eq!(problem["errors"][0]["field"], "type", "{problem}");
+        assert_eq!(problem["errors"][0]["message"], "can only be enqueued by an admin or an admin's API client");
+        let by_admins_client = post(app.keyed(Method::POST, "/v1/jobs", &admin_key)).await;
+        assert_eq!(by_admins_client.status(), 201);
+    }
+    let refused = post(app.authed(Method::POST, "/v1/jobs", &member.access_token)).await;
+    assert_eq!(crate::helpers::assert_problem(refused, 422).await["errors"][0]["field"], "type");
+    let by_admin = post(app.authed(Method::POST, "/v1/jobs", &admin.access_token)).await;
+    assert_eq!(by_admin.status(), 201);
+    let batch = json!({"jobs": [{"type": "noop"}, body]});
+    let refused = app.keyed(Method::POST, "/v1/jobs:batch", &member_key).json(&batch).send().await.unwrap();
+    assert_eq!(crate::helpers::assert_problem(refused, 422).await["errors"][0]["field"], "jobs[1].type");
+
+    app.drain_jobs("default").await;
+    let target_id = Uuid::parse_str(&target.id).unwrap();
+    assert_eq!(notifications(&app, target_id).await.len(), 3, "two by the admin's client, one by the admin");
 }
 
 #[tokio::test]

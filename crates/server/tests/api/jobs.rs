@@ -151,7 +151,7 @@ async fn a_batch_enqueues_all_or_names_the_bad_job() {
 }
 
 #[tokio::test]
-async fn internal_and_service_only_types_are_refused_to_users_with_the_field_named() {
+async fn internal_and_operator_only_types_are_refused_to_users_with_the_field_named() {
     let app = spawn_app().await;
     let user = app.new_user().await;
     let mail = json!({"type": "mail", "payload": {"to": "x@example.com", "subject": "s", "body": "b"}});

@@ -115,10 +115,23 @@ impl Handlers {
 enum Audience {
     /// Any authenticated caller.
     Everyone,
-    /// API clients (services), not end users: the type acts on other users.
-    Services,
+    /// The operator (admins and their API clients) and switchyard itself:
+    /// the type acts on other users, so a self-service account must not
+    /// reach it.
+    Operators,
     /// switchyard itself only (mail carries login codes: no open relay).
     Internal,
+}
+
+/// What an enqueuer may ask for, by the job types' audiences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Any signed-up user or their API client.
+    Member,
+    /// An admin, or an API client an admin owns.
+    Operator,
+    /// switchyard itself (identity's mail, cron).
+    System,
 }
 
 /// The owner of jobs switchyard enqueues for itself.
@@ -129,18 +142,17 @@ const CATALOG: &[(&str, Audience)] = &[
     ("sleep", Audience::Everyone),
     ("flaky", Audience::Everyone),
     ("webhook", Audience::Everyone),
-    ("notify", Audience::Services),
+    ("notify", Audience::Operators),
     ("mail", Audience::Internal),
 ];
 
-/// Checks that `owner` (a tenant: `user:..`, `client:..` or `system`) may
-/// enqueue `kind`, and that the payload suits the type. `at` prefixes field
-/// names (`jobs[3].`).
-pub fn check(kind: &str, payload: &Value, owner: &str, at: &str) -> Vec<FieldError> {
+/// Checks that an enqueuer of `standing` may enqueue `kind`, and that the
+/// payload suits the type. `at` prefixes field names (`jobs[3].`).
+pub fn check(kind: &str, payload: &Value, standing: Standing, at: &str) -> Vec<FieldError> {
     let allowed = |audience: Audience| match audience {
         Audience::Everyone => true,
-        Audience::Services => owner.starts_with("client:") || owner == SYSTEM_OWNER,
-        Audience::Internal => owner == SYSTEM_OWNER,
+        Audience::Operators => standing != Standing::Member,
+        Audience::Internal => standing == Standing::System,
     };
     let Some((_, audience)) = CATALOG.iter().find(|(name, _)| *name == kind) else {
         let names: Vec<&str> = CATALOG.iter().filter(|(_, a)| allowed(*a)).map(|(n, _)| *n).collect();
@@ -148,7 +160,7 @@ pub fn check(kind: &str, payload: &Value, owner: &str, at: &str) -> Vec<FieldErr
     };
     if !allowed(*audience) {
         let message = match audience {
-            Audience::Services => "can only be enqueued with an API key",
+            Audience::Operators => "can only be enqueued by an admin or an admin's API client",
             _ => "is used by switchyard itself and cannot be enqueued over the API",
         };
         return vec![FieldError::new(format!("{at}type"), message)];
