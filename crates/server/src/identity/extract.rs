@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use uuid::Uuid;
 
-use super::domain::Role;
+use super::domain::{PrincipalId, Role};
 use super::service::{AuthenticatedUser, ClientMeta};
 use crate::clients::service::AuthenticatedClient;
 use crate::http::ApiError;
@@ -36,9 +36,13 @@ impl Principal {
     /// The namespace this caller's resources live in; two principals never
     /// share one.
     pub fn tenant(&self) -> String {
+        self.principal_id().to_string()
+    }
+
+    pub fn principal_id(&self) -> PrincipalId {
         match self {
-            Principal::User(user) => format!("user:{}", user.user_id),
-            Principal::Client(client) => format!("client:{}", client.client_id),
+            Principal::User(user) => PrincipalId::User(user.user_id),
+            Principal::Client(client) => PrincipalId::Client(client.client_id),
         }
     }
 

@@ -15,6 +15,8 @@ use redis::Script;
 use switchyard_kit::{Keyspace, KitError, RedisConnection};
 use uuid::Uuid;
 
+use super::domain::PrincipalId;
+
 static CREATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/session_create.lua")));
 static TOUCH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/session_touch.lua")));
 static REFRESH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/session_refresh.lua")));
@@ -61,7 +63,7 @@ impl SessionStore {
     }
 
     fn tag(user_id: Uuid) -> String {
-        format!("user:{user_id}")
+        PrincipalId::User(user_id).to_string()
     }
 
     fn session_key(&self, user_id: Uuid, session_id: Uuid) -> String {

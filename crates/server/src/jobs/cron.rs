@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use cron::Schedule;
 use tokio_util::sync::CancellationToken;
 
-use super::handlers::{self, Standing};
+use super::handlers::{self, Clearance};
 use super::service::{JobError, JobSpec, Jobs};
 use crate::config::CronSetting;
 
@@ -43,7 +43,7 @@ impl CronScheduler {
             if !super::service::valid_queue(&entry.queue) {
                 return Err(format!("cron {}: queue must be 1-64 characters of [a-z0-9_-]", entry.name));
             }
-            if let Some(error) = handlers::check(&entry.kind, &entry.payload, Standing::System, "").first() {
+            if let Some(error) = handlers::check(&entry.kind, &entry.payload, Clearance::System, "").first() {
                 return Err(format!("cron {}: {} {}", entry.name, error.field, error.message));
             }
             entries.push((entry.clone(), schedule));

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::handlers::Standing;
+use super::handlers::Clearance;
 use super::service::{Enqueuer, JobError, JobRecord, JobSpec};
 use crate::http::{ApiError, ApiJson, Problem};
 use crate::identity::Principal;
@@ -91,8 +91,8 @@ async fn enqueue(
 /// The caller as the job catalog sees it; `tenant` is its
 /// [`Principal::tenant`], borrowed from the handler.
 fn enqueuer<'a>(principal: &Principal, tenant: &'a str) -> Enqueuer<'a> {
-    let standing = if principal.is_operator() { Standing::Operator } else { Standing::Member };
-    Enqueuer { owner: tenant, standing }
+    let clearance = if principal.is_operator() { Clearance::Operator } else { Clearance::Member };
+    Enqueuer { owner: tenant, clearance }
 }
 
 impl From<EnqueueRequest> for JobSpec {

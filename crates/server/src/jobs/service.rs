@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 use switchyard_kit::{Backoff, DeadJob, Keyspace, KitError, NewJob, Queue, QueueOverview, RedisConnection};
 
-use super::handlers::{self, Standing, SYSTEM_OWNER};
+use super::handlers::{self, Clearance, SYSTEM_OWNER};
 use crate::config::JobSettings;
 use crate::validation::{FieldError, Violations};
 
@@ -37,18 +37,18 @@ pub enum JobError {
     Redis(#[from] KitError),
 }
 
-/// Who enqueues: the tenant the jobs will belong to, and its standing,
+/// Who enqueues: the tenant the jobs will belong to, and its clearance,
 /// which decides the job types it may use.
 #[derive(Debug, Clone, Copy)]
 pub struct Enqueuer<'a> {
     /// `user:..`, `client:..` or [`SYSTEM_OWNER`].
     pub owner: &'a str,
-    pub standing: Standing,
+    pub clearance: Clearance,
 }
 
 impl Enqueuer<'static> {
     /// switchyard itself (identity's mail, cron).
-    pub const SYSTEM: Self = Self { owner: SYSTEM_OWNER, standing: Standing::System };
+    pub const SYSTEM: Self = Self { owner: SYSTEM_OWNER, clearance: Clearance::System };
 }
 
 /// A job as the caller describes it.
@@ -177,7 +177,7 @@ impl Jobs {
         if !valid_queue(&queue) {
             v.check::<()>(Err(FieldError::new(format!("{at}queue"), "must be 1-64 characters of [a-z0-9_-]")));
         }
-        for error in handlers::check(&spec.kind, &spec.payload, by.standing, at) {
+        for error in handlers::check(&spec.kind, &spec.payload, by.clearance, at) {
             v.check::<()>(Err(error));
         }
         let payload = spec.payload.to_string();

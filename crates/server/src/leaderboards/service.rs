@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use switchyard_kit::{KitError, Leaderboards, ScoreMode, Standing};
 
+use crate::identity::domain::PrincipalId;
 use crate::identity::Principal;
 use crate::validation::FieldError;
 
@@ -158,12 +159,13 @@ pub async fn set_period(
     Ok(())
 }
 
-/// Where a caller's boards live.
+/// Where a caller's boards live: a client's are its owner's.
 pub fn tenant(principal: &Principal) -> String {
-    match principal {
-        Principal::User(user) => format!("user:{}", user.user_id),
-        Principal::Client(client) => format!("user:{}", client.owner_id),
-    }
+    let user_id = match principal {
+        Principal::User(user) => user.user_id,
+        Principal::Client(client) => client.owner_id,
+    };
+    PrincipalId::User(user_id).to_string()
 }
 
 /// The storage name of `board` for this caller, after checking the name.

@@ -16,6 +16,7 @@ use switchyard_kit::Limit;
 use super::policy::RouteGroup;
 use super::service::{Applied, Enforcement, Subject, SubjectId};
 use crate::http::ApiError;
+use crate::identity::domain::PrincipalId;
 use crate::identity::extract::{authenticate_headers, Authenticated};
 use crate::identity::Principal;
 use crate::state::AppState;
@@ -60,9 +61,11 @@ pub async fn limit(
         Err(error) => return error.into_response(),
     };
     let subject = match &principal {
-        Some(Principal::User(user)) => Subject { id: SubjectId::User(user.user_id), client_limit: None },
+        Some(Principal::User(user)) => {
+            Subject { id: SubjectId::Principal(PrincipalId::User(user.user_id)), client_limit: None }
+        }
         Some(Principal::Client(client)) => Subject {
-            id: SubjectId::Client(client.client_id),
+            id: SubjectId::Principal(PrincipalId::Client(client.client_id)),
             client_limit: client.rate_limit.and_then(|n| u64::try_from(n).ok()),
         },
         None => Subject { id: SubjectId::Ip(ip), client_limit: None },

@@ -18,10 +18,10 @@ use std::time::Duration;
 
 use governor::{DefaultKeyedRateLimiter, Quota};
 use switchyard_kit::{Check, Decision, Limit, RateLimiter, Verdict};
-use uuid::Uuid;
 
 use super::policy::{FailMode, PolicySetting, PrincipalKind, RouteGroup};
 use crate::config::RateLimitSettings;
+use crate::identity::domain::PrincipalId;
 
 /// Who is being limited.
 #[derive(Debug, Clone, Copy)]
@@ -38,16 +38,15 @@ pub struct Subject {
 #[derive(Debug, Clone, Copy)]
 pub enum SubjectId {
     Ip(IpAddr),
-    User(Uuid),
-    Client(Uuid),
+    Principal(PrincipalId),
 }
 
 impl SubjectId {
     pub fn kind(&self) -> PrincipalKind {
         match self {
             SubjectId::Ip(_) => PrincipalKind::Anonymous,
-            SubjectId::User(_) => PrincipalKind::User,
-            SubjectId::Client(_) => PrincipalKind::Client,
+            SubjectId::Principal(PrincipalId::User(_)) => PrincipalKind::User,
+            SubjectId::Principal(PrincipalId::Client(_)) => PrincipalKind::Client,
         }
     }
 }
@@ -56,8 +55,7 @@ impl fmt::Display for SubjectId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SubjectId::Ip(ip) => write!(f, "ip:{ip}"),
-            SubjectId::User(id) => write!(f, "user:{id}"),
-            SubjectId::Client(id) => write!(f, "client:{id}"),
+            SubjectId::Principal(id) => id.fmt(f),
         }
     }
 }
@@ -282,6 +280,8 @@ fn local_quota(limit: &Limit, instances: u32) -> Quota {
 
 #[cfg(test)]
 mod tests {
+    use uuid::Uuid;
+
     use super::*;
 
     #[test]
@@ -289,8 +289,14 @@ mod tests {
         let id = Uuid::parse_str("7d3c0a52-1c1e-4b7e-9f0e-2b8f0c2d1e3f").unwrap();
         let ip: IpAddr = "2001:db8::1".parse().unwrap();
         assert_eq!(SubjectId::Ip(ip).to_string(), "ip:2001:db8::1");
-        assert_eq!(SubjectId::User(id).to_string(), "user:7d3c0a52-1c1e-4b7e-9f0e-2b8f0c2d1e3f");
-        assert_eq!(SubjectId::Client(id).to_string(), "client:7d3c0a52-1c1e-4b7e-9f0e-2b8f0c2d1e3f");
-        assert_eq!(SubjectId::Client(id).kind(), PrincipalKind::Client);
+        assert_eq!(
+            SubjectId::Principal(PrincipalId::User(id)).to_string(),
+            "user:7d3c0a52-1c1e-4b7e-9f0e-2b8f0c2d1e3f"
+        );
+        assert_eq!(
+            SubjectId::Principal(PrincipalId::Client(id)).to_string(),
+            "client:7d3c0a52-1c1e-4b7e-9f0e-2b8f0c2d1e3f"
+        );
+        assert_eq!(SubjectId::Principal(PrincipalId::Client(id)).kind(), PrincipalKind::Client);
     }
 }

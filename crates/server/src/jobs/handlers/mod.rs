@@ -125,7 +125,7 @@ enum Audience {
 
 /// What an enqueuer may ask for, by the job types' audiences.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Standing {
+pub enum Clearance {
     /// Any signed-up user or their API client.
     Member,
     /// An admin, or an API client an admin owns.
@@ -146,13 +146,13 @@ const CATALOG: &[(&str, Audience)] = &[
     ("mail", Audience::Internal),
 ];
 
-/// Checks that an enqueuer of `standing` may enqueue `kind`, and that the
+/// Checks that an enqueuer of `clearance` may enqueue `kind`, and that the
 /// payload suits the type. `at` prefixes field names (`jobs[3].`).
-pub fn check(kind: &str, payload: &Value, standing: Standing, at: &str) -> Vec<FieldError> {
+pub fn check(kind: &str, payload: &Value, clearance: Clearance, at: &str) -> Vec<FieldError> {
     let allowed = |audience: Audience| match audience {
         Audience::Everyone => true,
-        Audience::Operators => standing != Standing::Member,
-        Audience::Internal => standing == Standing::System,
+        Audience::Operators => clearance != Clearance::Member,
+        Audience::Internal => clearance == Clearance::System,
     };
     let Some((_, audience)) = CATALOG.iter().find(|(name, _)| *name == kind) else {
         let names: Vec<&str> = CATALOG.iter().filter(|(_, a)| allowed(*a)).map(|(n, _)| *n).collect();
