@@ -411,6 +411,32 @@ async fn queues_register_their_names() {
 }
 
 #[tokio::test]
+async fn a_queue_registers_itself_with_its_first_job_and_again_after_redis_lost_its_keys() {
+    let prefix = TestPrefix::new(&redis_url());
+    let conn = connect().await;
+    let keys: Keyspace = prefix.keyspace();
+    let (mail, batch) =
+        (Queue::new(conn.clone(), keys.clone(), "mail"), Queue::new(conn.clone(), keys.clone(), "batch"));
+    mail.enqueue(&job("a")).await.unwrap();
+    batch.enqueue_many(&[job("b"), job("c")]).await.unwrap();
+    assert_eq!(Queue::registered(&conn, &keys).await.unwrap(), ["batch", "mail"]);
+
+    // Only the first job registers: later ones cost no extra round trip.
+    let mut raw = conn.clone();
+    redis::cmd("DEL").arg(keys.key(&["queues"])).query_async::<()>(&mut raw).await.unwrap();
+    mail.enqueue(&job("d")).await.unwrap();
+    assert!(Queue::registered(&conn, &keys).await.unwrap().is_empty());
+
+    // Redis loses every key (a restart without persistence): the next job
+    // of each queue registers it again.
+    let all: Vec<String> = redis::cmd("KEYS").arg(keys.pattern()).query_async(&mut raw).await.unwrap();
+    redis::cmd("DEL").arg(&all).query_async::<()>(&mut raw).await.unwrap();
+    mail.enqueue(&job("e")).await.unwrap();
+    batch.enqueue_many(&[job("f")]).await.unwrap();
+    assert_eq!(Queue::registered(&conn, &keys).await.unwrap(), ["batch", "mail"]);
+}
+
+#[tokio::test]
 async fn many_attempts_are_acked_in_one_call_and_stale_ones_are_refused() {
     let (q, _prefix) = queue().await;
     for _ in 0..3 {

@@ -7,18 +7,20 @@
 -- 6 max attempts, 7 backoff kind, 8 backoff base ms, 9 backoff max ms,
 -- 10 timeout ms (0 = none), 11 has unique key (1/0), 12 owner,
 -- 13 dedupe window ms (0 = none), 14 sensitive payload (1/0)
--- Returns {id, 1 created | 0 an existing job's id (same unique or dedupe key)}.
+-- Returns {id, 1 created | 0 an existing job's id (same unique or dedupe key),
+-- 1 when this is the queue's first job since its keys began (its sequence
+-- counter was just created: a new queue, or Redis lost its keys) | 0}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local unique = ARGV[11] == '1'
 local dedupe = tonumber(ARGV[13]) > 0
 if unique then
   local existing = redis.call('GET', KEYS[5])
-  if existing then return {existing, 0} end
+  if existing then return {existing, 0, 0} end
 end
 if dedupe then
   local existing = redis.call('GET', KEYS[8])
-  if existing then return {existing, 0} end
+  if existing then return {existing, 0, 0} end
 end
 local seq = redis.call('INCR', KEYS[4])
 local priority = tonumber(ARGV[4])
@@ -41,4 +43,6 @@ redis.call('LPUSH', KEYS[7], '1')
 redis.call('LTRIM', KEYS[7], 0, 63)
 if unique then redis.call('SET', KEYS[5], ARGV[1]) end
 if dedupe then redis.call('SET', KEYS[8], ARGV[1], 'PX', ARGV[13]) end
-return {ARGV[1], 1}
+local first = 0
+if seq == 1 then first = 1 end
+return {ARGV[1], 1, first}

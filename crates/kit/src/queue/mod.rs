@@ -204,13 +204,21 @@ impl Queue {
 
     /// Enqueues a job; returns its id and whether it was created (`false`:
     /// a pending job with the same unique key exists and its id is returned).
+    ///
+    /// The queue registers itself (see [`Queue::register`]) when this is its
+    /// first job, also the first after Redis lost the queue's keys; a caller
+    /// that must see it registered before any job is visible registers first.
     pub async fn enqueue(&self, job: &NewJob) -> Result<(String, bool), KitError> {
         let mut conn = self.conn.clone();
-        let (id, created): (String, u8) = self.enqueue_invocation(job).invoke_async(&mut conn).await?;
+        let (id, created, first): (String, u8, u8) = self.enqueue_invocation(job).invoke_async(&mut conn).await?;
+        if first == 1 {
+            self.register().await?;
+        }
         Ok((id, created == 1))
     }
 
-    /// Enqueues many jobs in one round trip (each atomically); results in order.
+    /// Enqueues many jobs in one round trip (each atomically); results in
+    /// order. Registers the queue as [`Queue::enqueue`] does.
     pub async fn enqueue_many(&self, jobs: &[NewJob]) -> Result<Vec<(String, bool)>, KitError> {
         if jobs.is_empty() {
             return Ok(Vec::new());
@@ -219,8 +227,11 @@ impl Queue {
         for job in jobs {
             pipe.invoke_script(&self.enqueue_invocation(job));
         }
-        let replies: Vec<(String, u8)> = crate::connection::query_pipeline(&self.conn, &pipe, &[&ENQUEUE]).await?;
-        Ok(replies.into_iter().map(|(id, created)| (id, created == 1)).collect())
+        let replies: Vec<(String, u8, u8)> = crate::connection::query_pipeline(&self.conn, &pipe, &[&ENQUEUE]).await?;
+        if replies.iter().any(|(_, _, first)| *first == 1) {
+            self.register().await?;
+        }
+        Ok(replies.into_iter().map(|(id, created, _)| (id, created == 1)).collect())
     }
 
     /// Leases the next job for `lease` (the worker heartbeats to keep it).

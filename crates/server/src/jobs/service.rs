@@ -130,7 +130,10 @@ pub struct Jobs {
     keys: Keyspace,
     retention: Retention,
     /// Queues this process has registered already (registering is
-    /// idempotent; this only saves the round trip).
+    /// idempotent; this only saves the round trip). Registering here, before
+    /// the first job, means no job is ever visible in an unregistered queue;
+    /// after Redis loses its keys the memo is stale, and the kit's queue
+    /// registers itself again with the first job it then receives.
     registered: Arc<Mutex<HashSet<String>>>,
 }
 

@@ -10,6 +10,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use switchyard::jobs::handlers::{Handlers, JobContext, JobFailure};
 use switchyard::jobs::runner::{Runner, RunnerOptions};
+use switchyard_kit::Queue;
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{assert_problem, json_of, spawn_app, waiter_connection, TestApp, TestUser};
@@ -285,6 +286,30 @@ async fn ten_thousand_jobs_through_four_runners_each_run_exactly_once() {
     assert!(seen.values().all(|&n| n == 1), "no job ran twice");
     let o = queue.overview().await.unwrap();
     assert_eq!((o.queued, o.running, o.retrying, o.dead), (0, 0, 0, 0));
+}
+
+#[tokio::test]
+async fn a_queue_is_registered_again_when_redis_lost_its_keys() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    // An API key still authenticates once Redis is empty (its cache falls
+    // back to PostgreSQL); the user's session would not survive.
+    let key = app.create_client(&user, json!({"name": "enqueuer"})).await["api_key"].as_str().unwrap().to_owned();
+    let post = |body: Value| app.keyed(Method::POST, "/v1/jobs", &key).json(&body).send();
+    let registered = || Queue::registered(&app.redis, &app.keys);
+    assert_eq!(post(json!({"type": "noop", "queue": "ops"})).await.unwrap().status(), 201);
+    assert_eq!(registered().await.unwrap(), ["ops"]);
+
+    // A restart without persistence: this process still remembers having
+    // registered `ops`, and must not trust that.
+    let mut conn = app.redis.clone();
+    redis::cmd("DEL").arg(app.redis_keys().await).query_async::<()>(&mut conn).await.unwrap();
+    assert!(registered().await.unwrap().is_empty());
+    assert_eq!(post(json!({"type": "noop", "queue": "ops"})).await.unwrap().status(), 201);
+    assert_eq!(registered().await.unwrap(), ["ops"], "workers without --queues find the queue again");
+    let batch = json!({"jobs": [{"type": "noop", "queue": "ops"}]});
+    assert_eq!(app.keyed(Method::POST, "/v1/jobs:batch", &key).json(&batch).send().await.unwrap().status(), 201);
+    assert_eq!(registered().await.unwrap(), ["ops"]);
 }
 
 #[tokio::test]
