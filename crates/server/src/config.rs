@@ -303,7 +303,16 @@ pub struct CronSetting {
     pub kind: String,
     #[serde(default)]
     pub payload: serde_json::Value,
+    /// A tick missed while no worker ran (a deploy, an outage) is still
+    /// enqueued, once, by the first scheduler that starts within this many
+    /// seconds after it; only the latest missed tick runs. 0 (the default):
+    /// missed ticks are skipped. At most 86400.
+    #[serde(default)]
+    pub catch_up_secs: u64,
 }
+
+/// The longest `catch_up_secs`: every tick's dedupe key lives that long.
+pub const MAX_CRON_CATCH_UP_SECS: u64 = 86_400;
 
 fn default_queue() -> String {
     "default".into()
@@ -566,6 +575,10 @@ impl RawSettings {
                 return Err(ConfigError::new("cron", format!("the name {} is used twice", entry.name)));
             }
             crate::jobs::cron::parse_schedule(&entry.schedule).map_err(|message| ConfigError::new("cron", message))?;
+            if entry.catch_up_secs > MAX_CRON_CATCH_UP_SECS {
+                let message = format!("catch_up_secs of {} must be at most {MAX_CRON_CATCH_UP_SECS}", entry.name);
+                return Err(ConfigError::new("cron", message));
+            }
         }
         let (webhook_secret, _) = secret_or_generated("webhook_secret", self.webhook_secret, self.profile)?;
         let jobs = JobSettings {
@@ -808,6 +821,15 @@ limits = [{ algorithm = "gcra", rate = 20.0, burst = 40 }, { algorithm = "fixed_
             let s = Settings::load(Some(Path::new("policies.toml"))).map_err(|e| e.to_string())?;
             assert_eq!(s.rate_limit.policies.len(), 1);
             assert_eq!(s.rate_limit.policies[0].limits.len(), 2);
+            let cron = |catch_up: u64| {
+                format!("[[cron]]\nname = \"nightly\"\nschedule = \"0 0 3 * * *\"\ntype = \"noop\"\ncatch_up_secs = {catch_up}\n")
+            };
+            jail.create_file("cron.toml", &cron(3600))?;
+            let s = Settings::load(Some(Path::new("cron.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!((s.jobs.cron[0].catch_up_secs, s.jobs.cron[0].queue.as_str()), (3600, "default"));
+            jail.create_file("cron.toml", &cron(MAX_CRON_CATCH_UP_SECS + 1))?;
+            let err = Settings::load(Some(Path::new("cron.toml"))).unwrap_err();
+            assert_eq!(err.setting, "CRON");
             jail.create_file("bad.toml", "prot = 1")?;
             let err = Settings::load(Some(Path::new("bad.toml"))).unwrap_err();
             assert_eq!(err.setting, "PROT");

@@ -3,8 +3,12 @@
 //! run, because the enqueue carries a per-tick dedupe key (`cron:<name>:
 //! <tick>`) that the queue's enqueue script checks and sets atomically.
 //!
-//! A scheduler fires the ticks that fell since it last looked; ticks from
-//! before it started (all workers down) are skipped, not caught up.
+//! A scheduler fires the ticks that fell since it last looked. Ticks from
+//! before it started (all workers down) are skipped, unless the entry sets
+//! `catch_up_secs`: then a starting scheduler enqueues the entry's latest
+//! tick within that window, deduplicated like any tick, so it runs once if
+//! it was missed and not again if it ran. Every tick's dedupe key outlives
+//! the catch-up window for that reason.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -17,8 +21,8 @@ use super::handlers::{self, Clearance};
 use super::service::{JobError, JobSpec, Jobs};
 use crate::config::CronSetting;
 
-/// How long a tick's dedupe key lives: far longer than schedulers can
-/// disagree about which ticks are due.
+/// How long a tick's dedupe key lives beyond the entry's catch-up window:
+/// far longer than schedulers can disagree about which ticks are due.
 const DEDUPE_WINDOW: Duration = Duration::from_secs(600);
 
 /// Parses a cron expression with a seconds field (`0 */5 * * * *`).
@@ -57,18 +61,40 @@ impl CronScheduler {
         let mut ids = Vec::new();
         for (entry, schedule) in &self.entries {
             for tick in schedule.after(&since).take_while(|tick| *tick <= now) {
-                let spec = JobSpec {
-                    queue: Some(entry.queue.clone()),
-                    kind: entry.kind.clone(),
-                    payload: entry.payload.clone(),
-                    dedupe: Some((format!("cron:{}:{}", entry.name, tick.timestamp()), DEDUPE_WINDOW)),
-                    ..JobSpec::default()
-                };
-                let (id, _) = self.jobs.enqueue_system(&spec).await?;
-                ids.push(id);
+                ids.push(self.enqueue_tick(entry, tick).await?);
             }
         }
         Ok(ids)
+    }
+
+    /// For each entry with a catch-up window, enqueues its latest tick in
+    /// `(now - catch_up, now]` (a no-op if that tick already ran); returns
+    /// the ids of those ticks' jobs.
+    pub async fn catch_up(&self, now: DateTime<Utc>) -> Result<Vec<String>, JobError> {
+        let mut ids = Vec::new();
+        for (entry, schedule) in &self.entries {
+            let Ok(window) = chrono::TimeDelta::from_std(Duration::from_secs(entry.catch_up_secs)) else { continue };
+            if window.is_zero() {
+                continue;
+            }
+            if let Some(tick) = schedule.after(&(now - window)).take_while(|tick| *tick <= now).last() {
+                ids.push(self.enqueue_tick(entry, tick).await?);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Enqueues `entry`'s job for `tick` once, however many schedulers ask.
+    async fn enqueue_tick(&self, entry: &CronSetting, tick: DateTime<Utc>) -> Result<String, JobError> {
+        let window = DEDUPE_WINDOW + Duration::from_secs(entry.catch_up_secs);
+        let spec = JobSpec {
+            queue: Some(entry.queue.clone()),
+            kind: entry.kind.clone(),
+            payload: entry.payload.clone(),
+            dedupe: Some((format!("cron:{}:{}", entry.name, tick.timestamp()), window)),
+            ..JobSpec::default()
+        };
+        Ok(self.jobs.enqueue_system(&spec).await?.0)
     }
 
     /// When the next tick of any entry falls after `now`.
@@ -81,8 +107,16 @@ impl CronScheduler {
         if self.entries.is_empty() {
             return;
         }
-        let mut since = Utc::now();
+        let started = Utc::now();
+        let mut since = started;
+        let mut caught_up = false;
         while !shutdown.is_cancelled() {
+            if !caught_up {
+                match self.catch_up(started).await {
+                    Ok(_) => caught_up = true,
+                    Err(error) => tracing::warn!(%error, "catching up missed recurring jobs failed; retrying"),
+                }
+            }
             let now = Utc::now();
             let wait = self
                 .next_tick(now)

@@ -389,6 +389,7 @@ fn tick_every_second(kind: &str, payload: Value) -> CronSetting {
         queue: "cron".into(),
         kind: kind.into(),
         payload,
+        catch_up_secs: 0,
     }
 }
 
@@ -416,6 +417,56 @@ async fn concurrent_schedulers_enqueue_each_tick_of_a_window_once() {
     let again = CronScheduler::new(app.state.jobs.clone(), &entries).unwrap().fire_due(since, now).await.unwrap();
     assert_eq!(again, fired[0]);
     assert_eq!(app.state.jobs.queue("cron").overview().await.unwrap().queued, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tick_missed_while_no_scheduler_ran_is_caught_up_once_within_its_window() {
+    let app = spawn_app().await;
+    let minutely = |name: &str, catch_up_secs: u64| CronSetting {
+        name: name.into(),
+        schedule: "0 * * * * *".into(),
+        catch_up_secs,
+        ..tick_every_second("noop", json!({}))
+    };
+    let entries = [minutely("late", 120), minutely("skipped", 0)];
+    // 30 s after a full minute: the `late` entry's tick at :00 was missed.
+    let minute = chrono::DateTime::from_timestamp(1_900_000_020, 0).unwrap();
+    let start = minute + chrono::TimeDelta::seconds(30);
+    let queued = || async { app.state.jobs.queue("cron").overview().await.unwrap().queued };
+
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        let scheduler = CronScheduler::new(app.state.jobs.clone(), &entries).unwrap();
+        tasks.push(tokio::spawn(async move { scheduler.catch_up(start).await.unwrap() }));
+    }
+    let mut caught = Vec::new();
+    for task in tasks {
+        caught.push(task.await.unwrap());
+    }
+    assert_eq!(caught[0].len(), 1, "only the entry with a window, only its latest tick: {caught:?}");
+    assert!(caught.iter().all(|ids| *ids == caught[0]), "three schedulers, one job: {caught:?}");
+    assert_eq!(queued().await, 1);
+    let tick_key = app.keys.tagged("q:cron", &["once", &format!("cron:late:{}", minute.timestamp())]);
+    let ttl_ms: i64 = redis::cmd("PTTL").arg(&tick_key).query_async(&mut app.redis.clone()).await.unwrap();
+    assert!(ttl_ms > 120_000 + 590_000, "the tick's dedupe key outlives the catch-up window: {ttl_ms} ms");
+
+    // A tick that already ran is not run again by a later start.
+    let scheduler = CronScheduler::new(app.state.jobs.clone(), &entries).unwrap();
+    let next_minute = minute + chrono::TimeDelta::seconds(60);
+    let live = scheduler.fire_due(next_minute - chrono::TimeDelta::seconds(1), next_minute).await.unwrap();
+    assert_eq!(live.len(), 2, "both entries fire live ticks: {live:?}");
+    let restarted = scheduler.catch_up(next_minute + chrono::TimeDelta::seconds(5)).await.unwrap();
+    assert!(live.contains(&restarted[0]), "{restarted:?} ran live as one of {live:?}");
+    assert_eq!(queued().await, 3);
+
+    // Outside the window nothing is caught up.
+    let hourly = CronSetting { schedule: "0 0 * * * *".into(), catch_up_secs: 600, ..minutely("hourly", 0) };
+    let scheduler = CronScheduler::new(app.state.jobs.clone(), &[hourly]).unwrap();
+    let hour = chrono::DateTime::from_timestamp(1_900_000_800, 0).unwrap();
+    assert!(scheduler.catch_up(hour + chrono::TimeDelta::seconds(1800)).await.unwrap().is_empty());
+    assert_eq!(queued().await, 3);
+    assert_eq!(scheduler.catch_up(hour + chrono::TimeDelta::seconds(300)).await.unwrap().len(), 1);
+    assert_eq!(queued().await, 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
