@@ -21,6 +21,7 @@ pub mod leaderboard;
 pub mod lock;
 pub mod queue;
 pub mod ratelimit;
+pub mod stream;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -34,3 +35,4 @@ pub use leaderboard::{Leaderboards, ScoreMode, Standing};
 pub use lock::{Lease, Locks};
 pub use queue::{Backoff, DeadJob, Failed, Fetched, Leased, NewJob, Queue, QueueOverview};
 pub use ratelimit::{Check, Decision, Limit, RateLimiter, Verdict};
+pub use stream::{DeadEvent, Delivery, Event, EventStream, GroupStats, NewEvent, Reclaimed, StartAt, StreamStats};

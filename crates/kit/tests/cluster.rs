@@ -1,12 +1,13 @@
 //! The same connection type against a real three-node Redis Cluster:
 //! commands are routed by slot, and a script over keys that share a hash
-//! tag runs on the node that owns the tag.
+//! tag runs on the node that owns the tag (a hand-written one, and the
+//! event stream's reclaim-to-dead-letter script).
 
 use std::process::Command;
 
 use redis::AsyncCommands;
 use switchyard_kit::testing::RedisProcess;
-use switchyard_kit::{Keyspace, RedisConfig, RedisConnection, RedisTopology};
+use switchyard_kit::{EventStream, Keyspace, NewEvent, RedisConfig, RedisConnection, RedisTopology, StartAt};
 
 #[tokio::test]
 async fn a_cluster_runs_commands_and_tagged_scripts_through_the_same_connection() {
@@ -64,4 +65,14 @@ async fn a_cluster_runs_commands_and_tagged_scripts_through_the_same_connection(
     .await
     .unwrap();
     assert_eq!(moved, 42);
+
+    // The event stream's reclaim script moves an entry from the stream to
+    // its dead-letter stream: two keys, one tag.
+    let stream = EventStream::new(conn.clone(), keys.clone(), "orders");
+    assert!(stream.create_group("billing", StartAt::Beginning).await.unwrap());
+    let id = stream.publish(&NewEvent::new("order.placed", "{}")).await.unwrap();
+    assert_eq!(stream.read_group("billing", "a", 10).await.unwrap().len(), 1);
+    let reclaimed = stream.reclaim("billing", "b", std::time::Duration::ZERO, 10, 1).await.unwrap();
+    assert_eq!(reclaimed.dead, std::slice::from_ref(&id));
+    assert_eq!(stream.dead(None, 10).await.unwrap()[0].event.id, id);
 }
