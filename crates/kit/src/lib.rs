@@ -12,6 +12,7 @@
 //! - every multi-key operation uses keys that share one hash tag.
 
 pub mod attempts;
+pub mod blocking;
 pub mod cache;
 pub mod connection;
 pub mod error;
@@ -26,6 +27,7 @@ pub mod stream;
 pub mod testing;
 
 pub use attempts::Attempts;
+pub use blocking::{BlockingConnection, BlockingConnections};
 pub use cache::{Cache, CacheStatus};
 pub use connection::{RedisConfig, RedisConnection, RedisTopology};
 pub use error::KitError;

@@ -1,13 +1,14 @@
 //! Event streams against the real Redis: ordered replay from any point,
 //! trimming, consumer groups that deliver each event to one consumer,
 //! reclaiming what a crashed consumer left, dead-lettering after too many
-//! deliveries, and exclusivity under concurrent consumers and reclaimers.
+//! deliveries, exclusivity under concurrent consumers and reclaimers, and
+//! the pool of connections blocking reads borrow.
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use switchyard_kit::testing::{redis_url, TestPrefix};
-use switchyard_kit::{EventStream, NewEvent, RedisConfig, RedisConnection, StartAt};
+use switchyard_kit::{BlockingConnections, EventStream, NewEvent, RedisConfig, RedisConnection, StartAt};
 
 async fn connect() -> RedisConnection {
     RedisConnection::connect(&RedisConfig::new(&redis_url()).unwrap()).await.unwrap()
@@ -232,4 +233,25 @@ async fn a_stream_that_does_not_exist_has_empty_stats() {
     let (s, _prefix) = stream().await;
     let stats = s.stats().await.unwrap();
     assert_eq!((stats.length, stats.first_id, stats.groups.len(), stats.dead_letters), (0, None, 0, 0));
+}
+
+#[tokio::test]
+async fn blocking_connections_are_bounded_and_reused_only_after_their_command_completed() {
+    let (s, _prefix) = stream().await;
+    s.create_group("g", StartAt::End).await.unwrap();
+    let pool = BlockingConnections::new(&RedisConfig::new(&redis_url()).unwrap(), 1, Duration::from_secs(5));
+    let first = pool.try_get().await.unwrap().expect("one connection is free");
+    assert!(pool.try_get().await.unwrap().is_none(), "the only one is lent out: no waiting for it");
+    let waited = s.read_group_waiting(first.connection(), "g", "a", 1, Duration::from_millis(10)).await.unwrap();
+    assert!(waited.is_empty());
+    first.done();
+
+    // Dropped without `done` (its caller went away mid-wait): the permit is
+    // free again, and the next borrower gets a fresh connection that works.
+    let abandoned = pool.try_get().await.unwrap().expect("returned after done");
+    drop(abandoned);
+    let next = pool.try_get().await.unwrap().expect("the permit came back");
+    let id = s.publish(&event(1)).await.unwrap();
+    let got = s.read_group_waiting(next.connection(), "g", "a", 1, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(got[0].event.id, id);
 }

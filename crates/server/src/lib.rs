@@ -6,6 +6,7 @@ pub mod actions;
 pub mod cli;
 pub mod clients;
 pub mod config;
+pub mod events;
 pub mod http;
 pub mod identity;
 pub mod jobs;

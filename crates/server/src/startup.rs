@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::actions::service::Actions;
 use crate::clients::Clients;
 use crate::config::{redact_url, ConfigError, MailTransportSetting, Settings};
+use crate::events::service::Events;
 use crate::identity::Identity;
 use crate::jobs::service::Jobs;
 use crate::mail::{MailSettings, MailTransport, Mailer};
@@ -87,7 +88,9 @@ pub async fn connect(settings: Settings) -> Result<AppState, StartupError> {
     let limiter = switchyard_kit::RateLimiter::new(redis.clone(), keys.clone());
     let rate_limits = Arc::new(RateLimits::new(limiter, &settings.rate_limit));
     let actions = Actions::new(db.clone(), redis.clone(), keys.clone(), settings.actions_audit_maxlen);
+    let events = Events::new(redis.clone(), keys.clone(), &redis_config, settings.request_timeout);
     Ok(AppState::new(Services {
+        events,
         jobs,
         mailer,
         actions,

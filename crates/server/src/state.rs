@@ -9,6 +9,7 @@ use switchyard_kit::{Keyspace, RedisConnection};
 use crate::actions::service::Actions;
 use crate::clients::Clients;
 use crate::config::Settings;
+use crate::events::service::Events;
 use crate::identity::Identity;
 use crate::jobs::service::Jobs;
 use crate::mail::Mailer;
@@ -49,6 +50,7 @@ pub struct Services {
     pub rate_limits: Arc<RateLimits>,
     pub actions: Actions,
     pub jobs: Jobs,
+    pub events: Events,
     /// Used by the worker's `mail` handler.
     pub mailer: Mailer,
 }

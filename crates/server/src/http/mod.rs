@@ -46,6 +46,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(crate::jobs::queue_routes::router())
         .merge(crate::leaderboards::routes::router())
         .merge(crate::ratelimit::routes::router())
+        .merge(crate::events::routes::router())
 }
 
 /// The complete application: documented routes, Swagger UI, fallbacks and

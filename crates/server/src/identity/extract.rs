@@ -46,6 +46,16 @@ impl Principal {
         }
     }
 
+    /// The account the caller acts for: a user's own, or the one of the
+    /// user owning the API client. Resources an account's clients share
+    /// with it (boards, streams) live under this.
+    pub fn account(&self) -> PrincipalId {
+        match self {
+            Principal::User(user) => PrincipalId::User(user.user_id),
+            Principal::Client(client) => PrincipalId::User(client.owner_id),
+        }
+    }
+
     /// Whether this caller acts for the operator of the deployment: an
     /// admin, or an API client an admin owns. Such callers may act on other
     /// users (e.g. notify them).

@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use switchyard_kit::{KitError, Leaderboards, ScoreMode, Standing};
 
-use crate::identity::domain::PrincipalId;
 use crate::identity::Principal;
 use crate::validation::FieldError;
 
@@ -161,11 +160,7 @@ pub async fn set_period(
 
 /// Where a caller's boards live: a client's are its owner's.
 pub fn tenant(principal: &Principal) -> String {
-    let user_id = match principal {
-        Principal::User(user) => user.user_id,
-        Principal::Client(client) => client.owner_id,
-    };
-    PrincipalId::User(user_id).to_string()
+    principal.account().to_string()
 }
 
 /// The storage name of `board` for this caller, after checking the name.

@@ -7,6 +7,7 @@ mod actions;
 mod binary;
 mod clients;
 mod edge;
+mod events;
 mod helpers;
 mod identity;
 mod job_handlers;

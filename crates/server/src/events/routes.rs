@@ -1,0 +1,408 @@
+//! `/v1/events`, `/v1/events:batch` and `/v1/events/{stream}/...`.
+
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use switchyard_kit::{DeadEvent, Delivery, Event, GroupStats, NewEvent, StreamStats};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::service::{EventsError, ReadSpec, ReclaimSpec};
+use crate::http::{ApiError, ApiJson, Problem};
+use crate::identity::Principal;
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(publish))
+        .routes(routes!(publish_batch))
+        .routes(routes!(replay))
+        .routes(routes!(stats))
+        .routes(routes!(dead))
+        .routes(routes!(create_group))
+        .routes(routes!(read))
+        .routes(routes!(ack))
+        .routes(routes!(reclaim))
+}
+
+impl From<EventsError> for ApiError {
+    fn from(error: EventsError) -> Self {
+        match error {
+            EventsError::Validation(errors) => ApiError::Validation(errors),
+            EventsError::NoSuchGroup => ApiError::NotFound("no such group on this stream".into()),
+            EventsError::Redis(e) if e.is_unavailable() => ApiError::Unavailable("Redis is unavailable".into()),
+            EventsError::Redis(e) => ApiError::Internal(e.into()),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EventRequest {
+    /// What happened, e.g. `user.created` (1-128 characters).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Any JSON, at most 64 KiB.
+    #[serde(default)]
+    pub data: serde_json::Value,
+}
+
+impl From<EventRequest> for NewEvent {
+    fn from(e: EventRequest) -> Self {
+        NewEvent { kind: e.kind, data: e.data.to_string() }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PublishRequest {
+    /// The stream, in the caller's account: 1-64 of [a-z0-9_.-].
+    pub stream: String,
+    #[serde(flatten)]
+    pub event: EventRequest,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Published {
+    /// `<ms>-<seq>`: ordered within the stream; the ms part is the append time.
+    pub id: String,
+}
+
+/// Append an event to a stream.
+#[utoipa::path(post, path = "/v1/events", tag = "events", request_body = PublishRequest,
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 201, body = Published), (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn publish(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(body): ApiJson<PublishRequest>,
+) -> Result<(StatusCode, ApiJson<Published>), ApiError> {
+    let mut ids = state.events.publish(principal.account(), &body.stream, &[body.event.into()]).await?;
+    Ok((StatusCode::CREATED, ApiJson(Published { id: ids.pop().unwrap_or_default() })))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PublishBatchRequest {
+    pub stream: String,
+    /// 1-100 events, appended in order in one round trip; a bad one appends none.
+    pub events: Vec<EventRequest>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublishedBatch {
+    /// In the order given.
+    pub ids: Vec<String>,
+}
+
+/// Append up to 100 events to a stream at once.
+#[utoipa::path(post, path = "/v1/events:batch", tag = "events", request_body = PublishBatchRequest,
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 201, body = PublishedBatch), (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn publish_batch(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(body): ApiJson<PublishBatchRequest>,
+) -> Result<(StatusCode, ApiJson<PublishedBatch>), ApiError> {
+    let events: Vec<NewEvent> = body.events.into_iter().map(Into::into).collect();
+    let ids = state.events.publish(principal.account(), &body.stream, &events).await?;
+    Ok((StatusCode::CREATED, ApiJson(PublishedBatch { ids })))
+}
+
+/// An event as readers see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventBody {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The JSON published (a string if it was stored by another writer as
+    /// something that is not JSON).
+    pub data: serde_json::Value,
+    /// When it was appended (Unix milliseconds).
+    pub timestamp_ms: Option<u64>,
+}
+
+impl From<Event> for EventBody {
+    fn from(e: Event) -> Self {
+        let timestamp_ms = e.timestamp_ms();
+        let data = serde_json::from_str(&e.data).unwrap_or(serde_json::Value::String(e.data));
+        Self { id: e.id, kind: e.kind, data, timestamp_ms }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Only events after this id (exclusive); none: from the oldest kept.
+    pub after: Option<String>,
+    /// 1-1000, default 100.
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventPage {
+    /// Oldest first.
+    pub events: Vec<EventBody>,
+    /// Pass as `after` for the next page (the last id here; null when empty).
+    pub next_after: Option<String>,
+}
+
+/// Replay a stream from any point.
+#[utoipa::path(get, path = "/v1/events/{stream}", tag = "events",
+    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path), PageQuery),
+    responses((status = 200, body = EventPage), (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn replay(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(stream): Path<String>,
+    Query(query): Query<PageQuery>,
+) -> Result<ApiJson<EventPage>, ApiError> {
+    let events = state.events.replay(principal.account(), &stream, query.after.as_deref(), query.limit).await?;
+    let next_after = events.last().map(|e| e.id.clone());
+    Ok(ApiJson(EventPage { events: events.into_iter().map(Into::into).collect(), next_after }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupBody {
+    pub name: String,
+    pub consumers: u64,
+    /// Delivered and not yet acknowledged.
+    pub pending: u64,
+    pub last_delivered_id: String,
+    /// Events not yet delivered to the group (null when Redis cannot tell).
+    pub lag: Option<u64>,
+}
+
+impl From<GroupStats> for GroupBody {
+    fn from(g: GroupStats) -> Self {
+        Self {
+            name: g.name,
+            consumers: g.consumers,
+            pending: g.pending,
+            last_delivered_id: g.last_delivered_id,
+            lag: g.lag,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatsBody {
+    /// Events kept (streams are capped at about 100,000).
+    pub length: u64,
+    pub first_id: Option<String>,
+    pub last_id: Option<String>,
+    pub dead_letters: u64,
+    pub groups: Vec<GroupBody>,
+}
+
+impl From<StreamStats> for StatsBody {
+    fn from(s: StreamStats) -> Self {
+        Self {
+            length: s.length,
+            first_id: s.first_id,
+            last_id: s.last_id,
+            dead_letters: s.dead_letters,
+            groups: s.groups.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// A stream's length, ends, dead letters and every group's progress.
+#[utoipa::path(get, path = "/v1/events/{stream}/stats", tag = "events",
+    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path)),
+    responses((status = 200, body = StatsBody), (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn stats(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(stream): Path<String>,
+) -> Result<ApiJson<StatsBody>, ApiError> {
+    Ok(ApiJson(state.events.stats(principal.account(), &stream).await?.into()))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadBody {
+    /// The dead-letter entry's own id (for paging with `after`).
+    pub id: String,
+    /// The event as it was published, with its original id.
+    pub event: EventBody,
+    /// The group that gave up on it.
+    pub group: String,
+    pub deliveries: u64,
+}
+
+impl From<DeadEvent> for DeadBody {
+    fn from(d: DeadEvent) -> Self {
+        Self { id: d.id, event: d.event.into(), group: d.group, deliveries: d.deliveries }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadPage {
+    pub events: Vec<DeadBody>,
+    pub next_after: Option<String>,
+}
+
+/// Events a group gave up on after too many deliveries.
+#[utoipa::path(get, path = "/v1/events/{stream}/dead", tag = "events",
+    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path), PageQuery),
+    responses((status = 200, body = DeadPage), (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn dead(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(stream): Path<String>,
+    Query(query): Query<PageQuery>,
+) -> Result<ApiJson<DeadPage>, ApiError> {
+    let dead = state.events.dead(principal.account(), &stream, query.after.as_deref(), query.limit).await?;
+    let next_after = dead.last().map(|d| d.id.clone());
+    Ok(ApiJson(DeadPage { events: dead.into_iter().map(Into::into).collect(), next_after }))
+}
+
+#[derive(Debug, Deserialize, ToSchema, Default)]
+pub struct CreateGroupRequest {
+    /// `end` (default: only events appended from now on) or `beginning`
+    /// (every event still kept).
+    pub start: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupCreated {
+    /// False when the group existed (it keeps its position).
+    pub created: bool,
+}
+
+/// Create a consumer group (idempotent).
+#[utoipa::path(put, path = "/v1/events/{stream}/groups/{group}", tag = "events", request_body = CreateGroupRequest,
+    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path), ("group" = String, Path)),
+    responses((status = 201, body = GroupCreated), (status = 200, description = "The group existed", body = GroupCreated),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn create_group(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((stream, group)): Path<(String, String)>,
+    ApiJson(body): ApiJson<CreateGroupRequest>,
+) -> Result<(StatusCode, ApiJson<GroupCreated>), ApiError> {
+    let created = state.events.create_group(principal.account(), &stream, &group, body.start.as_deref()).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, ApiJson(GroupCreated { created })))
+}
+
+/// An event handed to a consumer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryBody {
+    #[serde(flatten)]
+    pub event: EventBody,
+    /// How many times the group has delivered it, this time included.
+    pub deliveries: u64,
+}
+
+impl From<Delivery> for DeliveryBody {
+    fn from(d: Delivery) -> Self {
+        Self { event: d.event.into(), deliveries: d.deliveries }
+    }
+}
+
+fn deliveries(list: Vec<Delivery>) -> Vec<DeliveryBody> {
+    list.into_iter().map(Into::into).collect()
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ReadRequest {
+    /// Who reads (1-64 of [A-Za-z0-9_.-]); what it gets stays pending for
+    /// it until acknowledged.
+    pub consumer: String,
+    /// 1-100, default 10.
+    pub count: Option<u64>,
+    /// When nothing is there yet, wait up to this long (at most 20000, and
+    /// less than the request timeout) for events. When too many reads are
+    /// waiting already, the read answers at once.
+    pub wait_ms: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Deliveries {
+    pub events: Vec<DeliveryBody>,
+}
+
+/// Read events never delivered to the group.
+#[utoipa::path(post, path = "/v1/events/{stream}/groups/{group}/read", tag = "events", request_body = ReadRequest,
+    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path), ("group" = String, Path)),
+    responses((status = 200, body = Deliveries), (status = 404, description = "No such group", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn read(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((stream, group)): Path<(String, String)>,
+    ApiJson(body): ApiJson<ReadRequest>,
+) -> Result<ApiJson<Deliveries>, ApiError> {
+    let spec = ReadSpec { consumer: body.consumer, count: body.count, wait: body.wait_ms.map(Duration::from_millis) };
+    let read = state.events.read(principal.account(), &stream, &group, &spec).await?;
+    Ok(ApiJson(Deliveries { events: deliveries(read) }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AckRequest {
+    /// 1-100 event ids.
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Acknowledged {
+    /// How many of the ids were pending (others were acknowledged before).
+    pub acknowledged: u64,
+}
+
+/// Acknowledge events the group delivered.
+#[utoipa::path(post, path = "/v1/events/{stream}/groups/{group}/ack", tag = "events", request_body = AckRequest,
+    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path), ("group" = String, Path)),
+    responses((status = 200, body = Acknowledged), (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn ack(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((stream, group)): Path<(String, String)>,
+    ApiJson(body): ApiJson<AckRequest>,
+) -> Result<ApiJson<Acknowledged>, ApiError> {
+    let acknowledged = state.events.ack(principal.account(), &stream, &group, &body.ids).await?;
+    Ok(ApiJson(Acknowledged { acknowledged }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ReclaimRequest {
+    /// Who takes the events over.
+    pub consumer: String,
+    /// Only events left unacknowledged at least this long (default 60000).
+    pub min_idle_ms: Option<u64>,
+    /// 1-100, default 10.
+    pub count: Option<u64>,
+    /// An event already delivered this often (1-100, default 5) goes to the
+    /// dead-letter list instead.
+    pub max_deliveries: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReclaimedBody {
+    /// Now delivered to the consumer.
+    pub events: Vec<DeliveryBody>,
+    /// Ids moved to the dead-letter list.
+    pub dead: Vec<String>,
+}
+
+/// Take over events another consumer left unacknowledged.
+#[utoipa::path(post, path = "/v1/events/{stream}/groups/{group}/reclaim", tag = "events", request_body = ReclaimRequest,
+    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path), ("group" = String, Path)),
+    responses((status = 200, body = ReclaimedBody), (status = 404, description = "No such group", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn reclaim(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((stream, group)): Path<(String, String)>,
+    ApiJson(body): ApiJson<ReclaimRequest>,
+) -> Result<ApiJson<ReclaimedBody>, ApiError> {
+    let spec = ReclaimSpec {
+        consumer: body.consumer,
+        min_idle: Duration::from_millis(body.min_idle_ms.unwrap_or(60_000)),
+        count: body.count,
+        max_deliveries: body.max_deliveries,
+    };
+    let reclaimed = state.events.reclaim(principal.account(), &stream, &group, &spec).await?;
+    Ok(ApiJson(ReclaimedBody { events: deliveries(reclaimed.claimed), dead: reclaimed.dead }))
+}
