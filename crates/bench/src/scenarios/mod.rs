@@ -42,6 +42,7 @@ pub use self::prebuilt::PrebuiltRequest;
 mod account;
 pub mod actions;
 pub mod apikey_auth;
+pub mod events_publish;
 pub mod health;
 mod prebuilt;
 pub mod ratelimit_check;
@@ -54,6 +55,7 @@ pub const ALL: &[Entry] = &[
     Entry::of::<token_auth::TokenAuth>(),
     Entry::of::<ratelimit_check::RateLimitCheck>(),
     Entry::of::<actions::Actions>(),
+    Entry::of::<events_publish::EventsPublish>(),
 ];
 
 /// All registered scenarios.
