@@ -96,6 +96,12 @@ async fn a_group_delivers_each_event_to_one_consumer_until_acknowledged() {
     assert_eq!(s.ack("mailer", &refs).await.unwrap(), 3);
     assert_eq!(s.ack("mailer", &refs).await.unwrap(), 0, "acknowledging twice changes nothing");
     assert_eq!(s.stats().await.unwrap().groups[0].pending, 0);
+
+    assert!(s.delete_group("mailer").await.unwrap());
+    assert!(!s.delete_group("mailer").await.unwrap(), "deleted already");
+    assert!(s.stats().await.unwrap().groups.is_empty());
+    let (missing, _other) = stream().await;
+    assert!(!missing.delete_group("mailer").await.unwrap(), "no stream, no group");
 }
 
 #[tokio::test]

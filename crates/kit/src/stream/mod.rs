@@ -241,6 +241,30 @@ impl EventStream {
         }
     }
 
+    /// Deletes `group` with its pending list; false when there was none.
+    pub async fn delete_group(&self, group: &str) -> Result<bool, KitError> {
+        let mut conn = self.conn.clone();
+        let destroyed: Result<u64, redis::RedisError> =
+            redis::cmd("XGROUP").arg("DESTROY").arg(self.key()).arg(group).query_async(&mut conn).await;
+        match destroyed {
+            Ok(n) => Ok(n == 1),
+            // No stream at all: no group either.
+            Err(e)
+                if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError)
+                    && !self.exists().await? =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn exists(&self) -> Result<bool, KitError> {
+        let mut conn = self.conn.clone();
+        let exists: u64 = redis::cmd("EXISTS").arg(self.key()).query_async(&mut conn).await?;
+        Ok(exists == 1)
+    }
+
     /// Up to `count` events never delivered to `group`, now delivered to
     /// `consumer` (pending until acknowledged); empty when there are none.
     pub async fn read_group(&self, group: &str, consumer: &str, count: u64) -> Result<Vec<Delivery>, KitError> {

@@ -22,7 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(replay))
         .routes(routes!(stats))
         .routes(routes!(dead))
-        .routes(routes!(create_group))
+        .routes(routes!(create_group, delete_group))
         .routes(routes!(read))
         .routes(routes!(ack))
         .routes(routes!(reclaim))
@@ -78,8 +78,8 @@ async fn publish(
     principal: Principal,
     ApiJson(body): ApiJson<PublishRequest>,
 ) -> Result<(StatusCode, ApiJson<Published>), ApiError> {
-    let mut ids = state.events.publish(principal.account(), &body.stream, &[body.event.into()]).await?;
-    Ok((StatusCode::CREATED, ApiJson(Published { id: ids.pop().unwrap_or_default() })))
+    let id = state.events.publish(principal.account(), &body.stream, body.event.into()).await?;
+    Ok((StatusCode::CREATED, ApiJson(Published { id })))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -105,7 +105,7 @@ async fn publish_batch(
     ApiJson(body): ApiJson<PublishBatchRequest>,
 ) -> Result<(StatusCode, ApiJson<PublishedBatch>), ApiError> {
     let events: Vec<NewEvent> = body.events.into_iter().map(Into::into).collect();
-    let ids = state.events.publish(principal.account(), &body.stream, &events).await?;
+    let ids = state.events.publish_batch(principal.account(), &body.stream, &events).await?;
     Ok((StatusCode::CREATED, ApiJson(PublishedBatch { ids })))
 }
 
@@ -284,6 +284,23 @@ async fn create_group(
     let created = state.events.create_group(principal.account(), &stream, &group, body.start.as_deref()).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, ApiJson(GroupCreated { created })))
+}
+
+/// Delete a consumer group and what it had pending (the events stay).
+#[utoipa::path(delete, path = "/v1/events/{stream}/groups/{group}", tag = "events",
+    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path), ("group" = String, Path)),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "No such group", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn delete_group(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((stream, group)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    if state.events.delete_group(principal.account(), &stream, &group).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(EventsError::NoSuchGroup.into())
+    }
 }
 
 /// An event handed to a consumer.

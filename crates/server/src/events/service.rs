@@ -141,12 +141,30 @@ impl Events {
         EventStream::new(self.redis.clone(), self.keys.clone(), &format!("{account}/{name}"))
     }
 
+    /// Appends one event; returns its id.
+    pub async fn publish(&self, account: PrincipalId, stream: &str, event: NewEvent) -> Result<String, EventsError> {
+        let mut ids = self.append(account, stream, std::slice::from_ref(&event), |_| String::new()).await?;
+        Ok(ids.pop().unwrap_or_default())
+    }
+
     /// Appends 1-100 events in order, in one round trip; a bad one appends none.
-    pub async fn publish(
+    pub async fn publish_batch(
         &self,
         account: PrincipalId,
         stream: &str,
         events: &[NewEvent],
+    ) -> Result<Vec<String>, EventsError> {
+        self.append(account, stream, events, |i| format!("events[{i}].")).await
+    }
+
+    /// Checks and appends `events`; `at(i)` prefixes the field names of the
+    /// `i`th event's errors.
+    async fn append(
+        &self,
+        account: PrincipalId,
+        stream: &str,
+        events: &[NewEvent],
+        at: fn(usize) -> String,
     ) -> Result<Vec<String>, EventsError> {
         let mut v = Violations::default();
         if let Some(error) = stream_name_error(stream) {
@@ -155,10 +173,8 @@ impl Events {
         if events.is_empty() || events.len() > MAX_BATCH {
             v.check::<()>(Err(FieldError::new("events", format!("must hold 1-{MAX_BATCH} events"))));
         }
-        let single = events.len() == 1;
         for (i, event) in events.iter().enumerate() {
-            let at = if single { String::new() } else { format!("events[{i}].") };
-            check_event(event, &at, &mut v);
+            check_event(event, &at(i), &mut v);
         }
         checked(v.into_errors().into_iter().map(Some))?;
         Ok(self.stream(account, stream).publish_many(events).await?)
@@ -192,6 +208,12 @@ impl Events {
         };
         checked([stream_name_error(stream), group_name_error(group), start_at.as_ref().err().cloned()])?;
         Ok(self.stream(account, stream).create_group(group, start_at.unwrap_or(StartAt::End)).await?)
+    }
+
+    /// Deletes a group and what it had pending; false when there was none.
+    pub async fn delete_group(&self, account: PrincipalId, stream: &str, group: &str) -> Result<bool, EventsError> {
+        checked([stream_name_error(stream), group_name_error(group)])?;
+        Ok(self.stream(account, stream).delete_group(group).await?)
     }
 
     /// Events never delivered to `group`, now delivered to the consumer;

@@ -77,6 +77,7 @@ async fn bad_input_is_422_naming_the_field() {
         ("/v1/events", json!({"stream": "s", "type": "t", "data": "x".repeat(70_000)}), "data"),
         ("/v1/events:batch", json!({"stream": "s", "events": [{"type": "ok"}, {"type": "\u{7}"}]}), "events[1].type"),
         ("/v1/events:batch", json!({"stream": "s", "events": []}), "events"),
+        ("/v1/events:batch", json!({"stream": "s", "events": [{"type": ""}]}), "events[0].type"),
     ];
     for (path, body, expected) in cases {
         let problem = assert_problem(post(&app, &user, path, body).await, 422).await;
@@ -173,6 +174,14 @@ async fn a_group_delivers_each_event_once_and_reclaims_and_dead_letters_what_is_
     assert_eq!(stats["dead_letters"], 1);
     let waiting = post(&app, &user, "/v1/events/jobs/groups/missing/reclaim", json!({"consumer": "z"})).await;
     assert_problem(waiting, 404).await;
+
+    let delete = || app.authed(Method::DELETE, "/v1/events/jobs/groups/billing", &user.access_token).send();
+    assert_eq!(delete().await.unwrap().status(), 204);
+    assert_problem(delete().await.unwrap(), 404).await;
+    assert_problem(post(&app, &user, "/v1/events/jobs/groups/billing/read", json!({"consumer": "a"})).await, 404).await;
+    assert_eq!(get(&app, &user, "/v1/events/jobs/stats").await["length"], 2, "the events stay");
+    let no_stream = app.authed(Method::DELETE, "/v1/events/nothing/groups/g", &user.access_token).send().await.unwrap();
+    assert_problem(no_stream, 404).await;
 }
 
 #[tokio::test]
