@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod leaderboards;
 pub mod locks;
 pub mod mail;
+pub mod notifications;
 pub mod ops;
 pub mod ratelimit;
 pub mod shutdown;

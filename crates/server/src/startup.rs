@@ -25,6 +25,7 @@ use crate::events::service::Events;
 use crate::identity::Identity;
 use crate::jobs::service::Jobs;
 use crate::mail::{MailSettings, MailTransport, Mailer};
+use crate::notifications::service::Notifications;
 use crate::ratelimit::RateLimits;
 use crate::state::{AppState, Services};
 use crate::telemetry;
@@ -89,8 +90,10 @@ pub async fn connect(settings: Settings) -> Result<AppState, StartupError> {
     let rate_limits = Arc::new(RateLimits::new(limiter, &settings.rate_limit));
     let actions = Actions::new(db.clone(), redis.clone(), keys.clone(), settings.actions_audit_maxlen);
     let events = Events::new(redis.clone(), keys.clone(), &redis_config, settings.request_timeout);
+    let notifications = Notifications::new(db.clone());
     Ok(AppState::new(Services {
         events,
+        notifications,
         jobs,
         mailer,
         actions,

@@ -13,6 +13,7 @@ use crate::events::service::Events;
 use crate::identity::Identity;
 use crate::jobs::service::Jobs;
 use crate::mail::Mailer;
+use crate::notifications::service::Notifications;
 use crate::ratelimit::RateLimits;
 
 /// The shared state, behind one `Arc`: axum clones the state for every
@@ -51,6 +52,7 @@ pub struct Services {
     pub actions: Actions,
     pub jobs: Jobs,
     pub events: Events,
+    pub notifications: Notifications,
     /// Used by the worker's `mail` handler.
     pub mailer: Mailer,
 }

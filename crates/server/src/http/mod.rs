@@ -47,6 +47,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(crate::leaderboards::routes::router())
         .merge(crate::ratelimit::routes::router())
         .merge(crate::events::routes::router())
+        .merge(crate::notifications::routes::router())
 }
 
 /// The complete application: documented routes, Swagger UI, fallbacks and

@@ -28,6 +28,7 @@ pub const DOCUMENT_PATH: &str = "/api-docs/openapi.json";
         (name = "locks", description = "Distributed locks with fencing tokens"),
         (name = "leaderboards", description = "Named boards per tenant: scores, ranks, pages, neighbourhoods"),
         (name = "ratelimit", description = "Rate limiting as a service, namespaced per API client"),
+        (name = "notifications", description = "A user's inbox of what the notify job stored for them"),
         (name = "events", description = "Event streams per account: publish, replay, consumer groups with ack, reclaim and dead letters"),
     )
 )]

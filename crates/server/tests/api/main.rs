@@ -15,6 +15,7 @@ mod jobs;
 mod leaderboards;
 mod locks;
 mod mail;
+mod notifications;
 mod ops;
 mod ratelimit;
 mod worker;

@@ -11,6 +11,7 @@ use switchyard_kit::{Keyspace, RedisConnection};
 use uuid::Uuid;
 
 use super::{JobContext, JobFailure};
+use crate::notifications;
 
 #[derive(Clone, Debug)]
 pub struct NotifyHandler {
@@ -38,22 +39,13 @@ impl NotifyHandler {
         let title = p["title"].as_str().unwrap_or_default();
         let body = p.get("body").and_then(Value::as_str).unwrap_or_default();
         let data = p.get("data").cloned().unwrap_or(Value::Null);
-        let stored: Option<(Uuid, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
-            "INSERT INTO notifications (job_id, user_id, title, body, data) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (job_id) DO UPDATE SET job_id = EXCLUDED.job_id
-             RETURNING id, created_at",
-        )
-        .bind(&job.id)
-        .bind(user_id)
-        .bind(title)
-        .bind(body)
-        .bind(&data)
-        .fetch_optional(&self.db)
-        .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(db) if db.is_foreign_key_violation() => JobFailure::fatal("no such user"),
-            _ => JobFailure::retry(format!("storing the notification failed: {e}")),
-        })?;
+        let stored =
+            notifications::store::insert_once(&self.db, &job.id, user_id, title, body, &data).await.map_err(|e| {
+                match &e {
+                    sqlx::Error::Database(db) if db.is_foreign_key_violation() => JobFailure::fatal("no such user"),
+                    _ => JobFailure::retry(format!("storing the notification failed: {e}")),
+                }
+            })?;
         let (id, created_at) = stored.ok_or_else(|| JobFailure::retry("the notification was not stored"))?;
         let message = json!({"id": id, "title": title, "body": body, "data": data, "created_at": created_at});
         let mut conn = self.redis.clone();

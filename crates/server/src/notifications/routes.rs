@@ -1,0 +1,116 @@
+//! `/v1/notifications`, `/v1/notifications/{id}/read`, `/v1/notifications:read-all`.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::service::NotificationsError;
+use super::store::NotificationRow;
+use crate::http::{ApiError, ApiJson, Problem};
+use crate::identity::CurrentUser;
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(inbox)).routes(routes!(mark_read)).routes(routes!(mark_all_read))
+}
+
+impl From<NotificationsError> for ApiError {
+    fn from(error: NotificationsError) -> Self {
+        match error {
+            NotificationsError::Validation(errors) => ApiError::Validation(errors),
+            NotificationsError::NotFound => ApiError::NotFound("no such notification".into()),
+            NotificationsError::Database(e) => ApiError::Internal(e.into()),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct InboxQuery {
+    /// Only notifications not yet read.
+    #[serde(default)]
+    pub unread: bool,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// 1-100, default 20.
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationBody {
+    pub id: Uuid,
+    pub title: String,
+    pub body: String,
+    pub data: serde_json::Value,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Null while unread.
+    pub read_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<NotificationRow> for NotificationBody {
+    fn from(n: NotificationRow) -> Self {
+        Self { id: n.id, title: n.title, body: n.body, data: n.data, created_at: n.created_at, read_at: n.read_at }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InboxBody {
+    /// Newest first.
+    pub notifications: Vec<NotificationBody>,
+    /// Pass as `cursor` for the next (older) page; null on the last page.
+    pub next_cursor: Option<String>,
+    /// Unread notifications in the whole inbox.
+    pub unread: i64,
+}
+
+/// The caller's notifications, newest first.
+#[utoipa::path(get, path = "/v1/notifications", tag = "notifications", security(("bearer" = [])), params(InboxQuery),
+    responses((status = 200, body = InboxBody), (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn inbox(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Query(query): Query<InboxQuery>,
+) -> Result<ApiJson<InboxBody>, ApiError> {
+    let page = state
+        .notifications
+        .inbox(user.user_id, query.unread, query.cursor.as_deref(), query.limit.unwrap_or(20))
+        .await?;
+    Ok(ApiJson(InboxBody {
+        notifications: page.notifications.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+        unread: page.unread,
+    }))
+}
+
+/// Mark one notification read (again: no change).
+#[utoipa::path(post, path = "/v1/notifications/{id}/read", tag = "notifications", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 204, description = "Read"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn mark_read(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    state.notifications.mark_read(user.user_id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MarkedRead {
+    /// How many were unread.
+    pub marked: u64,
+}
+
+/// Mark every notification read.
+#[utoipa::path(post, path = "/v1/notifications:read-all", tag = "notifications", security(("bearer" = [])),
+    responses((status = 200, body = MarkedRead)))]
+async fn mark_all_read(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+) -> Result<ApiJson<MarkedRead>, ApiError> {
+    Ok(ApiJson(MarkedRead { marked: state.notifications.mark_all_read(user.user_id).await? }))
+}
