@@ -141,7 +141,7 @@ impl RedisConnection {
 /// replies: with Nagle's algorithm on (redis-rs's default), a command
 /// written while an earlier one on the multiplexed connection is still
 /// unacknowledged is held back until that ACK arrives.
-fn connection_info(url: &str) -> Result<redis::ConnectionInfo, KitError> {
+pub(crate) fn connection_info(url: &str) -> Result<redis::ConnectionInfo, KitError> {
     let info = redis::IntoConnectionInfo::into_connection_info(url)?;
     Ok(info.set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true)))
 }

@@ -14,7 +14,7 @@ use secrecy::ExposeSecret;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use switchyard_kit::connection::policy_can_evict;
-use switchyard_kit::{Keyspace, KitError, RedisConfig, RedisConnection};
+use switchyard_kit::{Keyspace, KitError, PubSubHub, RedisConfig, RedisConnection};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -77,6 +77,11 @@ pub async fn connect(settings: Settings) -> Result<AppState, StartupError> {
         .await
         .map_err(|(source, waited)| StartupError::Redis { url: redact_url(&redis_url), waited, source })?;
     warn_if_redis_may_evict(&redis).await;
+    let hub = PubSubHub::connect(&redis_config).await.map_err(|source| StartupError::Redis {
+        url: redact_url(&redis_url),
+        waited: Duration::ZERO,
+        source,
+    })?;
 
     let keys = Keyspace::new(&settings.redis_key_prefix)
         .map_err(|e| ConfigError { setting: "REDIS_KEY_PREFIX".into(), message: e.to_string() })?;
@@ -90,8 +95,9 @@ pub async fn connect(settings: Settings) -> Result<AppState, StartupError> {
     let rate_limits = Arc::new(RateLimits::new(limiter, &settings.rate_limit));
     let actions = Actions::new(db.clone(), redis.clone(), keys.clone(), settings.actions_audit_maxlen);
     let events = Events::new(redis.clone(), keys.clone(), &redis_config, settings.request_timeout);
-    let notifications = Notifications::new(db.clone());
+    let notifications = Notifications::new(db.clone(), hub, keys.clone());
     Ok(AppState::new(Services {
+        closing: CancellationToken::new(),
         events,
         notifications,
         jobs,
@@ -226,8 +232,13 @@ impl Application {
                 tracing::debug!(%error, "could not set TCP_NODELAY on an accepted connection");
             }
         });
+        let closing = state.closing.clone();
         let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { signal.cancelled().await });
+            .with_graceful_shutdown(async move {
+                signal.cancelled().await;
+                // Long-lived responses (live streams) end now, not at the deadline.
+                closing.cancel();
+            });
         let drain_deadline = async {
             shutdown.cancelled().await;
             tokio::time::sleep(grace).await;

@@ -53,6 +53,9 @@ pub struct Services {
     pub jobs: Jobs,
     pub events: Events,
     pub notifications: Notifications,
+    /// Cancelled when the server starts shutting down: long-lived responses
+    /// (live streams) end then instead of holding the drain open.
+    pub closing: tokio_util::sync::CancellationToken,
     /// Used by the worker's `mail` handler.
     pub mailer: Mailer,
 }

@@ -1,8 +1,16 @@
-//! `/v1/notifications`, `/v1/notifications/{id}/read`, `/v1/notifications:read-all`.
+//! `/v1/notifications`, `/v1/notifications/live` (server-sent events),
+//! `/v1/notifications/{id}/read`, `/v1/notifications:read-all`.
+
+use std::convert::Infallible;
+use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::IntoResponse;
+use futures::{stream, StreamExt as _};
 use serde::{Deserialize, Serialize};
+use switchyard_kit::HubMessage;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -15,7 +23,11 @@ use crate::identity::CurrentUser;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(inbox)).routes(routes!(mark_read)).routes(routes!(mark_all_read))
+    OpenApiRouter::new()
+        .routes(routes!(inbox))
+        .routes(routes!(live))
+        .routes(routes!(mark_read))
+        .routes(routes!(mark_all_read))
 }
 
 impl From<NotificationsError> for ApiError {
@@ -24,6 +36,8 @@ impl From<NotificationsError> for ApiError {
             NotificationsError::Validation(errors) => ApiError::Validation(errors),
             NotificationsError::NotFound => ApiError::NotFound("no such notification".into()),
             NotificationsError::Database(e) => ApiError::Internal(e.into()),
+            NotificationsError::Redis(e) if e.is_unavailable() => ApiError::Unavailable("Redis is unavailable".into()),
+            NotificationsError::Redis(e) => ApiError::Internal(e.into()),
         }
     }
 }
@@ -84,6 +98,29 @@ async fn inbox(
         next_cursor: page.next_cursor,
         unread: page.unread,
     }))
+}
+
+/// The caller's notifications as they are stored, as server-sent events:
+/// `notification` (data: the notification as JSON: id, title, body, data,
+/// created_at) and
+/// `lagged` (data: how many were dropped because the client read too
+/// slowly: fetch the inbox). Comments keep the connection alive every 15 s.
+/// Delivery is live only: after a reconnect, fetch the inbox for what came
+/// meanwhile. The stream ends when the server shuts down.
+#[utoipa::path(get, path = "/v1/notifications/live", tag = "notifications", security(("bearer" = [])),
+    responses((status = 200, description = "An event stream", content_type = "text/event-stream", body = String),
+        (status = 503, description = "Redis is unavailable", body = Problem, content_type = "application/problem+json")))]
+async fn live(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> Result<impl IntoResponse, ApiError> {
+    let subscription = state.notifications.live(user.user_id).await?;
+    let events = stream::unfold(subscription, |mut subscription| async move {
+        let event = match subscription.next().await? {
+            HubMessage::Message(json) => Event::default().event("notification").data(&*json),
+            HubMessage::Lagged(missed) => Event::default().event("lagged").data(missed.to_string()),
+        };
+        Some((Ok::<_, Infallible>(event), subscription))
+    })
+    .take_until(state.closing.clone().cancelled_owned());
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
 /// Mark one notification read (again: no change).

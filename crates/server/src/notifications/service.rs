@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
+use switchyard_kit::{Keyspace, KitError, PubSubHub, Subscription};
 use uuid::Uuid;
 
 use super::store::{self, NotificationRow};
@@ -18,6 +19,8 @@ pub enum NotificationsError {
     NotFound,
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Redis(#[from] KitError),
 }
 
 /// One page of the inbox.
@@ -33,6 +36,14 @@ pub struct Inbox {
 #[derive(Clone, Debug)]
 pub struct Notifications {
     db: PgPool,
+    hub: PubSubHub,
+    keys: Keyspace,
+}
+
+/// The Redis channel a user's notifications are published on as they are
+/// stored.
+pub fn channel(keys: &Keyspace, user_id: Uuid) -> String {
+    keys.key(&["notify", &user_id.to_string()])
 }
 
 fn cursor_of(row: &NotificationRow) -> String {
@@ -45,8 +56,14 @@ fn parse_cursor(cursor: &str) -> Option<(DateTime<Utc>, Uuid)> {
 }
 
 impl Notifications {
-    pub fn new(db: PgPool) -> Self {
-        Self { db }
+    pub fn new(db: PgPool, hub: PubSubHub, keys: Keyspace) -> Self {
+        Self { db, hub, keys }
+    }
+
+    /// The user's notifications as they arrive (from when this returns;
+    /// earlier ones are in the inbox).
+    pub async fn live(&self, user_id: Uuid) -> Result<Subscription, NotificationsError> {
+        Ok(self.hub.subscribe(&channel(&self.keys, user_id)).await?)
     }
 
     /// The user's notifications, newest first (only unread ones when

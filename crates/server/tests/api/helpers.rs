@@ -206,6 +206,11 @@ impl TestApp {
         }
     }
 
+    /// Starts the server's graceful shutdown, as SIGTERM would.
+    pub fn shut_down(&self) {
+        self.shutdown.cancel();
+    }
+
     /// Keys currently under this test's prefix.
     pub async fn redis_keys(&self) -> Vec<String> {
         scan_keys(&self.redis, &self.keys).await

@@ -17,9 +17,10 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use switchyard::config::CronSetting;
 use switchyard::jobs::cron::CronScheduler;
-use switchyard::jobs::handlers::notify::{self, NotifyHandler};
+use switchyard::jobs::handlers::notify::NotifyHandler;
 use switchyard::jobs::handlers::webhook::signature;
 use switchyard::jobs::handlers::{Handler, JobContext};
+use switchyard::notifications::service::channel as notify_channel;
 use tokio_util::sync::CancellationToken;
 use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
@@ -246,7 +247,7 @@ async fn an_admins_client_notifies_a_user_once_stored_and_published() {
     let key = app.create_client(&owner, json!({"name": "notifier"})).await["api_key"].as_str().unwrap().to_owned();
     let target_id = Uuid::parse_str(&target.id).unwrap();
     let mut pubsub = redis::Client::open(redis_url()).unwrap().get_async_pubsub().await.unwrap();
-    pubsub.subscribe(notify::channel(&app.keys, target_id)).await.unwrap();
+    pubsub.subscribe(notify_channel(&app.keys, target_id)).await.unwrap();
 
     let payload = json!({"user_id": target.id, "title": "Hello", "body": "World", "data": {"k": 1}});
     let created =

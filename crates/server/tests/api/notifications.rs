@@ -1,6 +1,6 @@
 //! The notification inbox: what the notify job stored, newest first with
-//! keyset paging, unread counts, marking read (only one's own), and who
-//! may read it.
+//! keyset paging, unread counts, marking read (only one's own), who may
+//! read it, and the live stream (server-sent events) that ends on shutdown.
 
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -70,4 +70,54 @@ async fn bad_paging_is_422_and_the_inbox_is_for_users_only() {
     let key = app.create_client(&user, json!({"name": "svc"})).await["api_key"].as_str().unwrap().to_owned();
     assert_problem(app.keyed(Method::GET, "/v1/notifications", &key).send().await.unwrap(), 403).await;
     assert_problem(app.get("/v1/notifications").await, 401).await;
+}
+
+/// Reads the event stream until `needle` appears; everything read so far.
+async fn read_until(response: &mut reqwest::Response, needle: &str) -> String {
+    let mut seen = String::new();
+    while !seen.contains(needle) {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), response.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("`{needle}` within 10 s; got {seen:?}"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("the stream ended before `{needle}`; got {seen:?}"));
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    seen
+}
+
+#[tokio::test]
+async fn notifications_arrive_live_as_server_sent_events_and_the_stream_ends_on_shutdown() {
+    let app = spawn_app().await;
+    let (admin, target, other) = (app.new_admin().await, app.new_user().await, app.new_user().await);
+    let open = |user: &TestUser| app.authed(Method::GET, "/v1/notifications/live", &user.access_token).send();
+    let mut live = open(&target).await.unwrap();
+    assert_eq!(live.status(), 200);
+    assert_eq!(live.headers()["content-type"], "text/event-stream");
+    let mut other_live = open(&other).await.unwrap();
+    let mut second_tab = open(&target).await.unwrap();
+
+    for (user, title) in [(&other, "for other"), (&target, "for target")] {
+        let job = json!({"type": "notify", "payload": {"user_id": user.id, "title": title, "data": {"k": 1}}});
+        let created = app.authed(Method::POST, "/v1/jobs", &admin.access_token).json(&job).send().await.unwrap();
+        assert_eq!(created.status(), 201);
+        app.drain_jobs("default").await;
+    }
+    let seen = read_until(&mut live, "for target").await;
+    assert!(seen.contains("event: notification"), "{seen}");
+    assert!(!seen.contains("for other"), "only the user's own: {seen}");
+    let data = seen.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+    let notification: Value = serde_json::from_str(data).unwrap();
+    let stored = inbox(&app, &target, "").await;
+    assert_eq!(notification["id"], stored["notifications"][0]["id"], "the stored notification: {notification}");
+    assert_eq!(notification["data"], json!({"k": 1}));
+    read_until(&mut second_tab, "for target").await;
+    read_until(&mut other_live, "for other").await;
+
+    app.shut_down();
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while live.chunk().await.ok().flatten().is_some() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream ends when the server shuts down");
 }

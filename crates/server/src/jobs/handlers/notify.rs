@@ -20,11 +20,6 @@ pub struct NotifyHandler {
     keys: Keyspace,
 }
 
-/// The channel a user's notifications are published on.
-pub fn channel(keys: &Keyspace, user_id: Uuid) -> String {
-    keys.key(&["notify", &user_id.to_string()])
-}
-
 impl NotifyHandler {
     pub fn new(db: PgPool, redis: RedisConnection, keys: Keyspace) -> Self {
         Self { db, redis, keys }
@@ -50,7 +45,7 @@ impl NotifyHandler {
         let message = json!({"id": id, "title": title, "body": body, "data": data, "created_at": created_at});
         let mut conn = self.redis.clone();
         let receivers: u64 = redis::cmd("PUBLISH")
-            .arg(channel(&self.keys, user_id))
+            .arg(notifications::service::channel(&self.keys, user_id))
             .arg(message.to_string())
             .query_async(&mut conn)
             .await
