@@ -3,52 +3,34 @@
 //! process), the route's rate limit (one EVALSHA) and one `XADD ... MAXLEN ~`.
 
 use anyhow::Result;
-use bytes::Bytes;
-use http::header::CONTENT_TYPE;
-use http::{HeaderName, HeaderValue, Method, StatusCode};
+use http::StatusCode;
 use serde_json::json;
 
-use super::account::Account;
-use super::{Context, Outcome, PrebuiltRequest, Scenario};
+use super::keyed_post::KeyedJsonPost;
+use super::{Context, Outcome, Scenario};
 use crate::connection::Connection;
 
 /// See the module documentation.
 #[derive(Debug)]
-pub struct EventsPublish {
-    /// Gets its `x-api-key` header in [`Scenario::setup`].
-    request: PrebuiltRequest,
-    /// The body of each worker, indexed by worker.
-    bodies: Vec<Bytes>,
-}
+pub struct EventsPublish(KeyedJsonPost);
 
 impl Scenario for EventsPublish {
     const NAME: &'static str = "events_publish";
     const DESCRIPTION: &'static str = "POST /v1/events with an API key, one stream per worker, expect 201";
 
     fn new(ctx: &Context) -> Result<Self> {
-        let bodies = (0..ctx.concurrency)
-            .map(|worker| {
-                Bytes::from(
-                    json!({"stream": format!("bench-{worker}"), "type": "user.created",
-                           "data": {"id": worker, "email": "bench@example.com"}})
-                    .to_string(),
-                )
-            })
-            .collect();
-        let request = PrebuiltRequest::new(ctx, Method::POST, "/v1/events")?
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        Ok(Self { request, bodies })
+        let body = |worker: usize| {
+            json!({"stream": format!("bench-{worker}"), "type": "user.created",
+                   "data": {"id": worker, "email": "bench@example.com"}})
+        };
+        Ok(Self(KeyedJsonPost::new(ctx, "/v1/events", body, StatusCode::CREATED)?))
     }
 
     async fn setup(&mut self, ctx: &Context) -> Result<()> {
-        let key = Account::create(ctx).await?.api_key(ctx).await?;
-        self.request.set_header(HeaderName::from_static("x-api-key"), HeaderValue::try_from(key)?);
-        Ok(())
+        self.0.setup(ctx).await
     }
 
     async fn request(&self, conn: &mut Connection, worker: usize, _seq: u64) -> Result<Outcome> {
-        let body = self.bodies[worker % self.bodies.len()].clone();
-        let status = conn.send(self.request.build_with_body(body)).await?;
-        Ok(Outcome::expect_status(status, StatusCode::CREATED))
+        self.0.send(conn, worker).await
     }
 }

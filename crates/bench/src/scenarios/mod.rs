@@ -44,6 +44,7 @@ pub mod actions;
 pub mod apikey_auth;
 pub mod events_publish;
 pub mod health;
+mod keyed_post;
 mod prebuilt;
 pub mod ratelimit_check;
 pub mod token_auth;
