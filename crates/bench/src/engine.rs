@@ -245,7 +245,7 @@ struct Shared {
 /// The general-purpose client of the scenario setup (not measured).
 pub fn build_client(config: &RunConfig) -> Result<Client> {
     // reqwest is built without a default TLS provider (see the workspace manifest).
-    switchyard::startup::install_tls_provider();
+    switchyard::tls::install_tls_provider();
     Client::builder()
         .timeout(config.timeout)
         .connect_timeout(config.timeout)

@@ -69,7 +69,7 @@ pub enum AdminCommand {
         password_stdin: bool,
         /// The role to give.
         #[arg(long, value_enum, default_value = "user")]
-        role: crate::identity::domain::Role,
+        role: crate::domain::Role,
     },
 }
 

@@ -10,10 +10,9 @@ use switchyard::cli::{AdminCommand, Cli, Command};
 use switchyard::config::Settings;
 
 use switchyard::jobs::cron::CronScheduler;
-use switchyard::jobs::handlers::Handlers;
 use switchyard::startup::{self, Application, StartupError};
 use switchyard::worker::jobs::QueueSelection;
-use switchyard::{http, shutdown, telemetry, worker};
+use switchyard::{app, shutdown, telemetry, worker};
 
 /// mimalloc: request handling allocates many small, short-lived buffers,
 /// which glibc's allocator served at about a quarter of the CPU under load.
@@ -62,7 +61,7 @@ fn describe_identity_error(error: switchyard::identity::service::IdentityError) 
 
 async fn run(cli: Cli) -> Result<(), StartupError> {
     if let Command::Openapi = cli.command {
-        let document = http::openapi::document();
+        let document = app::document();
         println!("{}", document.to_pretty_json().unwrap_or_default());
         return Ok(());
     }
@@ -88,7 +87,7 @@ async fn run(cli: Cli) -> Result<(), StartupError> {
         Command::Worker { queues, concurrency } => {
             let shutdown = shutdown::on_signal();
             let selection = queues.map_or(QueueSelection::All, QueueSelection::Named);
-            let handlers = Arc::new(Handlers::builtin(&state));
+            let handlers = Arc::new(app::job_handlers(&state));
             let cron =
                 CronScheduler::new(state.jobs.clone(), &state.settings.jobs.cron).map_err(StartupError::Admin)?;
             let jobs = tokio::spawn(worker::jobs::run(

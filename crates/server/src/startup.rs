@@ -7,7 +7,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use secrecy::ExposeSecret;
@@ -18,17 +17,8 @@ use switchyard_kit::{Keyspace, KitError, PubSubHub, RedisConfig, RedisConnection
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::actions::service::Actions;
-use crate::clients::Clients;
-use crate::config::{redact_url, ConfigError, MailTransportSetting, Settings};
-use crate::events::service::Events;
-use crate::identity::Identity;
-use crate::jobs::service::Jobs;
-use crate::mail::{MailSettings, MailTransport, Mailer};
-use crate::notifications::service::Notifications;
-use crate::ratelimit::RateLimits;
-use crate::state::{AppState, Services};
-use crate::telemetry;
+use crate::app::{self, AppState, Connections};
+use crate::config::{redact_url, ConfigError, Settings};
 
 /// Migrations embedded in the binary, from the workspace's `migrations/`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
@@ -51,17 +41,10 @@ pub enum StartupError {
     Admin(String),
 }
 
-/// Makes ring the process's TLS crypto provider (for outgoing HTTPS:
-/// webhooks). Idempotent; must run before any HTTP client is built.
-pub fn install_tls_provider() {
-    // Err means a provider is installed already, which is as good.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 /// Connects to both dependencies (retrying until the start-up budget is
 /// spent) and assembles the shared state. Used by `serve` and `worker`.
 pub async fn connect(settings: Settings) -> Result<AppState, StartupError> {
-    install_tls_provider();
+    crate::tls::install_tls_provider();
     let budget = settings.startup_timeout;
     let db_url = settings.database_url.expose_secret().to_owned();
     let redis_url = settings.redis_url.expose_secret().to_owned();
@@ -85,44 +68,9 @@ pub async fn connect(settings: Settings) -> Result<AppState, StartupError> {
 
     let keys = Keyspace::new(&settings.redis_key_prefix)
         .map_err(|e| ConfigError { setting: "REDIS_KEY_PREFIX".into(), message: e.to_string() })?;
-    let mailer = Mailer::new(&mail_settings(&settings), db.clone())
-        .map_err(|e| ConfigError { setting: "MAIL_TRANSPORT".into(), message: e.to_string() })?;
-    let jobs = Jobs::new(redis.clone(), keys.clone(), &settings.jobs);
-    let identity = Identity::new(&settings, db.clone(), redis.clone(), keys.clone(), jobs.clone())
-        .map_err(|e| ConfigError { setting: "ARGON2_MEMORY_KIB".into(), message: e.to_string() })?;
-    let clients = Clients::new(db.clone(), redis.clone(), keys.clone(), identity.hasher().clone(), &settings.identity);
-    let limiter = switchyard_kit::RateLimiter::new(redis.clone(), keys.clone());
-    let rate_limits = Arc::new(RateLimits::new(limiter, &settings.rate_limit));
-    let actions = Actions::new(db.clone(), redis.clone(), keys.clone(), settings.actions_audit_maxlen);
-    let events = Events::new(redis.clone(), keys.clone(), &redis_config, settings.request_timeout);
-    let notifications = Notifications::new(db.clone(), hub, keys.clone());
-    Ok(AppState::new(Services {
-        closing: CancellationToken::new(),
-        events,
-        notifications,
-        jobs,
-        mailer,
-        actions,
-        db,
-        redis,
-        keys,
-        settings: Arc::new(settings),
-        metrics: telemetry::metrics::recorder(),
-        identity,
-        clients,
-        rate_limits,
-    }))
-}
-
-fn mail_settings(settings: &Settings) -> MailSettings {
-    MailSettings {
-        transport: match settings.mail.transport {
-            MailTransportSetting::Outbox => MailTransport::Outbox,
-            MailTransportSetting::Smtp => MailTransport::Smtp,
-        },
-        smtp_url: settings.mail.smtp_url.clone(),
-        from: settings.mail.from.clone(),
-    }
+    let connections = Connections { db, redis, redis_config, hub, keys };
+    app::assemble(settings, connections)
+        .map_err(|e| StartupError::Config(ConfigError { setting: e.setting.into(), message: e.message }))
 }
 
 impl From<KitError> for StartupError {
@@ -199,11 +147,11 @@ pub struct Application {
 impl Application {
     /// Binds the configured address (port 0 picks a free one).
     pub async fn bind(state: AppState) -> Result<Self, StartupError> {
-        let router = crate::http::router(state.clone());
+        let router = app::router(state.clone());
         Self::bind_router(state, router).await
     }
 
-    /// Binds with a router built by the caller (see [`crate::http::router_with`]).
+    /// Binds with a router built by the caller (see [`app::router_with`]).
     pub async fn bind_router(state: AppState, router: axum::Router) -> Result<Self, StartupError> {
         let address = state.settings.bind_address();
         let listener = TcpListener::bind(address).await.map_err(|source| StartupError::Bind { address, source })?;

@@ -36,6 +36,16 @@ impl Violations {
         }
     }
 
+    /// Records a field that failed a check made in place.
+    pub fn push(&mut self, error: FieldError) {
+        self.0.push(error);
+    }
+
+    /// Whether nothing failed so far.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Everything recorded, in the order checked.
     pub fn into_errors(self) -> Vec<FieldError> {
         self.0

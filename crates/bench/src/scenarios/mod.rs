@@ -207,7 +207,7 @@ mod tests {
     }
 
     fn context(base_url: &str) -> Context {
-        switchyard::startup::install_tls_provider();
+        switchyard::tls::install_tls_provider();
         Context::new(Client::new(), base_url, 1).unwrap()
     }
 
@@ -239,7 +239,7 @@ mod tests {
 
     #[test]
     fn context_refuses_non_http_urls() {
-        switchyard::startup::install_tls_provider();
+        switchyard::tls::install_tls_provider();
         assert!(Context::new(Client::new(), "https://127.0.0.1:8080", 1).is_err());
         assert!(Context::new(Client::new(), "127.0.0.1:8080", 1).is_err());
     }

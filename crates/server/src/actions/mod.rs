@@ -8,3 +8,5 @@ pub mod batch;
 pub mod routes;
 pub mod service;
 pub mod store;
+
+pub use service::Actions;

@@ -1,6 +1,8 @@
 //! `/v1/actions`, `/v1/actions/last`, `/v1/audit`.
 
-use axum::extract::{Query, State};
+use std::sync::Arc;
+
+use axum::extract::{FromRef, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -10,33 +12,33 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::service::{self, ActionError};
+use super::service::{self, ActionError, Actions};
 use super::store::ActionRow;
-use crate::http::{ApiError, ApiJson, Problem};
-use crate::identity::{CurrentAdmin, Principal};
-use crate::state::AppState;
+use crate::domain::Principal;
+use crate::http::{ApiError, ApiJson, CurrentAdmin, Problem};
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Actions>: FromRef<S>,
+{
     OpenApiRouter::new().routes(routes!(create, list)).routes(routes!(last)).routes(routes!(audit))
 }
 
 impl From<ActionError> for ApiError {
     fn from(error: ActionError) -> Self {
         match error {
-            ActionError::Validation(errors) => ApiError::Validation(errors),
+            ActionError::Validation(errors) => errors.into(),
             ActionError::IdempotencyInProgress => {
                 ApiError::Conflict("a request with this Idempotency-Key is still in progress".into())
             }
-            ActionError::Store(message) => {
-                tracing::error!(error = %message, "action store failed");
-                ApiError::Unavailable("the database is unavailable; nothing was recorded".into())
-            }
+            // The batch writer logged the failure once for the whole batch.
+            ActionError::Store(_) => ApiError::Unavailable("the database is unavailable; nothing was recorded".into()),
             ActionError::Database(e) => {
                 tracing::error!(error = %e, "action store failed");
                 ApiError::Unavailable("the database is unavailable; nothing was recorded".into())
             }
-            ActionError::Redis(e) if e.is_unavailable() => ApiError::Unavailable("Redis is unavailable".into()),
-            ActionError::Redis(e) => ApiError::Internal(e.into()),
+            ActionError::Redis(e) => e.into(),
         }
     }
 }
@@ -97,13 +99,17 @@ fn empty_object() -> serde_json::Value {
         (status = 503, description = "Nothing was recorded", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn create(
-    State(state): State<AppState>,
+    State(actions): State<Arc<Actions>>,
     principal: Principal,
     headers: HeaderMap,
     ApiJson(body): ApiJson<CreateAction>,
 ) -> Result<(StatusCode, HeaderMap, ApiJson<ActionBody>), ApiError> {
-    let key = headers.get("idempotency-key").map(|v| v.to_str().unwrap_or("\u{0}"));
-    let (row, replayed) = state.actions.record_once(&principal, key, &body.kind, body.metadata).await?;
+    // HTTP header values are ASCII; anything else is refused here.
+    let key = match headers.get("idempotency-key") {
+        Some(value) => Some(value.to_str().map_err(|_| ApiError::from(vec![service::invalid_idempotency_key()]))?),
+        None => None,
+    };
+    let (row, replayed) = actions.record_once(&principal, key, &body.kind, body.metadata).await?;
     let mut out = HeaderMap::new();
     if replayed {
         out.insert("idempotent-replayed", HeaderValue::from_static("true"));
@@ -131,12 +137,11 @@ pub struct ActionPage {
 #[utoipa::path(get, path = "/v1/actions", tag = "actions", security(("bearer" = []), ("api_key" = [])), params(ListQuery),
     responses((status = 200, body = ActionPage)))]
 async fn list(
-    State(state): State<AppState>,
+    State(actions): State<Arc<Actions>>,
     principal: Principal,
     Query(query): Query<ListQuery>,
 ) -> Result<ApiJson<ActionPage>, ApiError> {
-    let (rows, next_cursor) =
-        state.actions.list(&principal, query.cursor.as_deref(), query.limit.unwrap_or(20)).await?;
+    let (rows, next_cursor) = actions.list(&principal, query.cursor.as_deref(), query.limit.unwrap_or(20)).await?;
     Ok(ApiJson(ActionPage { actions: rows.into_iter().map(Into::into).collect(), next_cursor }))
 }
 
@@ -145,10 +150,10 @@ async fn list(
 #[utoipa::path(get, path = "/v1/actions/last", tag = "actions", security(("bearer" = []), ("api_key" = [])),
     responses((status = 200, body = ActionBody), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn last(
-    State(state): State<AppState>,
+    State(actions): State<Arc<Actions>>,
     principal: Principal,
 ) -> Result<(HeaderMap, ApiJson<ActionBody>), ApiError> {
-    let (row, status) = state.actions.last(&principal).await?;
+    let (row, status) = actions.last(&principal).await?;
     let row = row.ok_or_else(|| ApiError::NotFound("no action recorded yet".into()))?;
     let mut headers = HeaderMap::new();
     let value = match status {
@@ -179,7 +184,7 @@ pub struct AuditEntry {
 #[utoipa::path(get, path = "/v1/audit", tag = "actions", security(("bearer" = [])), params(AuditQuery),
     responses((status = 200, body = Vec<AuditEntry>), (status = 403, body = Problem, content_type = "application/problem+json")))]
 async fn audit(
-    State(state): State<AppState>,
+    State(actions): State<Arc<Actions>>,
     _admin: CurrentAdmin,
     Query(query): Query<AuditQuery>,
 ) -> Result<ApiJson<Vec<AuditEntry>>, ApiError> {
@@ -195,6 +200,6 @@ async fn audit(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let entries = state.actions.audit(&from, count).await?;
+    let entries = actions.audit(&from, count).await?;
     Ok(ApiJson(entries.into_iter().map(|(id, action)| AuditEntry { id, action }).collect()))
 }

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::batch::Batcher;
 use super::store::{self, ActionRow, NewAction};
-use crate::identity::Principal;
+use crate::domain::Principal;
 use crate::validation::{FieldError, Violations};
 
 pub const LAST_ACTION_TTL: Duration = Duration::from_secs(300);
@@ -36,6 +36,11 @@ pub enum ActionError {
     IdempotencyInProgress,
     #[error(transparent)]
     Redis(#[from] KitError),
+}
+
+/// What a bad `Idempotency-Key` is told (the header is named as sent).
+pub fn invalid_idempotency_key() -> FieldError {
+    FieldError::new("Idempotency-Key", "must be 1-255 printable ASCII characters")
 }
 
 /// How long an Idempotency-Key remembers its first response.
@@ -60,12 +65,12 @@ fn validate(kind: &str, metadata: &serde_json::Value) -> Result<(), ActionError>
     let kind_ok = (1..=64).contains(&kind.len())
         && kind.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
     if !kind_ok {
-        violations.check::<()>(Err(FieldError::new("type", "must be 1-64 characters of [A-Za-z0-9_.-]")));
+        violations.push(FieldError::new("type", "must be 1-64 characters of [A-Za-z0-9_.-]"));
     }
     if !metadata.is_object() {
-        violations.check::<()>(Err(FieldError::new("metadata", "must be a JSON object")));
+        violations.push(FieldError::new("metadata", "must be a JSON object"));
     } else if metadata.to_string().len() > MAX_METADATA_BYTES {
-        violations.check::<()>(Err(FieldError::new("metadata", "must be at most 16 KiB")));
+        violations.push(FieldError::new("metadata", "must be at most 16 KiB"));
     }
     let errors = violations.into_errors();
     if errors.is_empty() {
@@ -135,10 +140,7 @@ impl Actions {
             return Ok((self.record(principal, kind, metadata).await?, false));
         };
         if key.is_empty() || key.len() > 255 || key.chars().any(char::is_control) {
-            return Err(ActionError::Validation(vec![FieldError::new(
-                "Idempotency-Key",
-                "must be 1-255 printable characters",
-            )]));
+            return Err(ActionError::Validation(vec![invalid_idempotency_key()]));
         }
         let (actor_kind, actor_id) = actor(principal);
         let slot = self.keys.tagged(&format!("idem:{actor_kind}:{actor_id}"), &["actions", key]);

@@ -2,7 +2,9 @@
 //! Another owner's client or key is a 404, never a 403, so ids are not
 //! confirmed.
 
-use axum::extract::{Path, State};
+use std::sync::Arc;
+
+use axum::extract::{FromRef, Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -11,13 +13,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::service::{ClientWithKeys, ClientsError};
+use super::service::{ClientWithKeys, Clients, ClientsError};
 use super::store::{ClientRow, KeyRow};
-use crate::http::{ApiError, ApiJson, Problem};
-use crate::identity::CurrentUser;
-use crate::state::AppState;
+use crate::http::{ApiError, ApiJson, CurrentUser, Problem};
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Clients>: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(create_client, list_clients))
         .routes(routes!(get_client))
@@ -28,14 +32,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 impl From<ClientsError> for ApiError {
     fn from(error: ClientsError) -> Self {
         match error {
-            ClientsError::Validation(errors) => ApiError::Validation(errors),
+            ClientsError::Validation(errors) => errors.into(),
             ClientsError::NotFound => ApiError::NotFound("no such client or key".into()),
             ClientsError::RotationInProgress => {
                 ApiError::Conflict("another rotation of this client is in progress".into())
             }
-            ClientsError::Redis(e) if e.is_unavailable() => ApiError::Unavailable("Redis is unavailable".into()),
-            ClientsError::Redis(e) => ApiError::Internal(e.into()),
-            ClientsError::Database(e) => ApiError::Internal(e.into()),
+            ClientsError::Redis(e) => e.into(),
+            ClientsError::Database(e) => e.into(),
             ClientsError::Cache(e) => ApiError::Internal(e.into()),
         }
     }
@@ -120,11 +123,11 @@ pub struct CreatedClient {
 #[utoipa::path(post, path = "/v1/clients", tag = "clients", security(("bearer" = [])), request_body = CreateClientRequest,
     responses((status = 201, body = CreatedClient), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn create_client(
-    State(state): State<AppState>,
+    State(clients): State<Arc<Clients>>,
     CurrentUser(user): CurrentUser,
     ApiJson(body): ApiJson<CreateClientRequest>,
 ) -> Result<(StatusCode, ApiJson<CreatedClient>), ApiError> {
-    let (client, key) = state.clients.create(user.user_id, &body.name, body.rate_limit).await?;
+    let (client, key) = clients.create(user.user_id, &body.name, body.rate_limit).await?;
     Ok((
         StatusCode::CREATED,
         ApiJson(CreatedClient { client: client.into(), api_key: key.api_key, key_id: key.key.id }),
@@ -140,10 +143,10 @@ pub struct ClientList {
 #[utoipa::path(get, path = "/v1/clients", tag = "clients", security(("bearer" = [])),
     responses((status = 200, body = ClientList)))]
 async fn list_clients(
-    State(state): State<AppState>,
+    State(clients): State<Arc<Clients>>,
     CurrentUser(user): CurrentUser,
 ) -> Result<ApiJson<ClientList>, ApiError> {
-    let clients = state.clients.list(user.user_id).await?;
+    let clients = clients.list(user.user_id).await?;
     Ok(ApiJson(ClientList { clients: clients.into_iter().map(Into::into).collect() }))
 }
 
@@ -152,11 +155,11 @@ async fn list_clients(
     params(("id" = Uuid, Path)),
     responses((status = 200, body = ClientWithKeysBody), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn get_client(
-    State(state): State<AppState>,
+    State(clients): State<Arc<Clients>>,
     CurrentUser(user): CurrentUser,
     Path(id): Path<Uuid>,
 ) -> Result<ApiJson<ClientWithKeysBody>, ApiError> {
-    Ok(ApiJson(state.clients.get(user.user_id, id).await?.into()))
+    Ok(ApiJson(clients.get(user.user_id, id).await?.into()))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -176,11 +179,11 @@ pub struct RotatedKey {
         (status = 409, description = "Another rotation holds the lock", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn rotate_key(
-    State(state): State<AppState>,
+    State(clients): State<Arc<Clients>>,
     CurrentUser(user): CurrentUser,
     Path(id): Path<Uuid>,
 ) -> Result<(StatusCode, ApiJson<RotatedKey>), ApiError> {
-    let rotation = state.clients.rotate(user.user_id, id).await?;
+    let rotation = clients.rotate(user.user_id, id).await?;
     Ok((
         StatusCode::CREATED,
         ApiJson(RotatedKey {
@@ -196,10 +199,10 @@ async fn rotate_key(
     params(("id" = Uuid, Path), ("key_id" = Uuid, Path)),
     responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn revoke_key(
-    State(state): State<AppState>,
+    State(clients): State<Arc<Clients>>,
     CurrentUser(user): CurrentUser,
     Path((id, key_id)): Path<(Uuid, Uuid)>,
 ) -> Result<StatusCode, ApiError> {
-    state.clients.revoke_key(user.user_id, id, key_id).await?;
+    clients.revoke_key(user.user_id, id, key_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -21,8 +21,8 @@ use uuid::Uuid;
 use super::keys;
 use super::store::{self, ClientRow, KeyRow};
 use crate::config::IdentitySettings;
-use crate::identity::domain::Role;
-use crate::identity::tokens::KeyedHasher;
+use crate::domain::{AuthenticatedClient, Role};
+use crate::secrets::KeyedHasher;
 use crate::validation::{FieldError, Violations};
 
 #[derive(Debug, thiserror::Error)]
@@ -39,22 +39,6 @@ pub enum ClientsError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Cache(#[from] serde_json::Error),
-}
-
-/// A caller authenticated by API key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuthenticatedClient {
-    pub client_id: Uuid,
-    pub key_id: Uuid,
-    pub owner_id: Uuid,
-    /// The client's own limit (requests per minute), when it has one.
-    pub rate_limit: Option<i32>,
-    /// The owner's role: an admin's client acts for the operator (e.g. it
-    /// may notify any user). Roles are only given when a user is created;
-    /// whatever changes one later must invalidate the owner's key caches.
-    /// Cache entries written before this field existed read as `user`.
-    #[serde(default)]
-    pub owner_role: Role,
 }
 
 /// A client with its keys (newest first).
@@ -138,16 +122,13 @@ impl Clients {
         let mut violations = Violations::default();
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 100 {
-            violations.check::<()>(Err(FieldError::new("name", "must be 1-100 characters")));
+            violations.push(FieldError::new("name", "must be 1-100 characters"));
         }
         let rate_limit = match rate_limit {
             None => None,
             Some(n) if (1..=i64::from(i32::MAX)).contains(&n) => Some(n as i32),
             Some(_) => {
-                violations.check::<()>(Err(FieldError::new(
-                    "rate_limit",
-                    "must be a positive number of requests per minute",
-                )));
+                violations.push(FieldError::new("rate_limit", "must be a positive number of requests per minute"));
                 None
             }
         };

@@ -6,3 +6,5 @@
 
 pub mod routes;
 pub mod service;
+
+pub use service::Events;

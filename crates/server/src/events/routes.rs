@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use std::sync::Arc;
+
+use axum::extract::{FromRef, Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use switchyard_kit::{DeadEvent, Delivery, Event, GroupStats, NewEvent, StreamStats};
@@ -10,12 +12,15 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::service::{EventsError, ReadSpec, ReclaimSpec};
+use super::service::{Events, EventsError, ReadSpec, ReclaimSpec};
+use crate::domain::Principal;
 use crate::http::{ApiError, ApiJson, Problem};
-use crate::identity::Principal;
-use crate::state::AppState;
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Events>: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(publish))
         .routes(routes!(publish_batch))
@@ -31,10 +36,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 impl From<EventsError> for ApiError {
     fn from(error: EventsError) -> Self {
         match error {
-            EventsError::Validation(errors) => ApiError::Validation(errors),
+            EventsError::Validation(errors) => errors.into(),
             EventsError::NoSuchGroup => ApiError::NotFound("no such group on this stream".into()),
-            EventsError::Redis(e) if e.is_unavailable() => ApiError::Unavailable("Redis is unavailable".into()),
-            EventsError::Redis(e) => ApiError::Internal(e.into()),
+            EventsError::Redis(e) => e.into(),
         }
     }
 }
@@ -74,11 +78,11 @@ pub struct Published {
     security(("bearer" = []), ("api_key" = [])),
     responses((status = 201, body = Published), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn publish(
-    State(state): State<AppState>,
+    State(events): State<Arc<Events>>,
     principal: Principal,
     ApiJson(body): ApiJson<PublishRequest>,
 ) -> Result<(StatusCode, ApiJson<Published>), ApiError> {
-    let id = state.events.publish(principal.account(), &body.stream, body.event.into()).await?;
+    let id = events.publish(principal.account(), &body.stream, body.event.into()).await?;
     Ok((StatusCode::CREATED, ApiJson(Published { id })))
 }
 
@@ -100,12 +104,12 @@ pub struct PublishedBatch {
     security(("bearer" = []), ("api_key" = [])),
     responses((status = 201, body = PublishedBatch), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn publish_batch(
-    State(state): State<AppState>,
+    State(events): State<Arc<Events>>,
     principal: Principal,
     ApiJson(body): ApiJson<PublishBatchRequest>,
 ) -> Result<(StatusCode, ApiJson<PublishedBatch>), ApiError> {
-    let events: Vec<NewEvent> = body.events.into_iter().map(Into::into).collect();
-    let ids = state.events.publish_batch(principal.account(), &body.stream, &events).await?;
+    let batch: Vec<NewEvent> = body.events.into_iter().map(Into::into).collect();
+    let ids = events.publish_batch(principal.account(), &body.stream, &batch).await?;
     Ok((StatusCode::CREATED, ApiJson(PublishedBatch { ids })))
 }
 
@@ -152,12 +156,12 @@ pub struct EventPage {
     security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path), PageQuery),
     responses((status = 200, body = EventPage), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn replay(
-    State(state): State<AppState>,
+    State(events): State<Arc<Events>>,
     principal: Principal,
     Path(stream): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> Result<ApiJson<EventPage>, ApiError> {
-    let events = state.events.replay(principal.account(), &stream, query.after.as_deref(), query.limit).await?;
+    let events = events.replay(principal.account(), &stream, query.after.as_deref(), query.limit).await?;
     let next_after = events.last().map(|e| e.id.clone());
     Ok(ApiJson(EventPage { events: events.into_iter().map(Into::into).collect(), next_after }))
 }
@@ -212,11 +216,11 @@ impl From<StreamStats> for StatsBody {
     security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path)),
     responses((status = 200, body = StatsBody), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn stats(
-    State(state): State<AppState>,
+    State(events): State<Arc<Events>>,
     principal: Principal,
     Path(stream): Path<String>,
 ) -> Result<ApiJson<StatsBody>, ApiError> {
-    Ok(ApiJson(state.events.stats(principal.account(), &stream).await?.into()))
+    Ok(ApiJson(events.stats(principal.account(), &stream).await?.into()))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -247,12 +251,12 @@ pub struct DeadPage {
     security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path), PageQuery),
     responses((status = 200, body = DeadPage), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn dead(
-    State(state): State<AppState>,
+    State(events): State<Arc<Events>>,
     principal: Principal,
     Path(stream): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> Result<ApiJson<DeadPage>, ApiError> {
-    let dead = state.events.dead(principal.account(), &stream, query.after.as_deref(), query.limit).await?;
+    let dead = events.dead(principal.account(), &stream, query.after.as_deref(), query.limit).await?;
     let next_after = dead.last().map(|d| d.id.clone());
     Ok(ApiJson(DeadPage { events: dead.into_iter().map(Into::into).collect(), next_after }))
 }
@@ -276,12 +280,12 @@ pub struct GroupCreated {
     responses((status = 201, body = GroupCreated), (status = 200, description = "The group existed", body = GroupCreated),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn create_group(
-    State(state): State<AppState>,
+    State(events): State<Arc<Events>>,
     principal: Principal,
     Path((stream, group)): Path<(String, String)>,
     ApiJson(body): ApiJson<CreateGroupRequest>,
 ) -> Result<(StatusCode, ApiJson<GroupCreated>), ApiError> {
-    let created = state.events.create_group(principal.account(), &stream, &group, body.start.as_deref()).await?;
+    let created = events.create_group(principal.account(), &stream, &group, body.start.as_deref()).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, ApiJson(GroupCreated { created })))
 }
@@ -292,11 +296,11 @@ async fn create_group(
     responses((status = 204, description = "Deleted"), (status = 404, description = "No such group", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn delete_group(
-    State(state): State<AppState>,
+    State(events): State<Arc<Events>>,
     principal: Principal,
     Path((stream, group)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    if state.events.delete_group(principal.account(), &stream, &group).await? {
+    if events.delete_group(principal.account(), &stream, &group).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(EventsError::NoSuchGroup.into())
@@ -346,13 +350,13 @@ pub struct Deliveries {
     responses((status = 200, body = Deliveries), (status = 404, description = "No such group", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn read(
-    State(state): State<AppState>,
+    State(events): State<Arc<Events>>,
     principal: Principal,
     Path((stream, group)): Path<(String, String)>,
     ApiJson(body): ApiJson<ReadRequest>,
 ) -> Result<ApiJson<Deliveries>, ApiError> {
     let spec = ReadSpec { consumer: body.consumer, count: body.count, wait: body.wait_ms.map(Duration::from_millis) };
-    let read = state.events.read(principal.account(), &stream, &group, &spec).await?;
+    let read = events.read(principal.account(), &stream, &group, &spec).await?;
     Ok(ApiJson(Deliveries { events: deliveries(read) }))
 }
 
@@ -373,12 +377,12 @@ pub struct Acknowledged {
     security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path), ("group" = String, Path)),
     responses((status = 200, body = Acknowledged), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn ack(
-    State(state): State<AppState>,
+    State(events): State<Arc<Events>>,
     principal: Principal,
     Path((stream, group)): Path<(String, String)>,
     ApiJson(body): ApiJson<AckRequest>,
 ) -> Result<ApiJson<Acknowledged>, ApiError> {
-    let acknowledged = state.events.ack(principal.account(), &stream, &group, &body.ids).await?;
+    let acknowledged = events.ack(principal.account(), &stream, &group, &body.ids).await?;
     Ok(ApiJson(Acknowledged { acknowledged }))
 }
 
@@ -409,7 +413,7 @@ pub struct ReclaimedBody {
     responses((status = 200, body = ReclaimedBody), (status = 404, description = "No such group", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn reclaim(
-    State(state): State<AppState>,
+    State(events): State<Arc<Events>>,
     principal: Principal,
     Path((stream, group)): Path<(String, String)>,
     ApiJson(body): ApiJson<ReclaimRequest>,
@@ -420,6 +424,6 @@ async fn reclaim(
         count: body.count,
         max_deliveries: body.max_deliveries,
     };
-    let reclaimed = state.events.reclaim(principal.account(), &stream, &group, &spec).await?;
+    let reclaimed = events.reclaim(principal.account(), &stream, &group, &spec).await?;
     Ok(ApiJson(ReclaimedBody { events: deliveries(reclaimed.claimed), dead: reclaimed.dead }))
 }

@@ -9,7 +9,7 @@ use switchyard_kit::{
     RedisConnection, StartAt, StreamStats,
 };
 
-use crate::identity::domain::PrincipalId;
+use crate::domain::PrincipalId;
 use crate::validation::{FieldError, Violations};
 
 /// Largest `data` of one event, as JSON.
@@ -90,10 +90,10 @@ fn is_entry_id(id: &str) -> bool {
 
 fn check_event(event: &NewEvent, at: &str, v: &mut Violations) {
     if event.kind.is_empty() || event.kind.chars().count() > 128 || event.kind.chars().any(char::is_control) {
-        v.check::<()>(Err(FieldError::new(format!("{at}type"), "must be 1-128 characters, no control characters")));
+        v.push(FieldError::new(format!("{at}type"), "must be 1-128 characters, no control characters"));
     }
     if event.data.len() > MAX_DATA_BYTES {
-        v.check::<()>(Err(FieldError::new(format!("{at}data"), "must be at most 64 KiB of JSON")));
+        v.push(FieldError::new(format!("{at}data"), "must be at most 64 KiB of JSON"));
     }
 }
 
@@ -168,10 +168,10 @@ impl Events {
     ) -> Result<Vec<String>, EventsError> {
         let mut v = Violations::default();
         if let Some(error) = stream_name_error(stream) {
-            v.check::<()>(Err(error));
+            v.push(error);
         }
         if events.is_empty() || events.len() > MAX_BATCH {
-            v.check::<()>(Err(FieldError::new("events", format!("must hold 1-{MAX_BATCH} events"))));
+            v.push(FieldError::new("events", format!("must hold 1-{MAX_BATCH} events")));
         }
         for (i, event) in events.iter().enumerate() {
             check_event(event, &at(i), &mut v);

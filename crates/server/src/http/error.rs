@@ -117,6 +117,29 @@ impl ApiError {
     }
 }
 
+/// Redis errors that mean "not answering" are a 503; any other is internal.
+impl From<switchyard_kit::KitError> for ApiError {
+    fn from(error: switchyard_kit::KitError) -> Self {
+        if error.is_unavailable() {
+            Self::Unavailable("Redis is unavailable".into())
+        } else {
+            Self::Internal(error.into())
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Internal(error.into())
+    }
+}
+
+impl From<Vec<FieldError>> for ApiError {
+    fn from(errors: Vec<FieldError>) -> Self {
+        Self::Validation(errors)
+    }
+}
+
 /// Renders a problem document for any status (used for statuses that have
 /// no [`ApiError`] variant).
 pub fn problem_response(

@@ -56,11 +56,6 @@ pub fn base_document() -> Document {
     BaseDocument::openapi()
 }
 
-/// The complete document, as served at [`DOCUMENT_PATH`].
-pub fn document() -> Document {
-    super::api_routes().split_for_parts().1
-}
-
 pub fn swagger_ui(document: Document) -> SwaggerUi {
     // validator_url "none": the UI must not call an outside host.
     let config = Config::from(DOCUMENT_PATH).validator_url("none").try_it_out_enabled(true);

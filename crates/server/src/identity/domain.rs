@@ -2,10 +2,6 @@
 //! so services never re-check them; parsing reports the field by name and
 //! never echoes the input.
 
-use std::fmt;
-
-use uuid::Uuid;
-
 use crate::validation::FieldError;
 
 /// An email address, trimmed; compared case-insensitively (stored as given,
@@ -84,52 +80,6 @@ impl Password {
 
     pub fn expose(&self) -> &str {
         &self.0
-    }
-}
-
-/// A principal as it is named wherever something belongs to it or counts
-/// against it: `user:<id>` or `client:<id>`, in tenant namespaces, job
-/// owners, session key tags and the rate limiter's allow and deny lists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PrincipalId {
-    User(Uuid),
-    Client(Uuid),
-}
-
-impl fmt::Display for PrincipalId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PrincipalId::User(id) => write!(f, "user:{id}"),
-            PrincipalId::Client(id) => write!(f, "client:{id}"),
-        }
-    }
-}
-
-/// `user` or `admin`.
-#[derive(
-    Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema, clap::ValueEnum,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    #[default]
-    User,
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::User => "user",
-            Role::Admin => "admin",
-        }
-    }
-
-    pub fn from_stored(value: &str) -> Self {
-        if value == "admin" {
-            Role::Admin
-        } else {
-            Role::User
-        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Identity: users, passwords, sessions, access and refresh tokens,
-//! one-time codes and password resets, and the extractors (`CurrentUser`,
-//! `CurrentClient`, `Principal`) every endpoint authenticates with.
+//! one-time codes and password resets. It verifies access tokens for the
+//! authentication layer (`Identity::authenticate`); the extractors that
+//! read the outcome are in `crate::http::auth`.
 //!
 //! Secrets are never compared as plain text: passwords go through Argon2's
 //! verifier, JWT signatures through HMAC verification (both constant-time),
@@ -8,7 +9,6 @@
 //! their hashes, so a timing difference reveals nothing about the secret.
 
 pub mod domain;
-pub mod extract;
 pub mod otp;
 pub mod password;
 pub mod routes;
@@ -17,5 +17,4 @@ pub mod sessions;
 pub mod store;
 pub mod tokens;
 
-pub use extract::{CurrentAdmin, CurrentClient, CurrentUser, Principal};
-pub use service::Identity;
+pub use service::{Identity, MailOutbox};

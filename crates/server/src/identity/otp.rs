@@ -9,7 +9,7 @@ use rand::Rng;
 use redis::Script;
 use switchyard_kit::{Keyspace, KitError, RedisConnection};
 
-use super::tokens::KeyedHasher;
+use crate::secrets::KeyedHasher;
 
 static VERIFY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/otp_verify.lua")));
 

@@ -1,7 +1,9 @@
 //! `/v1/auth/*` and `/v1/me`: parse, call the identity service, shape the
 //! answer.
 
-use axum::extract::{Path, State};
+use std::sync::Arc;
+
+use axum::extract::{FromRef, Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -10,13 +12,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::domain::Role;
-use super::extract::{CurrentUser, Principal};
-use super::service::{ClientMeta, IdentityError, TokenPair, User};
-use crate::http::{ApiError, ApiJson, Problem};
-use crate::state::AppState;
+use super::service::{Identity, IdentityError, TokenPair, User};
+use crate::domain::{ClientMeta, Principal, Role};
+use crate::http::{ApiError, ApiJson, CurrentUser, Problem};
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Identity>: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(signup))
         .routes(routes!(login))
@@ -35,7 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 impl From<IdentityError> for ApiError {
     fn from(error: IdentityError) -> Self {
         match error {
-            IdentityError::Validation(errors) => ApiError::Validation(errors),
+            IdentityError::Validation(errors) => errors.into(),
             IdentityError::InvalidCredentials => ApiError::Unauthorized("email or password is incorrect".into()),
             IdentityError::InvalidCode => ApiError::Unauthorized("the code is invalid or expired".into()),
             IdentityError::InvalidToken => {
@@ -47,9 +51,8 @@ impl From<IdentityError> for ApiError {
                 ApiError::TooManyRequests { detail: "too many attempts; try again later".into(), retry_after }
             }
             IdentityError::NotFound => ApiError::NotFound("no such resource".into()),
-            IdentityError::Redis(e) if e.is_unavailable() => ApiError::Unavailable("Redis is unavailable".into()),
-            IdentityError::Redis(e) => ApiError::Internal(e.into()),
-            IdentityError::Database(e) => ApiError::Internal(e.into()),
+            IdentityError::Redis(e) => e.into(),
+            IdentityError::Database(e) => e.into(),
             IdentityError::Internal(e) => ApiError::Internal(e),
         }
     }
@@ -90,10 +93,10 @@ pub struct SignupRequest {
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn signup(
-    State(state): State<AppState>,
+    State(identity): State<Arc<Identity>>,
     ApiJson(body): ApiJson<SignupRequest>,
 ) -> Result<(StatusCode, ApiJson<UserEnvelope>), ApiError> {
-    let user = state.identity.signup(&body.username, &body.email, &body.password).await?;
+    let user = identity.signup(&body.username, &body.email, &body.password).await?;
     Ok((StatusCode::CREATED, ApiJson(UserEnvelope { user: user.into() })))
 }
 
@@ -134,11 +137,11 @@ impl From<TokenPair> for TokenResponse {
         (status = 429, description = "Too many failed attempts; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn login(
-    State(state): State<AppState>,
+    State(identity): State<Arc<Identity>>,
     meta: ClientMeta,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<ApiJson<TokenResponse>, ApiError> {
-    Ok(ApiJson(state.identity.login(&body.email, &body.password, &meta).await?.into()))
+    Ok(ApiJson(identity.login(&body.email, &body.password, &meta).await?.into()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -151,17 +154,17 @@ pub struct RefreshRequest {
 #[utoipa::path(post, path = "/v1/auth/refresh", tag = "identity", request_body = RefreshRequest,
     responses((status = 200, body = TokenResponse), (status = 401, body = Problem, content_type = "application/problem+json")))]
 async fn refresh(
-    State(state): State<AppState>,
+    State(identity): State<Arc<Identity>>,
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> Result<ApiJson<TokenResponse>, ApiError> {
-    Ok(ApiJson(state.identity.refresh(&body.refresh_token).await?.into()))
+    Ok(ApiJson(identity.refresh(&body.refresh_token).await?.into()))
 }
 
 /// Revoke the current session.
 #[utoipa::path(post, path = "/v1/auth/logout", tag = "identity", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = Problem, content_type = "application/problem+json")))]
-async fn logout(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> Result<StatusCode, ApiError> {
-    state.identity.logout(&user).await?;
+async fn logout(State(identity): State<Arc<Identity>>, CurrentUser(user): CurrentUser) -> Result<StatusCode, ApiError> {
+    identity.logout(&user).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -185,10 +188,10 @@ pub struct SessionList {
 #[utoipa::path(get, path = "/v1/auth/sessions", tag = "identity", security(("bearer" = [])),
     responses((status = 200, body = SessionList), (status = 401, body = Problem, content_type = "application/problem+json")))]
 async fn list_sessions(
-    State(state): State<AppState>,
+    State(identity): State<Arc<Identity>>,
     CurrentUser(user): CurrentUser,
 ) -> Result<ApiJson<SessionList>, ApiError> {
-    let sessions = state.identity.sessions(&user).await?;
+    let sessions = identity.sessions(&user).await?;
     let sessions = sessions
         .into_iter()
         .map(|s| SessionBody {
@@ -208,19 +211,22 @@ async fn list_sessions(
     params(("id" = Uuid, Path, description = "Session id")),
     responses((status = 204), (status = 404, description = "No such session of yours", body = Problem, content_type = "application/problem+json")))]
 async fn revoke_session(
-    State(state): State<AppState>,
+    State(identity): State<Arc<Identity>>,
     CurrentUser(user): CurrentUser,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    state.identity.revoke_session(&user, id).await?;
+    identity.revoke_session(&user, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// The current user.
 #[utoipa::path(get, path = "/v1/me", tag = "identity", security(("bearer" = [])),
     responses((status = 200, body = UserEnvelope), (status = 401, body = Problem, content_type = "application/problem+json")))]
-async fn me(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> Result<ApiJson<UserEnvelope>, ApiError> {
-    let user = state.identity.user(user.user_id).await?;
+async fn me(
+    State(identity): State<Arc<Identity>>,
+    CurrentUser(user): CurrentUser,
+) -> Result<ApiJson<UserEnvelope>, ApiError> {
+    let user = identity.user(user.user_id).await?;
     Ok(ApiJson(UserEnvelope { user: user.into() }))
 }
 
@@ -233,10 +239,10 @@ pub struct EmailRequest {
 #[utoipa::path(post, path = "/v1/auth/otp/request", tag = "identity", request_body = EmailRequest,
     responses((status = 202), (status = 429, body = Problem, content_type = "application/problem+json")))]
 async fn otp_request(
-    State(state): State<AppState>,
+    State(identity): State<Arc<Identity>>,
     ApiJson(body): ApiJson<EmailRequest>,
 ) -> Result<StatusCode, ApiError> {
-    state.identity.request_otp(&body.email).await?;
+    identity.request_otp(&body.email).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -250,21 +256,21 @@ pub struct OtpVerifyRequest {
 #[utoipa::path(post, path = "/v1/auth/otp/verify", tag = "identity", request_body = OtpVerifyRequest,
     responses((status = 200, body = TokenResponse), (status = 401, body = Problem, content_type = "application/problem+json")))]
 async fn otp_verify(
-    State(state): State<AppState>,
+    State(identity): State<Arc<Identity>>,
     meta: ClientMeta,
     ApiJson(body): ApiJson<OtpVerifyRequest>,
 ) -> Result<ApiJson<TokenResponse>, ApiError> {
-    Ok(ApiJson(state.identity.verify_otp(&body.email, &body.code, &meta).await?.into()))
+    Ok(ApiJson(identity.verify_otp(&body.email, &body.code, &meta).await?.into()))
 }
 
 /// Send a password reset token (always 202).
 #[utoipa::path(post, path = "/v1/auth/password/forgot", tag = "identity", request_body = EmailRequest,
     responses((status = 202), (status = 429, body = Problem, content_type = "application/problem+json")))]
 async fn password_forgot(
-    State(state): State<AppState>,
+    State(identity): State<Arc<Identity>>,
     ApiJson(body): ApiJson<EmailRequest>,
 ) -> Result<StatusCode, ApiError> {
-    state.identity.forgot_password(&body.email).await?;
+    identity.forgot_password(&body.email).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -278,10 +284,10 @@ pub struct ResetRequest {
 #[utoipa::path(post, path = "/v1/auth/password/reset", tag = "identity", request_body = ResetRequest,
     responses((status = 204), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn password_reset(
-    State(state): State<AppState>,
+    State(identity): State<Arc<Identity>>,
     ApiJson(body): ApiJson<ResetRequest>,
 ) -> Result<StatusCode, ApiError> {
-    state.identity.reset_password(&body.token, &body.new_password).await?;
+    identity.reset_password(&body.token, &body.new_password).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -7,6 +7,9 @@
 //! every authenticated request re-checks its session in Redis, so a
 //! revocation takes effect at once.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -14,16 +17,23 @@ use sqlx::PgPool;
 use switchyard_kit::{Attempts, Keyspace, KitError, RedisConnection};
 use uuid::Uuid;
 
-use super::domain::{Email, Password, Role, Username};
+use super::domain::{Email, Password, Username};
 use super::otp::OtpStore;
 use super::password::Passwords;
 use super::sessions::{NewSession, RefreshOutcome, SessionInfo, SessionStore};
 use super::store::{self, InsertUserError, UserRow};
-use super::tokens::{self, AccessTokens, KeyedHasher};
+use super::tokens::AccessTokens;
 use crate::config::Settings;
-use crate::jobs::service::{JobSpec, Jobs};
+use crate::domain::{AuthenticatedUser, ClientMeta, Role};
 use crate::mail::Email as Mail;
+use crate::secrets::{self, KeyedHasher};
 use crate::validation::{FieldError, Violations};
+
+/// Where identity's mail goes to be delivered with retries, apart from the
+/// request (the job queue, wired in by the composition root).
+pub trait MailOutbox: std::fmt::Debug + Send + Sync + 'static {
+    fn enqueue<'a>(&'a self, message: &'a Mail) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
@@ -79,13 +89,6 @@ impl From<UserRow> for User {
     }
 }
 
-/// Where a request came from, recorded on the session it creates.
-#[derive(Debug, Clone, Default)]
-pub struct ClientMeta {
-    pub ip: String,
-    pub user_agent: String,
-}
-
 /// What a successful login, OTP verification or refresh returns.
 #[derive(Debug, Clone)]
 pub struct TokenPair {
@@ -94,17 +97,6 @@ pub struct TokenPair {
     pub refresh_token: String,
     pub session_id: Uuid,
 }
-
-/// An authenticated user's identity for one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AuthenticatedUser {
-    pub user_id: Uuid,
-    pub session_id: Uuid,
-    pub role: Role,
-}
-
-/// The queue login codes and reset links are delivered from.
-pub const MAIL_QUEUE: &str = "mail";
 
 #[derive(Clone, Debug)]
 pub struct Identity {
@@ -116,7 +108,7 @@ pub struct Identity {
     login_failures: Attempts,
     otp_requests: Attempts,
     otp: OtpStore,
-    jobs: Jobs,
+    outbox: Arc<dyn MailOutbox>,
     settings: crate::config::IdentitySettings,
 }
 
@@ -126,7 +118,7 @@ impl Identity {
         db: PgPool,
         redis: RedisConnection,
         keys: Keyspace,
-        jobs: Jobs,
+        outbox: Arc<dyn MailOutbox>,
     ) -> anyhow::Result<Self> {
         let identity = &settings.identity;
         let hasher = KeyedHasher::new(identity.api_key_pepper.clone());
@@ -138,7 +130,7 @@ impl Identity {
             otp_requests: Attempts::new(redis.clone(), keys.clone(), "otp-requests"),
             otp: OtpStore::new(redis, keys, hasher.clone(), identity.otp_ttl, identity.otp_max_attempts),
             hasher,
-            jobs,
+            outbox,
             db,
             settings: identity.clone(),
         })
@@ -208,7 +200,7 @@ impl Identity {
     }
 
     async fn start_session(&self, user: &UserRow, meta: &ClientMeta) -> Result<TokenPair, IdentityError> {
-        let secret = tokens::random_secret();
+        let secret = secrets::random_secret();
         let session_id = self
             .sessions
             .create(&NewSession {
@@ -216,7 +208,7 @@ impl Identity {
                 role: user.role.clone(),
                 ip: meta.ip.clone(),
                 user_agent: meta.user_agent.chars().take(256).collect(),
-                refresh_hash: tokens::sha256_hex(&secret),
+                refresh_hash: secrets::sha256_hex(&secret),
             })
             .await?;
         self.token_pair(user.id, session_id, &user.role, &secret)
@@ -247,10 +239,10 @@ impl Identity {
         let (Ok(user_id), Ok(session_id)) = (user.parse::<Uuid>(), session.parse::<Uuid>()) else {
             return Err(IdentityError::InvalidToken);
         };
-        let new_secret = tokens::random_secret();
+        let new_secret = secrets::random_secret();
         let outcome = self
             .sessions
-            .refresh(user_id, session_id, &tokens::sha256_hex(secret), &tokens::sha256_hex(&new_secret))
+            .refresh(user_id, session_id, &secrets::sha256_hex(secret), &secrets::sha256_hex(&new_secret))
             .await?;
         match outcome {
             RefreshOutcome::Rotated => {
@@ -346,7 +338,7 @@ impl Identity {
         let Some(user) = store::find_by_email(&self.db, email.as_str()).await? else {
             return Ok(());
         };
-        let token = tokens::random_secret();
+        let token = secrets::random_secret();
         let valid_for = self.settings.password_reset_ttl;
         store::insert_reset(&self.db, &self.hasher.hash("reset", &token), user.id, valid_for).await?;
         self.deliver(Mail::password_reset(&user.email, &token, valid_for.as_secs().div_ceil(60)));
@@ -369,22 +361,13 @@ impl Identity {
         Ok(())
     }
 
-    /// Mail goes through the job queue (`mail` jobs, retried on failure).
-    /// Enqueueing runs beside the request: its duration must not tell
+    /// Mail is queued beside the request: its duration must not tell
     /// whether the address has an account, and an outage must not fail it.
     fn deliver(&self, message: Mail) {
-        let jobs = self.jobs.clone();
+        let outbox = self.outbox.clone();
         tokio::spawn(async move {
-            let spec = JobSpec {
-                queue: Some(MAIL_QUEUE.into()),
-                kind: "mail".into(),
-                payload: crate::jobs::handlers::mail::payload_of(&message),
-                max_attempts: Some(10),
-                backoff: Some(("exponential".into(), 2_000, 300_000)),
-                ..JobSpec::default()
-            };
-            if let Err(error) = jobs.enqueue_system(&spec).await {
-                tracing::error!(%error, subject = %message.subject, "enqueueing mail failed");
+            if let Err(error) = outbox.enqueue(&message).await {
+                tracing::error!(error = format!("{error:#}"), subject = %message.subject, "enqueueing mail failed");
             }
         });
     }

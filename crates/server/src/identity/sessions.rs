@@ -15,7 +15,7 @@ use redis::Script;
 use switchyard_kit::{Keyspace, KitError, RedisConnection};
 use uuid::Uuid;
 
-use super::domain::PrincipalId;
+use crate::domain::PrincipalId;
 
 static CREATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/session_create.lua")));
 static TOUCH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/session_touch.lua")));

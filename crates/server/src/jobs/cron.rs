@@ -11,6 +11,7 @@
 //! the catch-up window for that reason.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -34,13 +35,13 @@ pub fn parse_schedule(expression: &str) -> Result<Schedule, String> {
 /// Enqueues the configured recurring jobs on time.
 #[derive(Debug, Clone)]
 pub struct CronScheduler {
-    jobs: Jobs,
+    jobs: Arc<Jobs>,
     entries: Vec<(CronSetting, Schedule)>,
 }
 
 impl CronScheduler {
     /// Checks every entry (schedule, queue, type and payload) up front.
-    pub fn new(jobs: Jobs, settings: &[CronSetting]) -> Result<Self, String> {
+    pub fn new(jobs: Arc<Jobs>, settings: &[CronSetting]) -> Result<Self, String> {
         let mut entries = Vec::new();
         for entry in settings {
             let schedule = parse_schedule(&entry.schedule).map_err(|m| format!("cron {}: {m}", entry.name))?;

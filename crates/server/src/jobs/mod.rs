@@ -8,3 +8,5 @@ pub mod queue_routes;
 pub mod routes;
 pub mod runner;
 pub mod service;
+
+pub use service::Jobs;

@@ -3,7 +3,9 @@
 //! not), so these views are for admins; tenants see their own jobs through
 //! `/v1/jobs/{id}`.
 
-use axum::extract::{Path, Query, State};
+use std::sync::Arc;
+
+use axum::extract::{FromRef, Path, Query, State};
 use serde::{Deserialize, Serialize};
 use switchyard_kit::QueueOverview;
 use utoipa::{IntoParams, ToSchema};
@@ -11,11 +13,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::routes::JobView;
-use crate::http::{ApiError, ApiJson, Problem};
-use crate::identity::CurrentAdmin;
-use crate::state::AppState;
+use super::service::Jobs;
+use crate::http::{ApiError, ApiJson, CurrentAdmin, Problem};
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Jobs>: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(list_queues))
         .routes(routes!(list_dead, purge_dead))
@@ -62,8 +67,8 @@ impl QueueView {
 /// Every queue: counts by state, lag, and throughput over the last minute.
 #[utoipa::path(get, path = "/v1/queues", tag = "jobs", security(("bearer" = [])),
     responses((status = 200, body = Vec<QueueView>), (status = 403, description = "Admins only", body = Problem, content_type = "application/problem+json")))]
-async fn list_queues(State(state): State<AppState>, _admin: CurrentAdmin) -> Result<ApiJson<Vec<QueueView>>, ApiError> {
-    let queues = state.jobs.queues().await?;
+async fn list_queues(State(jobs): State<Arc<Jobs>>, _admin: CurrentAdmin) -> Result<ApiJson<Vec<QueueView>>, ApiError> {
+    let queues = jobs.queues().await?;
     Ok(ApiJson(queues.into_iter().map(|(name, o)| QueueView::new(name, o)).collect()))
 }
 
@@ -87,12 +92,12 @@ pub struct DeadPageView {
 #[utoipa::path(get, path = "/v1/queues/{queue}/dead", tag = "jobs", security(("bearer" = [])), params(("queue" = String, Path), DeadQuery),
     responses((status = 200, body = DeadPageView), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
 async fn list_dead(
-    State(state): State<AppState>,
+    State(jobs): State<Arc<Jobs>>,
     _admin: CurrentAdmin,
     Path(queue): Path<String>,
     Query(query): Query<DeadQuery>,
 ) -> Result<ApiJson<DeadPageView>, ApiError> {
-    let page = state.jobs.dead(&queue, query.limit.unwrap_or(50), query.cursor.as_deref()).await?;
+    let page = jobs.dead(&queue, query.limit.unwrap_or(50), query.cursor.as_deref()).await?;
     Ok(ApiJson(DeadPageView { jobs: page.jobs.into_iter().map(Into::into).collect(), next_cursor: page.next_cursor }))
 }
 
@@ -112,13 +117,13 @@ pub struct Affected {
     request_body(content = Option<RetryDeadRequest>),
     responses((status = 200, body = Affected), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
 async fn retry_dead(
-    State(state): State<AppState>,
+    State(jobs): State<Arc<Jobs>>,
     _admin: CurrentAdmin,
     Path(queue): Path<String>,
     body: Option<ApiJson<RetryDeadRequest>>,
 ) -> Result<ApiJson<Affected>, ApiError> {
     let request = body.map(|ApiJson(b)| b).unwrap_or_default();
-    let count = state.jobs.retry_dead(&queue, request.ids.as_deref()).await?;
+    let count = jobs.retry_dead(&queue, request.ids.as_deref()).await?;
     Ok(ApiJson(Affected { count }))
 }
 
@@ -126,36 +131,36 @@ async fn retry_dead(
 #[utoipa::path(delete, path = "/v1/queues/{queue}/dead", tag = "jobs", security(("bearer" = [])), params(("queue" = String, Path)),
     responses((status = 200, body = Affected), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
 async fn purge_dead(
-    State(state): State<AppState>,
+    State(jobs): State<Arc<Jobs>>,
     _admin: CurrentAdmin,
     Path(queue): Path<String>,
 ) -> Result<ApiJson<Affected>, ApiError> {
-    Ok(ApiJson(Affected { count: state.jobs.purge_dead(&queue).await? }))
+    Ok(ApiJson(Affected { count: jobs.purge_dead(&queue).await? }))
 }
 
 /// Stop workers leasing the queue's jobs (enqueueing goes on).
 #[utoipa::path(post, path = "/v1/queues/{queue}/pause", tag = "jobs", security(("bearer" = [])), params(("queue" = String, Path)),
     responses((status = 200, body = QueueView), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
 async fn pause(
-    State(state): State<AppState>,
+    State(jobs): State<Arc<Jobs>>,
     _admin: CurrentAdmin,
     Path(queue): Path<String>,
 ) -> Result<ApiJson<QueueView>, ApiError> {
-    set_paused(&state, queue, true).await
+    set_paused(&jobs, queue, true).await
 }
 
 /// Let workers lease the queue's jobs again.
 #[utoipa::path(post, path = "/v1/queues/{queue}/resume", tag = "jobs", security(("bearer" = [])), params(("queue" = String, Path)),
     responses((status = 200, body = QueueView), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
 async fn resume(
-    State(state): State<AppState>,
+    State(jobs): State<Arc<Jobs>>,
     _admin: CurrentAdmin,
     Path(queue): Path<String>,
 ) -> Result<ApiJson<QueueView>, ApiError> {
-    set_paused(&state, queue, false).await
+    set_paused(&jobs, queue, false).await
 }
 
-async fn set_paused(state: &AppState, queue: String, paused: bool) -> Result<ApiJson<QueueView>, ApiError> {
-    let overview = state.jobs.set_paused(&queue, paused).await?;
+async fn set_paused(jobs: &Jobs, queue: String, paused: bool) -> Result<ApiJson<QueueView>, ApiError> {
+    let overview = jobs.set_paused(&queue, paused).await?;
     Ok(ApiJson(QueueView::new(queue, overview)))
 }

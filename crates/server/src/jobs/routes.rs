@@ -1,6 +1,8 @@
 //! `/v1/jobs`.
 
-use axum::extract::{Path, State};
+use std::sync::Arc;
+
+use axum::extract::{FromRef, Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -8,12 +10,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::handlers::Clearance;
-use super::service::{Enqueuer, JobError, JobRecord, JobSpec};
+use super::service::{BackoffKind, BackoffSpec, Enqueuer, JobError, JobRecord, JobSpec, JobState, Jobs};
+use crate::domain::Principal;
 use crate::http::{ApiError, ApiJson, Problem};
-use crate::identity::Principal;
-use crate::state::AppState;
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Jobs>: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(enqueue))
         .routes(routes!(enqueue_batch))
@@ -25,11 +30,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 impl From<JobError> for ApiError {
     fn from(error: JobError) -> Self {
         match error {
-            JobError::Validation(errors) => ApiError::Validation(errors),
+            JobError::Validation(errors) => errors.into(),
             JobError::NotFound => ApiError::NotFound("no such job".into()),
             JobError::WrongState => ApiError::Conflict("the job's state does not allow this".into()),
-            JobError::Redis(e) if e.is_unavailable() => ApiError::Unavailable("Redis is unavailable".into()),
-            JobError::Redis(e) => ApiError::Internal(e.into()),
+            JobError::Redis(e) => e.into(),
         }
     }
 }
@@ -37,7 +41,7 @@ impl From<JobError> for ApiError {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct BackoffRequest {
     /// `exponential` (with jitter) or `fixed`.
-    pub kind: String,
+    pub kind: BackoffKind,
     pub base_ms: u64,
     pub max_ms: Option<u64>,
 }
@@ -72,19 +76,19 @@ pub struct EnqueueRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Enqueued {
     pub id: String,
-    pub state: String,
+    pub state: JobState,
 }
 
 /// Enqueue a job.
 #[utoipa::path(post, path = "/v1/jobs", tag = "jobs", request_body = EnqueueRequest, security(("bearer" = []), ("api_key" = [])),
     responses((status = 201, body = Enqueued), (status = 422, description = "Unknown type or invalid fields", body = Problem, content_type = "application/problem+json")))]
 async fn enqueue(
-    State(state): State<AppState>,
+    State(jobs): State<Arc<Jobs>>,
     principal: Principal,
     ApiJson(body): ApiJson<EnqueueRequest>,
 ) -> Result<(StatusCode, ApiJson<Enqueued>), ApiError> {
     let tenant = principal.tenant();
-    let (id, job_state) = state.jobs.enqueue(enqueuer(&principal, &tenant), &body.into()).await?;
+    let (id, job_state) = jobs.enqueue(enqueuer(&principal, &tenant), &body.into()).await?;
     Ok((StatusCode::CREATED, ApiJson(Enqueued { id, state: job_state })))
 }
 
@@ -105,7 +109,11 @@ impl From<EnqueueRequest> for JobSpec {
             delay_ms: body.delay_ms,
             run_at: body.run_at,
             max_attempts: body.max_attempts,
-            backoff: body.backoff.map(|b| (b.kind, b.base_ms, b.max_ms.unwrap_or(b.base_ms))),
+            backoff: body.backoff.map(|b| BackoffSpec {
+                kind: b.kind,
+                base_ms: b.base_ms,
+                max_ms: b.max_ms.unwrap_or(b.base_ms),
+            }),
             timeout_ms: body.timeout_ms,
             unique_key: body.unique_key,
             dedupe: None,
@@ -129,13 +137,13 @@ pub struct BatchEnqueued {
 #[utoipa::path(post, path = "/v1/jobs:batch", tag = "jobs", request_body = BatchRequest, security(("bearer" = []), ("api_key" = [])),
     responses((status = 201, body = BatchEnqueued), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn enqueue_batch(
-    State(state): State<AppState>,
+    State(jobs): State<Arc<Jobs>>,
     principal: Principal,
     ApiJson(body): ApiJson<BatchRequest>,
 ) -> Result<(StatusCode, ApiJson<BatchEnqueued>), ApiError> {
     let specs: Vec<JobSpec> = body.jobs.into_iter().map(Into::into).collect();
     let tenant = principal.tenant();
-    let ids = state.jobs.enqueue_batch(enqueuer(&principal, &tenant), &specs).await?;
+    let ids = jobs.enqueue_batch(enqueuer(&principal, &tenant), &specs).await?;
     Ok((StatusCode::CREATED, ApiJson(BatchEnqueued { ids })))
 }
 
@@ -147,7 +155,7 @@ pub struct JobView {
     #[serde(rename = "type")]
     pub kind: String,
     /// scheduled, queued, running, succeeded, failed (will retry), dead, cancelled
-    pub state: String,
+    pub state: JobState,
     pub priority: i32,
     pub attempts: u32,
     pub max_attempts: u32,
@@ -189,22 +197,22 @@ impl From<JobRecord> for JobView {
 #[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", security(("bearer" = []), ("api_key" = [])), params(("id" = String, Path)),
     responses((status = 200, body = JobView), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn get_job(
-    State(state): State<AppState>,
+    State(jobs): State<Arc<Jobs>>,
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<ApiJson<JobView>, ApiError> {
-    Ok(ApiJson(state.jobs.get(&principal.tenant(), &id).await?.into()))
+    Ok(ApiJson(jobs.get(&principal.tenant(), &id).await?.into()))
 }
 
 /// Cancel a scheduled or queued job (409 otherwise).
 #[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs", security(("bearer" = []), ("api_key" = [])), params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json")))]
 async fn cancel(
-    State(state): State<AppState>,
+    State(jobs): State<Arc<Jobs>>,
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.jobs.cancel(&principal.tenant(), &id).await?;
+    jobs.cancel(&principal.tenant(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -212,10 +220,10 @@ async fn cancel(
 #[utoipa::path(post, path = "/v1/jobs/{id}/retry", tag = "jobs", security(("bearer" = []), ("api_key" = [])), params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json")))]
 async fn retry(
-    State(state): State<AppState>,
+    State(jobs): State<Arc<Jobs>>,
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.jobs.retry(&principal.tenant(), &id).await?;
+    jobs.retry(&principal.tenant(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -51,6 +51,56 @@ impl Enqueuer<'static> {
     pub const SYSTEM: Self = Self { owner: SYSTEM_OWNER, clearance: Clearance::System };
 }
 
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting for its run time.
+    Scheduled,
+    /// Ready for a worker.
+    Queued,
+    Running,
+    Succeeded,
+    /// The last attempt failed; it runs again after its back-off.
+    Failed,
+    /// Out of attempts (or failed for good): in the dead-letter set.
+    Dead,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn parse(stored: &str) -> Option<Self> {
+        Some(match stored {
+            "scheduled" => Self::Scheduled,
+            "queued" => Self::Queued,
+            "running" => Self::Running,
+            "succeeded" => Self::Succeeded,
+            "failed" => Self::Failed,
+            "dead" => Self::Dead,
+            "cancelled" => Self::Cancelled,
+            _ => return None,
+        })
+    }
+}
+
+/// How long to wait before the next attempt, as the caller asks for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BackoffKind {
+    /// `base * 2^(attempt-1)`, capped at the maximum, with jitter.
+    Exponential,
+    /// The same wait every time.
+    Fixed,
+}
+
+/// A back-off as the caller describes it (validated when enqueued).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackoffSpec {
+    pub kind: BackoffKind,
+    pub base_ms: u64,
+    pub max_ms: u64,
+}
+
 /// A job as the caller describes it.
 #[derive(Debug, Clone, Default)]
 pub struct JobSpec {
@@ -62,8 +112,7 @@ pub struct JobSpec {
     /// When to run; in the past means now. Exclusive with `delay_ms`.
     pub run_at: Option<chrono::DateTime<chrono::Utc>>,
     pub max_attempts: Option<u32>,
-    /// (`exponential` | `fixed`, base ms, max ms)
-    pub backoff: Option<(String, u64, u64)>,
+    pub backoff: Option<BackoffSpec>,
     pub timeout_ms: Option<u64>,
     pub unique_key: Option<String>,
     /// Not settable over the API: enqueue once per key within the window
@@ -77,7 +126,7 @@ pub struct JobRecord {
     pub id: String,
     pub queue: String,
     pub kind: String,
-    pub state: String,
+    pub state: JobState,
     pub priority: i32,
     pub attempts: u32,
     pub max_attempts: u32,
@@ -93,13 +142,20 @@ pub struct JobRecord {
 }
 
 impl JobRecord {
-    fn from_fields(mut fields: HashMap<String, String>) -> Self {
+    /// The record of a job hash; `state_if_missing` for a hash that has
+    /// none (a dead job whose record was deleted). `None` when the state is
+    /// not one this version knows.
+    fn from_fields(mut fields: HashMap<String, String>, state_if_missing: Option<JobState>) -> Option<Self> {
         let mut take = |name: &str| fields.remove(name).filter(|v| !v.is_empty());
         let id = take("id").unwrap_or_default();
-        Self {
+        let state = match take("state") {
+            Some(stored) => JobState::parse(&stored)?,
+            None => state_if_missing?,
+        };
+        Some(Self {
             queue: Queue::queue_of(&id).unwrap_or_default().to_owned(),
             kind: take("type").unwrap_or_default(),
-            state: take("state").unwrap_or_default(),
+            state,
             priority: take("priority").and_then(|v| v.parse().ok()).unwrap_or(0),
             attempts: take("attempts").and_then(|v| v.parse().ok()).unwrap_or(0),
             max_attempts: take("max_attempts").and_then(|v| v.parse().ok()).unwrap_or(0),
@@ -112,7 +168,7 @@ impl JobRecord {
             finished_at: take("finished_at").and_then(|v| v.parse().ok()),
             owner: take("owner").unwrap_or_default(),
             id,
-        }
+        })
     }
 }
 
@@ -178,29 +234,29 @@ impl Jobs {
         let mut v = Violations::default();
         let queue = spec.queue.clone().unwrap_or_else(|| "default".into());
         if !valid_queue(&queue) {
-            v.check::<()>(Err(FieldError::new(format!("{at}queue"), "must be 1-64 characters of [a-z0-9_-]")));
+            v.push(FieldError::new(format!("{at}queue"), "must be 1-64 characters of [a-z0-9_-]"));
         }
         for error in handlers::check(&spec.kind, &spec.payload, by.clearance, at) {
-            v.check::<()>(Err(error));
+            v.push(error);
         }
         let payload = spec.payload.to_string();
         if payload.len() > MAX_PAYLOAD {
-            v.check::<()>(Err(FieldError::new(format!("{at}payload"), "must be at most 256 KiB of JSON")));
+            v.push(FieldError::new(format!("{at}payload"), "must be at most 256 KiB of JSON"));
         }
         let delay_ms = match (spec.delay_ms, spec.run_at) {
             (Some(_), Some(_)) => {
-                v.check::<()>(Err(FieldError::new(format!("{at}run_at"), "give delay_ms or run_at, not both")));
+                v.push(FieldError::new(format!("{at}run_at"), "give delay_ms or run_at, not both"));
                 0
             }
             (Some(ms), None) if ms > MAX_DELAY_MS => {
-                v.check::<()>(Err(FieldError::new(format!("{at}delay_ms"), "must be at most one year")));
+                v.push(FieldError::new(format!("{at}delay_ms"), "must be at most one year"));
                 0
             }
             (Some(ms), None) => ms,
             (None, Some(at_time)) => {
                 let ms = (at_time - chrono::Utc::now()).num_milliseconds().max(0).unsigned_abs();
                 if ms > MAX_DELAY_MS {
-                    v.check::<()>(Err(FieldError::new(format!("{at}run_at"), "must be within one year")));
+                    v.push(FieldError::new(format!("{at}run_at"), "must be within one year"));
                 }
                 ms
             }
@@ -208,29 +264,33 @@ impl Jobs {
         };
         let priority = spec.priority.unwrap_or(0);
         if !(-1000..=1000).contains(&priority) {
-            v.check::<()>(Err(FieldError::new(format!("{at}priority"), "must be between -1000 and 1000")));
+            v.push(FieldError::new(format!("{at}priority"), "must be between -1000 and 1000"));
         }
         let max_attempts = spec.max_attempts.unwrap_or(3);
         if !(1..=100).contains(&max_attempts) {
-            v.check::<()>(Err(FieldError::new(format!("{at}max_attempts"), "must be between 1 and 100")));
+            v.push(FieldError::new(format!("{at}max_attempts"), "must be between 1 and 100"));
         }
-        let backoff = match &spec.backoff {
+        let backoff = match spec.backoff {
             None => Backoff::Exponential { base: Duration::from_secs(1), max: Duration::from_secs(3600) },
-            Some((kind, base, max)) if kind == "exponential" && *base > 0 && max >= base => {
-                Backoff::Exponential { base: Duration::from_millis(*base), max: Duration::from_millis(*max) }
+            Some(BackoffSpec { kind: BackoffKind::Exponential, base_ms, max_ms })
+                if base_ms > 0 && max_ms >= base_ms =>
+            {
+                Backoff::Exponential { base: Duration::from_millis(base_ms), max: Duration::from_millis(max_ms) }
             }
-            Some((kind, base, _)) if kind == "fixed" && *base > 0 => Backoff::Fixed(Duration::from_millis(*base)),
+            Some(BackoffSpec { kind: BackoffKind::Fixed, base_ms, .. }) if base_ms > 0 => {
+                Backoff::Fixed(Duration::from_millis(base_ms))
+            }
             Some(_) => {
-                v.check::<()>(Err(FieldError::new(
+                v.push(FieldError::new(
                     format!("{at}backoff"),
                     "must be {kind: exponential|fixed, base_ms > 0, max_ms >= base_ms}",
-                )));
+                ));
                 Backoff::Fixed(Duration::from_secs(1))
             }
         };
         if let Some(key) = &spec.unique_key {
             if key.is_empty() || key.len() > 200 {
-                v.check::<()>(Err(FieldError::new(format!("{at}unique_key"), "must be 1-200 characters")));
+                v.push(FieldError::new(format!("{at}unique_key"), "must be 1-200 characters"));
             }
         }
         let errors = v.into_errors();
@@ -255,24 +315,25 @@ impl Jobs {
     }
 
     /// Enqueues; returns (id, state).
-    pub async fn enqueue(&self, by: Enqueuer<'_>, spec: &JobSpec) -> Result<(String, String), JobError> {
+    pub async fn enqueue(&self, by: Enqueuer<'_>, spec: &JobSpec) -> Result<(String, JobState), JobError> {
         let (queue, job) = Self::to_job(spec, by)?;
         let queue = self.queue(&queue);
         self.register(&queue).await?;
         let (id, created) = queue.enqueue(&job).await?;
         let state = if !created {
             // An existing job (same unique key): its state now.
-            queue.job(&id).await?.and_then(|mut r| r.remove("state")).unwrap_or_else(|| "queued".into())
+            let stored = queue.job(&id).await?.and_then(|mut r| r.remove("state"));
+            stored.as_deref().and_then(JobState::parse).unwrap_or(JobState::Queued)
         } else if job.delay.is_zero() {
-            "queued".into()
+            JobState::Queued
         } else {
-            "scheduled".into()
+            JobState::Scheduled
         };
         Ok((id, state))
     }
 
     /// Enqueues a job switchyard runs for itself (mail, cron).
-    pub async fn enqueue_system(&self, spec: &JobSpec) -> Result<(String, String), JobError> {
+    pub async fn enqueue_system(&self, spec: &JobSpec) -> Result<(String, JobState), JobError> {
         self.enqueue(Enqueuer::SYSTEM, spec).await
     }
 
@@ -313,7 +374,8 @@ impl Jobs {
     /// The caller's job record.
     pub async fn get(&self, owner: &str, id: &str) -> Result<JobRecord, JobError> {
         let queue = Queue::queue_of(id).filter(|q| valid_queue(q)).ok_or(JobError::NotFound)?;
-        let record = JobRecord::from_fields(self.queue(queue).job(id).await?.ok_or(JobError::NotFound)?);
+        let fields = self.queue(queue).job(id).await?.ok_or(JobError::NotFound)?;
+        let record = JobRecord::from_fields(fields, None).ok_or(JobError::NotFound)?;
         if record.owner != owner {
             return Err(JobError::NotFound);
         }
@@ -374,14 +436,13 @@ impl Jobs {
         let next_cursor = (dead.len() as u64 == limit).then(|| (offset + limit).to_string());
         let jobs = dead
             .into_iter()
-            .map(|d| {
-                let mut record = JobRecord::from_fields(d.record);
+            .filter_map(|d| {
+                let mut record = JobRecord::from_fields(d.record, Some(JobState::Dead))?;
                 if record.id.is_empty() {
                     record.id = d.id;
-                    record.state = "dead".into();
                 }
                 record.finished_at = record.finished_at.or(Some(d.died_at_ms));
-                record
+                Some(record)
             })
             .collect();
         Ok(DeadPage { jobs, next_cursor })
@@ -412,5 +473,27 @@ impl Jobs {
             queue.resume().await?;
         }
         Ok(queue.overview().await?)
+    }
+
+    /// Sets `jobs_queue_depth{queue,state}` and `jobs_queue_oldest_age_seconds`
+    /// (the lag) for every registered queue; called at scrape time. A Redis
+    /// error leaves the previous values.
+    pub async fn record_queue_gauges(&self) {
+        let Ok(queues) = self.queues().await else { return };
+        for (name, o) in queues {
+            #[allow(clippy::cast_precision_loss)]
+            for (label, count) in [
+                ("queued", o.queued),
+                ("scheduled", o.scheduled),
+                ("retrying", o.retrying),
+                ("running", o.running),
+                ("dead", o.dead),
+            ] {
+                metrics::gauge!("jobs_queue_depth", "queue" => name.clone(), "state" => label).set(count as f64);
+            }
+            let lag = o.oldest_queued_age.map_or(0.0, |age| age.as_secs_f64());
+            metrics::gauge!("jobs_queue_oldest_age_seconds", "queue" => name.clone()).set(lag);
+            metrics::gauge!("jobs_queue_paused", "queue" => name).set(if o.paused { 1.0 } else { 0.0 });
+        }
     }
 }

@@ -5,3 +5,4 @@
 
 pub mod routes;
 pub mod service;
+pub use service::BoardService;

@@ -1,19 +1,24 @@
 //! `/v1/leaderboards/{board}...`.
 
-use axum::extract::{Path, Query, State};
+use std::sync::Arc;
+
+use axum::extract::{FromRef, Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use switchyard_kit::{Leaderboards, Standing};
+use switchyard_kit::Standing;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::service::{self, BoardContext, BoardError, ResetPeriod, Which};
+use super::service::{self, BoardError, BoardService, ResetPeriod, Which};
+use crate::domain::Principal;
 use crate::http::{ApiError, ApiJson, Problem};
-use crate::identity::Principal;
-use crate::state::AppState;
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<BoardService>: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(submit_score))
         .routes(routes!(top))
@@ -25,21 +30,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 impl From<BoardError> for ApiError {
     fn from(error: BoardError) -> Self {
         match error {
-            BoardError::Validation(errors) => ApiError::Validation(errors),
+            BoardError::Validation(errors) => errors.into(),
             BoardError::ReadOnly => ApiError::Forbidden("the actions board is read-only".into()),
             BoardError::NotFound => ApiError::NotFound("no such member on this board".into()),
-            BoardError::Redis(e) if e.is_unavailable() => ApiError::Unavailable("Redis is unavailable".into()),
-            BoardError::Redis(e) => ApiError::Internal(e.into()),
+            BoardError::Redis(e) => e.into(),
         }
     }
-}
-
-fn boards(state: &AppState) -> Leaderboards {
-    Leaderboards::new(state.redis.clone(), state.keys.clone())
-}
-
-fn context<'a>(state: &'a AppState, boards: &'a Leaderboards, principal: &'a Principal) -> BoardContext<'a> {
-    BoardContext { boards, redis: &state.redis, principal }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -80,15 +76,13 @@ pub struct ScoreRequest {
     security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path)),
     responses((status = 200, body = StandingBody), (status = 403, description = "The actions board is read-only", body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn submit_score(
-    State(state): State<AppState>,
+    State(boards): State<Arc<BoardService>>,
     principal: Principal,
     Path(board): Path<String>,
     ApiJson(body): ApiJson<ScoreRequest>,
 ) -> Result<ApiJson<StandingBody>, ApiError> {
     let mode = service::parse_mode(body.mode.as_deref().unwrap_or("set"))?;
-    let boards = boards(&state);
-    let standing =
-        service::submit(&context(&state, &boards, &principal), &board, &body.member, body.score, mode).await?;
+    let standing = boards.submit(&principal, &board, &body.member, body.score, mode).await?;
     Ok(ApiJson(standing.into()))
 }
 
@@ -106,14 +100,13 @@ pub struct TopQuery {
     security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path), TopQuery),
     responses((status = 200, body = Vec<StandingBody>)))]
 async fn top(
-    State(state): State<AppState>,
+    State(boards): State<Arc<BoardService>>,
     principal: Principal,
     Path(board): Path<String>,
     Query(query): Query<TopQuery>,
 ) -> Result<ApiJson<Vec<StandingBody>>, ApiError> {
     let which = Which::parse(query.period.as_deref())?;
-    let boards = boards(&state);
-    let top = service::top(&context(&state, &boards, &principal), &board, which, query.limit.unwrap_or(10)).await?;
+    let top = boards.top(&principal, &board, which, query.limit.unwrap_or(10)).await?;
     Ok(ApiJson(bodies(top)))
 }
 
@@ -142,15 +135,14 @@ pub struct PageBody {
     security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path), PageQuery),
     responses((status = 200, body = PageBody)))]
 async fn page(
-    State(state): State<AppState>,
+    State(boards): State<Arc<BoardService>>,
     principal: Principal,
     Path(board): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> Result<ApiJson<PageBody>, ApiError> {
     let (page, per_page) = (query.page.unwrap_or(1), query.per_page.unwrap_or(20));
     let which = Which::parse(query.period.as_deref())?;
-    let boards = boards(&state);
-    let (entries, total) = service::page(&context(&state, &boards, &principal), &board, which, page, per_page).await?;
+    let (entries, total) = boards.page(&principal, &board, which, page, per_page).await?;
     Ok(ApiJson(PageBody { entries: bodies(entries), page, per_page, total }))
 }
 
@@ -159,12 +151,11 @@ async fn page(
     security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path)),
     responses((status = 204), (status = 403, body = Problem, content_type = "application/problem+json")))]
 async fn reset(
-    State(state): State<AppState>,
+    State(boards): State<Arc<BoardService>>,
     principal: Principal,
     Path(board): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let boards = boards(&state);
-    service::reset(&context(&state, &boards, &principal), &board).await?;
+    boards.reset(&principal, &board).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -181,13 +172,13 @@ pub struct BoardSettings {
     security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path)),
     responses((status = 200, body = BoardSettings), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn configure(
-    State(state): State<AppState>,
+    State(boards): State<Arc<BoardService>>,
     principal: Principal,
     Path(board): Path<String>,
     ApiJson(body): ApiJson<BoardSettings>,
 ) -> Result<ApiJson<BoardSettings>, ApiError> {
     let period = ResetPeriod::parse(&body.reset)?;
-    service::set_period(&boards(&state), &state.redis, &principal, &board, period).await?;
+    boards.set_period(&principal, &board, period).await?;
     Ok(ApiJson(BoardSettings { reset: period.as_str().to_owned() }))
 }
 
@@ -196,14 +187,13 @@ async fn configure(
     security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path), ("member" = String, Path), PeriodQuery),
     responses((status = 200, body = StandingBody), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn member(
-    State(state): State<AppState>,
+    State(boards): State<Arc<BoardService>>,
     principal: Principal,
     Path((board, member)): Path<(String, String)>,
     Query(query): Query<PeriodQuery>,
 ) -> Result<ApiJson<StandingBody>, ApiError> {
     let which = Which::parse(query.period.as_deref())?;
-    let boards = boards(&state);
-    Ok(ApiJson(service::member(&context(&state, &boards, &principal), &board, which, &member).await?.into()))
+    Ok(ApiJson(boards.member(&principal, &board, which, &member).await?.into()))
 }
 
 /// Remove a member.
@@ -211,12 +201,11 @@ async fn member(
     security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path), ("member" = String, Path)),
     responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn remove(
-    State(state): State<AppState>,
+    State(boards): State<Arc<BoardService>>,
     principal: Principal,
     Path((board, member)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let boards = boards(&state);
-    service::remove(&context(&state, &boards, &principal), &board, &member).await?;
+    boards.remove(&principal, &board, &member).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -234,13 +223,12 @@ pub struct AroundQuery {
     security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path), ("member" = String, Path), AroundQuery),
     responses((status = 200, body = Vec<StandingBody>), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn around(
-    State(state): State<AppState>,
+    State(boards): State<Arc<BoardService>>,
     principal: Principal,
     Path((board, member)): Path<(String, String)>,
     Query(query): Query<AroundQuery>,
 ) -> Result<ApiJson<Vec<StandingBody>>, ApiError> {
     let radius = query.radius.unwrap_or(5);
     let which = Which::parse(query.period.as_deref())?;
-    let boards = boards(&state);
-    Ok(ApiJson(bodies(service::around(&context(&state, &boards, &principal), &board, which, &member, radius).await?)))
+    Ok(ApiJson(bodies(boards.around(&principal, &board, which, &member, radius).await?)))
 }

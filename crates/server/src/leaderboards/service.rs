@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use switchyard_kit::{KitError, Leaderboards, ScoreMode, Standing};
+use switchyard_kit::{KitError, Leaderboards, RedisConnection, ScoreMode, Standing};
 
-use crate::identity::Principal;
+use crate::domain::Principal;
 use crate::validation::FieldError;
 
 /// The global board fed by actions; readable by everyone, written only by
@@ -91,18 +91,6 @@ pub fn period_board(scoped: &str, period: ResetPeriod, index: i64) -> String {
     format!("{scoped}@{}:{index}", period.as_str())
 }
 
-/// A board's configured reset period.
-async fn period_of(
-    boards: &Leaderboards,
-    redis: &switchyard_kit::RedisConnection,
-    scoped: &str,
-) -> Result<ResetPeriod, BoardError> {
-    let mut conn = redis.clone();
-    let stored: Option<String> =
-        redis::cmd("GET").arg(config_key(boards, scoped)).query_async(&mut conn).await.map_err(KitError::from)?;
-    Ok(stored.as_deref().map(ResetPeriod::parse).transpose()?.unwrap_or(ResetPeriod::Never))
-}
-
 fn config_key(boards: &Leaderboards, scoped: &str) -> String {
     format!("{}:reset-period", boards.key(scoped))
 }
@@ -124,38 +112,6 @@ fn resolve(scoped: &str, period: ResetPeriod, which: Which, now_secs: i64) -> (S
 
 fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
-}
-
-/// The board `board` of this caller as stored now: (storage name, ttl).
-async fn locate(
-    boards: &Leaderboards,
-    redis: &switchyard_kit::RedisConnection,
-    principal: &Principal,
-    board: &str,
-    which: Which,
-) -> Result<(String, Option<Duration>), BoardError> {
-    let scoped = scoped(principal, board)?;
-    let period = period_of(boards, redis, &scoped).await?;
-    Ok(resolve(&scoped, period, which, now_secs()))
-}
-
-/// Sets how often the caller's board starts over.
-pub async fn set_period(
-    boards: &Leaderboards,
-    redis: &switchyard_kit::RedisConnection,
-    principal: &Principal,
-    board: &str,
-    period: ResetPeriod,
-) -> Result<(), BoardError> {
-    let scoped = writable(principal, board)?;
-    let mut conn = redis.clone();
-    let key = config_key(boards, &scoped);
-    if period == ResetPeriod::Never {
-        redis::cmd("DEL").arg(key).query_async::<()>(&mut conn).await.map_err(KitError::from)?;
-    } else {
-        redis::cmd("SET").arg(key).arg(period.as_str()).query_async::<()>(&mut conn).await.map_err(KitError::from)?;
-    }
-    Ok(())
 }
 
 /// Where a caller's boards live: a client's are its owner's.
@@ -207,87 +163,152 @@ pub fn parse_mode(mode: &str) -> Result<ScoreMode, BoardError> {
     }
 }
 
-/// Everything the board operations need.
+/// The leaderboards capability's service: boards per account, over the
+/// kit's `Leaderboards`, with each board's reset period stored beside it.
 #[derive(Debug, Clone)]
-pub struct BoardContext<'a> {
-    pub boards: &'a Leaderboards,
-    pub redis: &'a switchyard_kit::RedisConnection,
-    pub principal: &'a Principal,
+pub struct BoardService {
+    boards: Leaderboards,
+    redis: RedisConnection,
 }
 
-pub async fn submit(
-    ctx: &BoardContext<'_>,
-    board: &str,
-    member: &str,
-    score: f64,
-    mode: ScoreMode,
-) -> Result<Standing, BoardError> {
-    writable(ctx.principal, board)?;
-    check_member(member)?;
-    if !score.is_finite() {
-        return Err(BoardError::Validation(vec![FieldError::new("score", "must be a finite number")]));
+impl BoardService {
+    pub fn new(redis: RedisConnection, boards: Leaderboards) -> Self {
+        Self { boards, redis }
     }
-    let (key, ttl) = locate(ctx.boards, ctx.redis, ctx.principal, board, Which::Current).await?;
-    Ok(ctx.boards.submit_expiring(&key, member, score, mode, ttl).await?)
-}
 
-pub async fn top(ctx: &BoardContext<'_>, board: &str, which: Which, limit: u64) -> Result<Vec<Standing>, BoardError> {
-    check_count("limit", limit, MAX_PAGE)?;
-    let (key, _) = locate(ctx.boards, ctx.redis, ctx.principal, board, which).await?;
-    Ok(ctx.boards.top(&key, limit).await?)
-}
-
-pub async fn page(
-    ctx: &BoardContext<'_>,
-    board: &str,
-    which: Which,
-    page: u64,
-    per_page: u64,
-) -> Result<(Vec<Standing>, u64), BoardError> {
-    check_count("page", page, u64::from(u32::MAX))?;
-    check_count("per_page", per_page, MAX_PAGE)?;
-    let (key, _) = locate(ctx.boards, ctx.redis, ctx.principal, board, which).await?;
-    Ok(ctx.boards.page(&key, (page - 1) * per_page, per_page).await?)
-}
-
-pub async fn member(ctx: &BoardContext<'_>, board: &str, which: Which, member: &str) -> Result<Standing, BoardError> {
-    check_member(member)?;
-    let (key, _) = locate(ctx.boards, ctx.redis, ctx.principal, board, which).await?;
-    ctx.boards.member(&key, member).await?.ok_or(BoardError::NotFound)
-}
-
-pub async fn around(
-    ctx: &BoardContext<'_>,
-    board: &str,
-    which: Which,
-    member: &str,
-    radius: u64,
-) -> Result<Vec<Standing>, BoardError> {
-    check_member(member)?;
-    if radius > MAX_RADIUS {
-        return Err(BoardError::Validation(vec![FieldError::new("radius", format!("must be at most {MAX_RADIUS}"))]));
+    /// A board's configured reset period.
+    async fn period_of(&self, scoped: &str) -> Result<ResetPeriod, BoardError> {
+        let mut conn = self.redis.clone();
+        let stored: Option<String> = redis::cmd("GET")
+            .arg(config_key(&self.boards, scoped))
+            .query_async(&mut conn)
+            .await
+            .map_err(KitError::from)?;
+        Ok(stored.as_deref().map(ResetPeriod::parse).transpose()?.unwrap_or(ResetPeriod::Never))
     }
-    let (key, _) = locate(ctx.boards, ctx.redis, ctx.principal, board, which).await?;
-    ctx.boards.around(&key, member, radius).await?.ok_or(BoardError::NotFound)
-}
 
-pub async fn remove(ctx: &BoardContext<'_>, board: &str, member: &str) -> Result<(), BoardError> {
-    writable(ctx.principal, board)?;
-    check_member(member)?;
-    let (key, _) = locate(ctx.boards, ctx.redis, ctx.principal, board, Which::Current).await?;
-    if ctx.boards.remove(&key, member).await? {
+    /// The board `board` of this caller as stored now: (storage name, ttl).
+    async fn locate(
+        &self,
+        principal: &Principal,
+        board: &str,
+        which: Which,
+    ) -> Result<(String, Option<Duration>), BoardError> {
+        let scoped = scoped(principal, board)?;
+        let period = self.period_of(&scoped).await?;
+        Ok(resolve(&scoped, period, which, now_secs()))
+    }
+
+    /// Sets how often the caller's board starts over.
+    pub async fn set_period(&self, principal: &Principal, board: &str, period: ResetPeriod) -> Result<(), BoardError> {
+        let scoped = writable(principal, board)?;
+        let mut conn = self.redis.clone();
+        let key = config_key(&self.boards, &scoped);
+        if period == ResetPeriod::Never {
+            redis::cmd("DEL").arg(key).query_async::<()>(&mut conn).await.map_err(KitError::from)?;
+        } else {
+            redis::cmd("SET")
+                .arg(key)
+                .arg(period.as_str())
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(KitError::from)?;
+        }
         Ok(())
-    } else {
-        Err(BoardError::NotFound)
     }
-}
 
-/// Empties the current period of the board (its reset period stays).
-pub async fn reset(ctx: &BoardContext<'_>, board: &str) -> Result<(), BoardError> {
-    writable(ctx.principal, board)?;
-    let (key, _) = locate(ctx.boards, ctx.redis, ctx.principal, board, Which::Current).await?;
-    ctx.boards.reset(&key).await?;
-    Ok(())
+    pub async fn submit(
+        &self,
+        principal: &Principal,
+        board: &str,
+        member: &str,
+        score: f64,
+        mode: ScoreMode,
+    ) -> Result<Standing, BoardError> {
+        writable(principal, board)?;
+        check_member(member)?;
+        if !score.is_finite() {
+            return Err(BoardError::Validation(vec![FieldError::new("score", "must be a finite number")]));
+        }
+        let (key, ttl) = self.locate(principal, board, Which::Current).await?;
+        Ok(self.boards.submit_expiring(&key, member, score, mode, ttl).await?)
+    }
+
+    pub async fn top(
+        &self,
+        principal: &Principal,
+        board: &str,
+        which: Which,
+        limit: u64,
+    ) -> Result<Vec<Standing>, BoardError> {
+        check_count("limit", limit, MAX_PAGE)?;
+        let (key, _) = self.locate(principal, board, which).await?;
+        Ok(self.boards.top(&key, limit).await?)
+    }
+
+    pub async fn page(
+        &self,
+        principal: &Principal,
+        board: &str,
+        which: Which,
+        page: u64,
+        per_page: u64,
+    ) -> Result<(Vec<Standing>, u64), BoardError> {
+        check_count("page", page, u64::from(u32::MAX))?;
+        check_count("per_page", per_page, MAX_PAGE)?;
+        let (key, _) = self.locate(principal, board, which).await?;
+        Ok(self.boards.page(&key, (page - 1) * per_page, per_page).await?)
+    }
+
+    pub async fn member(
+        &self,
+        principal: &Principal,
+        board: &str,
+        which: Which,
+        member: &str,
+    ) -> Result<Standing, BoardError> {
+        check_member(member)?;
+        let (key, _) = self.locate(principal, board, which).await?;
+        self.boards.member(&key, member).await?.ok_or(BoardError::NotFound)
+    }
+
+    pub async fn around(
+        &self,
+        principal: &Principal,
+        board: &str,
+        which: Which,
+        member: &str,
+        radius: u64,
+    ) -> Result<Vec<Standing>, BoardError> {
+        check_member(member)?;
+        if radius > MAX_RADIUS {
+            return Err(BoardError::Validation(vec![FieldError::new(
+                "radius",
+                format!("must be at most {MAX_RADIUS}"),
+            )]));
+        }
+        let (key, _) = self.locate(principal, board, which).await?;
+        self.boards.around(&key, member, radius).await?.ok_or(BoardError::NotFound)
+    }
+
+    pub async fn remove(&self, principal: &Principal, board: &str, member: &str) -> Result<(), BoardError> {
+        writable(principal, board)?;
+        check_member(member)?;
+        let (key, _) = self.locate(principal, board, Which::Current).await?;
+        if self.boards.remove(&key, member).await? {
+            Ok(())
+        } else {
+            Err(BoardError::NotFound)
+        }
+    }
+
+    /// Empties the current period of the board (its reset period stays).
+    pub async fn reset(&self, principal: &Principal, board: &str) -> Result<(), BoardError> {
+        writable(principal, board)?;
+        let (key, _) = self.locate(principal, board, Which::Current).await?;
+        self.boards.reset(&key).await?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -1,40 +1,39 @@
 //! `/v1/locks/{resource}`.
 
-use axum::extract::{Path, State};
+use std::sync::Arc;
+
+use axum::extract::{FromRef, Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use switchyard_kit::lock::Lease;
-use switchyard_kit::Locks;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::service::{self, LockError};
+use super::service::{LockError, LockService};
+use crate::domain::Principal;
 use crate::http::{ApiError, ApiJson, Problem};
-use crate::identity::Principal;
-use crate::state::AppState;
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<LockService>: FromRef<S>,
+{
     OpenApiRouter::new().routes(routes!(acquire, release)).routes(routes!(extend))
 }
 
 impl From<LockError> for ApiError {
     fn from(error: LockError) -> Self {
         match error {
-            LockError::Validation(errors) => ApiError::Validation(errors),
+            LockError::Validation(errors) => errors.into(),
             LockError::Held => ApiError::Conflict("the lock is held by someone else".into()),
             LockError::NotHolder => {
                 ApiError::Conflict("the token does not hold this lock (released or expired)".into())
             }
-            LockError::Redis(e) if e.is_unavailable() => ApiError::Unavailable("Redis is unavailable".into()),
-            LockError::Redis(e) => ApiError::Internal(e.into()),
+            LockError::Redis(e) => e.into(),
         }
     }
-}
-
-fn locks(state: &AppState) -> Locks {
-    Locks::new(state.redis.clone(), state.keys.clone())
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -74,12 +73,12 @@ impl From<Lease> for LeaseBody {
         (status = 409, description = "Held by someone else", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn acquire(
-    State(state): State<AppState>,
+    State(locks): State<Arc<LockService>>,
     principal: Principal,
     Path(resource): Path<String>,
     ApiJson(body): ApiJson<AcquireRequest>,
 ) -> Result<ApiJson<LeaseBody>, ApiError> {
-    let lease = service::acquire(&locks(&state), &principal.tenant(), &resource, body.ttl_ms, body.wait_ms).await?;
+    let lease = locks.acquire(&principal.tenant(), &resource, body.ttl_ms, body.wait_ms).await?;
     Ok(ApiJson(lease.into()))
 }
 
@@ -95,12 +94,12 @@ pub struct ExtendRequest {
     params(("resource" = String, Path)),
     responses((status = 200, body = LeaseBody), (status = 409, body = Problem, content_type = "application/problem+json")))]
 async fn extend(
-    State(state): State<AppState>,
+    State(locks): State<Arc<LockService>>,
     principal: Principal,
     Path(resource): Path<String>,
     ApiJson(body): ApiJson<ExtendRequest>,
 ) -> Result<ApiJson<LeaseBody>, ApiError> {
-    let lease = service::extend(&locks(&state), &principal.tenant(), &resource, &body.token, body.ttl_ms).await?;
+    let lease = locks.extend(&principal.tenant(), &resource, &body.token, body.ttl_ms).await?;
     Ok(ApiJson(lease.into()))
 }
 
@@ -115,11 +114,11 @@ pub struct ReleaseRequest {
     params(("resource" = String, Path)),
     responses((status = 204), (status = 409, description = "Not the holder's token", body = Problem, content_type = "application/problem+json")))]
 async fn release(
-    State(state): State<AppState>,
+    State(locks): State<Arc<LockService>>,
     principal: Principal,
     Path(resource): Path<String>,
     ApiJson(body): ApiJson<ReleaseRequest>,
 ) -> Result<StatusCode, ApiError> {
-    service::release(&locks(&state), &principal.tenant(), &resource, &body.token).await?;
+    locks.release(&principal.tenant(), &resource, &body.token).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,4 +1,7 @@
 //! Lock operations for one tenant, over the kit's `Locks` primitive.
+//!
+//! Invariant: a caller only ever names resources inside its own tenant's
+//! namespace (`<tenant>/<resource>`), so tenants never contend.
 
 use std::time::Duration;
 
@@ -47,30 +50,42 @@ fn scoped(tenant: &str, resource: &str) -> String {
     format!("{tenant}/{resource}")
 }
 
-pub async fn acquire(
-    locks: &Locks,
-    tenant: &str,
-    resource: &str,
-    ttl_ms: u64,
-    wait_ms: Option<u64>,
-) -> Result<Lease, LockError> {
-    check_resource(resource)?;
-    let ttl = check_duration("ttl_ms", ttl_ms, MAX_TTL, false)?;
-    let wait = wait_ms.map(|ms| check_duration("wait_ms", ms, MAX_WAIT, true)).transpose()?;
-    locks.acquire(&scoped(tenant, resource), ttl, wait).await?.ok_or(LockError::Held)
+/// The locks capability's service.
+#[derive(Debug, Clone)]
+pub struct LockService {
+    locks: Locks,
 }
 
-pub async fn extend(locks: &Locks, tenant: &str, resource: &str, token: &str, ttl_ms: u64) -> Result<Lease, LockError> {
-    check_resource(resource)?;
-    let ttl = check_duration("ttl_ms", ttl_ms, MAX_TTL, false)?;
-    locks.extend(&scoped(tenant, resource), token, ttl).await?.ok_or(LockError::NotHolder)
-}
+impl LockService {
+    pub fn new(locks: Locks) -> Self {
+        Self { locks }
+    }
 
-pub async fn release(locks: &Locks, tenant: &str, resource: &str, token: &str) -> Result<(), LockError> {
-    check_resource(resource)?;
-    if locks.release(&scoped(tenant, resource), token).await? {
-        Ok(())
-    } else {
-        Err(LockError::NotHolder)
+    pub async fn acquire(
+        &self,
+        tenant: &str,
+        resource: &str,
+        ttl_ms: u64,
+        wait_ms: Option<u64>,
+    ) -> Result<Lease, LockError> {
+        check_resource(resource)?;
+        let ttl = check_duration("ttl_ms", ttl_ms, MAX_TTL, false)?;
+        let wait = wait_ms.map(|ms| check_duration("wait_ms", ms, MAX_WAIT, true)).transpose()?;
+        self.locks.acquire(&scoped(tenant, resource), ttl, wait).await?.ok_or(LockError::Held)
+    }
+
+    pub async fn extend(&self, tenant: &str, resource: &str, token: &str, ttl_ms: u64) -> Result<Lease, LockError> {
+        check_resource(resource)?;
+        let ttl = check_duration("ttl_ms", ttl_ms, MAX_TTL, false)?;
+        self.locks.extend(&scoped(tenant, resource), token, ttl).await?.ok_or(LockError::NotHolder)
+    }
+
+    pub async fn release(&self, tenant: &str, resource: &str, token: &str) -> Result<(), LockError> {
+        check_resource(resource)?;
+        if self.locks.release(&scoped(tenant, resource), token).await? {
+            Ok(())
+        } else {
+            Err(LockError::NotHolder)
+        }
     }
 }

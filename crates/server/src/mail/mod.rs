@@ -1,9 +1,10 @@
 //! Mail: the one function (`Mailer::send`) through which switchyard sends
 //! login codes and reset links, over one of two transports: the
 //! `email_outbox` table (dev and tests; a person or a relay reads it) or
-//! SMTP (lettre). Identity does not call it directly: it enqueues `mail`
-//! jobs (jobs::handlers::mail), and the worker calls `send`, so a mail
-//! outage delays messages instead of losing them.
+//! SMTP (lettre). Identity does not call it directly: its mail outbox (wired
+//! by the composition root) enqueues `mail` jobs, and the worker's `mail`
+//! handler calls `send`, so a mail outage delays messages instead of
+//! losing them.
 //!
 //! Invariant: message bodies carry secrets (codes, reset tokens) and are
 //! never logged.

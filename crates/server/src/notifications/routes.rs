@@ -4,7 +4,9 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use std::sync::Arc;
+
+use axum::extract::{FromRef, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
@@ -16,13 +18,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::service::NotificationsError;
+use super::service::{Notifications, NotificationsError};
 use super::store::NotificationRow;
-use crate::http::{ApiError, ApiJson, Problem};
-use crate::identity::CurrentUser;
-use crate::state::AppState;
+use crate::http::{ApiError, ApiJson, CurrentUser, Problem};
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Notifications>: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(inbox))
         .routes(routes!(live))
@@ -33,11 +37,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 impl From<NotificationsError> for ApiError {
     fn from(error: NotificationsError) -> Self {
         match error {
-            NotificationsError::Validation(errors) => ApiError::Validation(errors),
+            NotificationsError::Validation(errors) => errors.into(),
             NotificationsError::NotFound => ApiError::NotFound("no such notification".into()),
-            NotificationsError::Database(e) => ApiError::Internal(e.into()),
-            NotificationsError::Redis(e) if e.is_unavailable() => ApiError::Unavailable("Redis is unavailable".into()),
-            NotificationsError::Redis(e) => ApiError::Internal(e.into()),
+            NotificationsError::NoSuchUser => ApiError::NotFound("no such user".into()),
+            NotificationsError::Database(e) => e.into(),
+            NotificationsError::Redis(e) => e.into(),
         }
     }
 }
@@ -85,14 +89,12 @@ pub struct InboxBody {
 #[utoipa::path(get, path = "/v1/notifications", tag = "notifications", security(("bearer" = [])), params(InboxQuery),
     responses((status = 200, body = InboxBody), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn inbox(
-    State(state): State<AppState>,
+    State(notifications): State<Arc<Notifications>>,
     CurrentUser(user): CurrentUser,
     Query(query): Query<InboxQuery>,
 ) -> Result<ApiJson<InboxBody>, ApiError> {
-    let page = state
-        .notifications
-        .inbox(user.user_id, query.unread, query.cursor.as_deref(), query.limit.unwrap_or(20))
-        .await?;
+    let page =
+        notifications.inbox(user.user_id, query.unread, query.cursor.as_deref(), query.limit.unwrap_or(20)).await?;
     Ok(ApiJson(InboxBody {
         notifications: page.notifications.into_iter().map(Into::into).collect(),
         next_cursor: page.next_cursor,
@@ -110,8 +112,11 @@ async fn inbox(
 #[utoipa::path(get, path = "/v1/notifications/live", tag = "notifications", security(("bearer" = [])),
     responses((status = 200, description = "An event stream", content_type = "text/event-stream", body = String),
         (status = 503, description = "Redis is unavailable", body = Problem, content_type = "application/problem+json")))]
-async fn live(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> Result<impl IntoResponse, ApiError> {
-    let subscription = state.notifications.live(user.user_id).await?;
+async fn live(
+    State(notifications): State<Arc<Notifications>>,
+    CurrentUser(user): CurrentUser,
+) -> Result<impl IntoResponse, ApiError> {
+    let subscription = notifications.live(user.user_id).await?;
     let events = stream::unfold(subscription, |mut subscription| async move {
         let event = match subscription.next().await? {
             HubMessage::Message(json) => Event::default().event("notification").data(&*json),
@@ -119,7 +124,7 @@ async fn live(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> 
         };
         Some((Ok::<_, Infallible>(event), subscription))
     })
-    .take_until(state.closing.clone().cancelled_owned());
+    .take_until(notifications.closing().clone().cancelled_owned());
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
@@ -128,11 +133,11 @@ async fn live(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> 
     params(("id" = Uuid, Path)),
     responses((status = 204, description = "Read"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn mark_read(
-    State(state): State<AppState>,
+    State(notifications): State<Arc<Notifications>>,
     CurrentUser(user): CurrentUser,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    state.notifications.mark_read(user.user_id, id).await?;
+    notifications.mark_read(user.user_id, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -146,8 +151,8 @@ pub struct MarkedRead {
 #[utoipa::path(post, path = "/v1/notifications:read-all", tag = "notifications", security(("bearer" = [])),
     responses((status = 200, body = MarkedRead)))]
 async fn mark_all_read(
-    State(state): State<AppState>,
+    State(notifications): State<Arc<Notifications>>,
     CurrentUser(user): CurrentUser,
 ) -> Result<ApiJson<MarkedRead>, ApiError> {
-    Ok(ApiJson(MarkedRead { marked: state.notifications.mark_all_read(user.user_id).await? }))
+    Ok(ApiJson(MarkedRead { marked: notifications.mark_all_read(user.user_id).await? }))
 }

@@ -3,7 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-use switchyard_kit::{Keyspace, KitError, PubSubHub, Subscription};
+use switchyard_kit::{Keyspace, KitError, PubSubHub, RedisConnection, Subscription};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::store::{self, NotificationRow};
@@ -17,6 +18,8 @@ pub enum NotificationsError {
     Validation(Vec<FieldError>),
     #[error("not found")]
     NotFound,
+    #[error("no such user")]
+    NoSuchUser,
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
@@ -33,11 +36,22 @@ pub struct Inbox {
     pub unread: i64,
 }
 
+/// A notification stored (once) and published.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivered {
+    pub id: Uuid,
+    /// Live connections (of any instance) that received it.
+    pub receivers: u64,
+}
+
 #[derive(Clone, Debug)]
 pub struct Notifications {
     db: PgPool,
+    redis: RedisConnection,
     hub: PubSubHub,
     keys: Keyspace,
+    /// Cancelled at shutdown: live streams end then.
+    closing: CancellationToken,
 }
 
 /// The Redis channel a user's notifications are published on as they are
@@ -56,12 +70,46 @@ fn parse_cursor(cursor: &str) -> Option<(DateTime<Utc>, Uuid)> {
 }
 
 impl Notifications {
-    pub fn new(db: PgPool, hub: PubSubHub, keys: Keyspace) -> Self {
-        Self { db, hub, keys }
+    pub fn new(db: PgPool, redis: RedisConnection, hub: PubSubHub, keys: Keyspace, closing: CancellationToken) -> Self {
+        Self { db, redis, hub, keys, closing }
     }
 
     /// The user's notifications as they arrive (from when this returns;
     /// earlier ones are in the inbox).
+    /// Cancelled when the server starts shutting down.
+    pub fn closing(&self) -> &CancellationToken {
+        &self.closing
+    }
+
+    /// Stores a notification for `user_id` under `once_key` (a second call
+    /// with the same key stores nothing new and answers the same id), then
+    /// publishes it on the user's channel. The publish is at least once.
+    pub async fn deliver(
+        &self,
+        once_key: &str,
+        user_id: Uuid,
+        title: &str,
+        body: &str,
+        data: &serde_json::Value,
+    ) -> Result<Delivered, NotificationsError> {
+        let stored =
+            store::insert_once(&self.db, once_key, user_id, title, body, data).await.map_err(|e| match &e {
+                sqlx::Error::Database(db) if db.is_foreign_key_violation() => NotificationsError::NoSuchUser,
+                _ => NotificationsError::Database(e),
+            })?;
+        let (id, created_at) = stored.ok_or(NotificationsError::Database(sqlx::Error::RowNotFound))?;
+        let message =
+            serde_json::json!({"id": id, "title": title, "body": body, "data": data, "created_at": created_at});
+        let mut conn = self.redis.clone();
+        let receivers: u64 = redis::cmd("PUBLISH")
+            .arg(channel(&self.keys, user_id))
+            .arg(message.to_string())
+            .query_async(&mut conn)
+            .await
+            .map_err(KitError::from)?;
+        Ok(Delivered { id, receivers })
+    }
+
     pub async fn live(&self, user_id: Uuid) -> Result<Subscription, NotificationsError> {
         Ok(self.hub.subscribe(&channel(&self.keys, user_id)).await?)
     }

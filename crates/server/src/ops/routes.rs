@@ -1,6 +1,8 @@
 //! `GET /health`, `GET /ready`, `GET /metrics`.
 
-use axum::extract::State;
+use std::sync::Arc;
+
+use axum::extract::{FromRef, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
@@ -9,11 +11,13 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::service::{self, Readiness};
-use crate::state::AppState;
-use crate::telemetry;
+use super::service::{Ops, Readiness};
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Ops>: FromRef<S>,
+{
     OpenApiRouter::new().routes(routes!(health)).routes(routes!(ready)).routes(routes!(metrics))
 }
 
@@ -38,8 +42,8 @@ async fn health() -> Json<Health> {
         (status = 200, description = "Ready for traffic", body = Readiness),
         (status = 503, description = "A dependency is failing", body = Readiness),
     ))]
-async fn ready(State(state): State<AppState>) -> impl IntoResponse {
-    let readiness = service::readiness(&state).await;
+async fn ready(State(ops): State<Arc<Ops>>) -> impl IntoResponse {
+    let readiness = ops.readiness().await;
     let status = if readiness.is_ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(readiness))
 }
@@ -47,9 +51,6 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    telemetry::metrics::record_pool_gauges(&state);
-    telemetry::metrics::record_cache_stats(&state).await;
-    telemetry::metrics::record_queue_gauges(&state).await;
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
+async fn metrics(State(ops): State<Arc<Ops>>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], ops.metrics().await)
 }

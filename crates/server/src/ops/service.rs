@@ -3,13 +3,42 @@
 //! `READY_CHECK_TIMEOUT_MS`, so a hung dependency cannot hang the probe.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
+use sqlx::PgPool;
 use switchyard_kit::connection::policy_can_evict;
+use switchyard_kit::RedisConnection;
 use utoipa::ToSchema;
 
-use crate::state::AppState;
+/// What the operations endpoints need to know of the rest of the
+/// application; the composition root provides it, so this capability
+/// imports no other.
+pub trait Signals: Send + Sync + 'static {
+    /// Whether rate limiting fell back to its failure modes recently.
+    fn rate_limiting_degraded(&self) -> bool;
+    /// Refreshes the gauges computed at scrape time (pools, caches, queues).
+    fn refresh_gauges(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+}
+
+/// The operations capability's service: readiness and metrics.
+#[derive(Clone)]
+pub struct Ops {
+    db: PgPool,
+    redis: RedisConnection,
+    metrics: PrometheusHandle,
+    ready_timeout: Duration,
+    signals: Arc<dyn Signals>,
+}
+
+impl std::fmt::Debug for Ops {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ops").field("ready_timeout", &self.ready_timeout).finish_non_exhaustive()
+    }
+}
 
 #[derive(Debug, Clone, Copy, Serialize, ToSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -77,45 +106,65 @@ impl Readiness {
     }
 }
 
-/// Probes PostgreSQL and Redis concurrently.
-pub async fn readiness(state: &AppState) -> Readiness {
-    let timeout = state.settings.ready_check_timeout;
-    let postgres = probe(timeout, async {
-        sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&state.db).await.map(drop).map_err(|e| e.to_string())
-    });
-    let redis = probe(timeout, async {
-        state.redis.ping().await.map_err(|e| e.to_string())?;
-        state.redis.maxmemory_policy().await.map_err(|e| e.to_string())
-    });
-    let ((postgres, _), (redis, policy)) = tokio::join!(postgres, redis);
-
-    let policy = policy.flatten();
-    let eviction_risk = policy.as_deref().is_some_and(policy_can_evict);
-    let mut warnings = Vec::new();
-    if let Some(policy) = policy.as_deref().filter(|_| eviction_risk) {
-        warnings.push(format!(
-            "Redis maxmemory-policy is {policy}: it may evict sessions, queues and streams; set it to noeviction"
-        ));
+impl Ops {
+    pub fn new(
+        db: PgPool,
+        redis: RedisConnection,
+        metrics: PrometheusHandle,
+        ready_timeout: Duration,
+        signals: Arc<dyn Signals>,
+    ) -> Self {
+        Self { db, redis, metrics, ready_timeout, signals }
     }
-    let rate_limiting = if state.rate_limits.degraded() {
-        warnings.push("rate limiting fell back to its failure modes (Redis did not answer) in the last minute".into());
-        RateLimitingMode::Degraded
-    } else {
-        RateLimitingMode::Redis
-    };
-    let status = if postgres.status == CheckStatus::Up && redis.status == CheckStatus::Up {
-        ReadyStatus::Ready
-    } else {
-        ReadyStatus::Unavailable
-    };
-    Readiness {
-        status,
-        checks: Checks {
-            postgres,
-            redis: RedisCheck { check: redis, maxmemory_policy: policy, eviction_risk },
-            rate_limiting,
-        },
-        warnings,
+
+    /// Probes PostgreSQL and Redis concurrently.
+    pub async fn readiness(&self) -> Readiness {
+        let timeout = self.ready_timeout;
+        let postgres = probe(timeout, async {
+            sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&self.db).await.map(drop).map_err(|e| e.to_string())
+        });
+        let redis = probe(timeout, async {
+            self.redis.ping().await.map_err(|e| e.to_string())?;
+            self.redis.maxmemory_policy().await.map_err(|e| e.to_string())
+        });
+        let ((postgres, _), (redis, policy)) = tokio::join!(postgres, redis);
+
+        let policy = policy.flatten();
+        let eviction_risk = policy.as_deref().is_some_and(policy_can_evict);
+        let mut warnings = Vec::new();
+        if let Some(policy) = policy.as_deref().filter(|_| eviction_risk) {
+            warnings.push(format!(
+                "Redis maxmemory-policy is {policy}: it may evict sessions, queues and streams; set it to noeviction"
+            ));
+        }
+        let rate_limiting = if self.signals.rate_limiting_degraded() {
+            warnings
+                .push("rate limiting fell back to its failure modes (Redis did not answer) in the last minute".into());
+            RateLimitingMode::Degraded
+        } else {
+            RateLimitingMode::Redis
+        };
+        let status = if postgres.status == CheckStatus::Up && redis.status == CheckStatus::Up {
+            ReadyStatus::Ready
+        } else {
+            ReadyStatus::Unavailable
+        };
+        Readiness {
+            status,
+            checks: Checks {
+                postgres,
+                redis: RedisCheck { check: redis, maxmemory_policy: policy, eviction_risk },
+                rate_limiting,
+            },
+            warnings,
+        }
+    }
+
+    /// Every metric in the Prometheus text format, scrape-time gauges
+    /// refreshed first.
+    pub async fn metrics(&self) -> String {
+        self.signals.refresh_gauges().await;
+        self.metrics.render()
     }
 }
 

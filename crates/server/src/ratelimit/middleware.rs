@@ -1,66 +1,34 @@
-//! The HTTP side of rate limiting: who is calling (client IP, principal),
-//! the policy decision, and the standard headers.
+//! The HTTP side of rate limiting: the policy decision for the caller the
+//! authentication layer resolved, and the standard headers.
 //!
 //! Headers follow the IETF httpapi RateLimit draft (`RateLimit-Policy`,
 //! `RateLimit`) plus the widely used `RateLimit-Limit` / `-Remaining` /
 //! `-Reset` trio, on every limited response; `Retry-After` on 429.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use switchyard_kit::Limit;
 
+use super::enforcement::{Applied, Enforcement, RateLimits, Subject, SubjectId};
 use super::policy::RouteGroup;
-use super::service::{Applied, Enforcement, Subject, SubjectId};
+use crate::domain::{ClientIp, Principal, PrincipalId};
+use crate::http::auth::Authenticated;
 use crate::http::ApiError;
-use crate::identity::domain::PrincipalId;
-use crate::identity::extract::{authenticate_headers, Authenticated};
-use crate::identity::Principal;
-use crate::state::AppState;
 
-/// The caller's address, as far as it can be trusted.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientIp(pub IpAddr);
-
-/// The socket peer, or the first untrusted hop of X-Forwarded-For when the
-/// peer is a trusted proxy (never by default). Walking from the right skips
-/// every trusted proxy, so a client cannot spoof its address by sending its
-/// own X-Forwarded-For.
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
-    if !is_trusted(&peer) {
-        return peer;
-    }
-    let hops: Vec<IpAddr> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|hop| hop.trim().parse().ok())
-        .collect();
-    hops.into_iter().rev().find(|ip| !is_trusted(ip)).unwrap_or(peer)
-}
-
-pub async fn limit(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let ip = client_ip(peer.ip(), request.headers(), state.rate_limits.trusted_proxies());
-    request.extensions_mut().insert(ClientIp(ip));
+/// Decides the request's policy and sets the headers. Reads the caller
+/// the authentication layer resolved; a request it did not see is limited
+/// as anonymous from an unknown address.
+pub async fn limit(State(limits): State<Arc<RateLimits>>, request: Request, next: Next) -> Response {
     let Some(group) = RouteGroup::of(request.method(), request.uri().path()) else {
         return next.run(request).await;
     };
-    // Authenticate once here; the handler's extractor reuses the result.
-    let principal = match authenticate_headers(request.headers(), &state).await {
-        Ok(principal) => principal,
-        Err(error) => return error.into_response(),
-    };
-    let subject = match &principal {
+    let ip = request.extensions().get::<ClientIp>().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ClientIp(ip)| *ip);
+    let subject = match request.extensions().get::<Authenticated>().and_then(|a| a.0.as_ref()) {
         Some(Principal::User(user)) => {
             Subject { id: SubjectId::Principal(PrincipalId::User(user.user_id)), client_limit: None }
         }
@@ -70,8 +38,7 @@ pub async fn limit(
         },
         None => Subject { id: SubjectId::Ip(ip), client_limit: None },
     };
-    request.extensions_mut().insert(Authenticated(principal));
-    match state.rate_limits.enforce(group, &subject, ip).await {
+    match limits.enforce(group, &subject, ip).await {
         Enforcement::Unlimited => next.run(request).await,
         Enforcement::Allowed(applied) => {
             let mut response = next.run(request).await;
@@ -135,22 +102,5 @@ pub fn set_headers(headers: &mut HeaderMap, applied: &Applied) {
         put("ratelimit-limit", binding.limit.to_string());
         put("ratelimit-remaining", binding.remaining.to_string());
         put("ratelimit-reset", ceil_secs(binding.reset_after).to_string());
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn forwarded_for_is_only_believed_from_trusted_proxies() {
-        let mut headers = HeaderMap::new();
-        headers.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6, 203.0.113.9, 10.0.0.2"));
-        let peer: IpAddr = "10.0.0.1".parse().unwrap();
-        assert_eq!(client_ip(peer, &headers, &[]), peer, "untrusted by default");
-        let trusted = ["10.0.0.0/8".parse().unwrap()];
-        assert_eq!(client_ip(peer, &headers, &trusted), "203.0.113.9".parse::<IpAddr>().unwrap());
-        let outsider: IpAddr = "198.51.100.1".parse().unwrap();
-        assert_eq!(client_ip(outsider, &headers, &trusted), outsider);
     }
 }

@@ -1,302 +1,185 @@
-//! Policy enforcement: given a request's route group and caller, decide
-//! every applicable limit in one Redis round trip; fall back as the policy
-//! says when Redis does not answer.
-//!
-//! Order of checks: deny-list, allow-list, then counters. A shadow policy
-//! decides and counts but never denies. Per-client overrides (the
-//! `rate_limit` of an API client, requests per minute) replace the client
-//! policy's limits; they travel with the cached key lookup, so they cost
-//! nothing extra.
+//! Rate limiting as a service: other systems ask "may `key` do this now?"
+//! with the limit in the request. Keys are namespaced by the calling API
+//! client, so tenants never touch each other's counters.
 
-use std::collections::HashMap;
-use std::fmt;
-use std::net::IpAddr;
-use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use governor::{DefaultKeyedRateLimiter, Quota};
-use switchyard_kit::{Check, Decision, Limit, RateLimiter, Verdict};
+use serde::Deserialize;
+use switchyard_kit::{Check, Decision, KitError, Limit, RateLimiter};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
 
-use super::policy::{FailMode, PolicySetting, PrincipalKind, RouteGroup};
-use crate::config::RateLimitSettings;
-use crate::identity::domain::PrincipalId;
+use crate::validation::FieldError;
 
-/// Who is being limited.
-#[derive(Debug, Clone, Copy)]
-pub struct Subject {
-    pub id: SubjectId,
-    /// A client's own requests-per-minute limit, when it has one.
-    pub client_limit: Option<u64>,
+/// Most checks in one batch.
+pub const MAX_BATCH: usize = 100;
+
+/// How a check counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Algorithm {
+    FixedWindow,
+    /// Exact: a log of the requests in the window.
+    SlidingWindow,
+    /// Approximate: this window's and the previous window's counts, weighted.
+    SlidingWindowApprox,
+    TokenBucket,
+    Gcra,
 }
 
-/// The caller a limit counts against. Its key (`ip:<addr>`, `user:<id>`,
-/// `client:<id>`, as written in the allow and deny lists) is only formatted
-/// when a list or a policy needs it: the check API's own group has no policy,
-/// and formatting a UUID was a few percent of a check's CPU.
-#[derive(Debug, Clone, Copy)]
-pub enum SubjectId {
-    Ip(IpAddr),
-    Principal(PrincipalId),
+/// One decision. Parameters by algorithm: `fixed_window`,
+/// `sliding_window` (exact) and `sliding_window_approx` take `limit` and
+/// `window_ms`; `token_bucket` takes `capacity` and `refill_per_sec`;
+/// `gcra` takes `rate` (per second) and `burst`.
+// Validated by `CheckRequest::limit`.
+#[derive(Debug, Clone, Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CheckRequest {
+    /// What is limited, in the caller's own namespace (e.g. `user:42:upload`).
+    pub key: String,
+    pub algorithm: Algorithm,
+    pub limit: Option<u64>,
+    pub window_ms: Option<u64>,
+    pub capacity: Option<u64>,
+    pub refill_per_sec: Option<f64>,
+    pub rate: Option<f64>,
+    pub burst: Option<u64>,
+    /// How much this request costs (default 1).
+    pub cost: Option<u64>,
 }
 
-impl SubjectId {
-    pub fn kind(&self) -> PrincipalKind {
-        match self {
-            SubjectId::Ip(_) => PrincipalKind::Anonymous,
-            SubjectId::Principal(PrincipalId::User(_)) => PrincipalKind::User,
-            SubjectId::Principal(PrincipalId::Client(_)) => PrincipalKind::Client,
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("invalid input")]
+    Validation(Vec<FieldError>),
+    #[error(transparent)]
+    Redis(#[from] KitError),
+}
+
+impl CheckRequest {
+    /// The limit this spec describes, or the fields that are wrong (each
+    /// prefixed with `prefix`, e.g. `checks[2].`).
+    pub fn limit(&self, prefix: &str) -> Result<(Limit, u64), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let field = |name: &str| format!("{prefix}{name}");
+        if self.key.is_empty() || self.key.chars().count() > 256 {
+            errors.push(FieldError::new(field("key"), "must be 1-256 characters"));
         }
-    }
-}
-
-impl fmt::Display for SubjectId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SubjectId::Ip(ip) => write!(f, "ip:{ip}"),
-            SubjectId::Principal(id) => id.fmt(f),
-        }
-    }
-}
-
-/// The limits that applied, for the RateLimit headers.
-#[derive(Debug, Clone)]
-pub struct Applied {
-    pub policy: String,
-    pub names: Vec<String>,
-    pub limits: Vec<Limit>,
-    pub decisions: Vec<Decision>,
-}
-
-impl Applied {
-    /// The decision the single-value headers report: the first denying
-    /// limit, else the one with the fewest remaining.
-    pub fn binding(&self) -> Option<&Decision> {
-        self.decisions.iter().find(|d| !d.allowed).or_else(|| self.decisions.iter().min_by_key(|d| d.remaining))
-    }
-}
-
-#[derive(Debug, Clone)]
-pub enum Enforcement {
-    /// No policy applies, or the subject is allow-listed.
-    Unlimited,
-    Allowed(Applied),
-    Denied(Applied),
-    /// The subject is deny-listed.
-    Banned,
-    /// Redis did not answer and the policy fails closed.
-    Unavailable {
-        policy: String,
-    },
-}
-
-struct Compiled {
-    setting: PolicySetting,
-    limits: Vec<Limit>,
-    names: Vec<String>,
-    /// In-process limiters used when Redis is unreachable (mode `local`).
-    local: Vec<DefaultKeyedRateLimiter<String>>,
-}
-
-/// The rate-limit policies of this instance.
-pub struct RateLimits {
-    limiter: RateLimiter,
-    policies: HashMap<(RouteGroup, PrincipalKind), Arc<Compiled>>,
-    settings: RateLimitSettings,
-    /// Unix ms of the last fallback decision (0 = never).
-    last_fallback_ms: AtomicI64,
-}
-
-impl std::fmt::Debug for RateLimits {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RateLimits").field("policies", &self.policies.len()).finish_non_exhaustive()
-    }
-}
-
-impl RateLimits {
-    pub fn new(limiter: RateLimiter, settings: &RateLimitSettings) -> Self {
-        let policies = settings
-            .policies
-            .iter()
-            .map(|setting| {
-                let limits: Vec<Limit> = setting.limits.iter().map(|l| l.to_limit()).collect();
-                let names = (0..limits.len()).map(|i| setting.limit_name(i)).collect();
-                let local =
-                    limits.iter().map(|l| DefaultKeyedRateLimiter::keyed(local_quota(l, settings.instances))).collect();
-                (
-                    (setting.group, setting.principal),
-                    Arc::new(Compiled { setting: setting.clone(), limits, names, local }),
-                )
-            })
-            .collect();
-        Self { limiter, policies, settings: settings.clone(), last_fallback_ms: AtomicI64::new(0) }
-    }
-
-    /// The limiter behind the policies, shared with the check API.
-    pub fn limiter(&self) -> &RateLimiter {
-        &self.limiter
-    }
-
-    pub fn trusted_proxies(&self) -> &[ipnet::IpNet] {
-        &self.settings.trusted_proxies
-    }
-
-    /// True when a decision fell back to its failure mode in the last minute.
-    pub fn degraded(&self) -> bool {
-        let last = self.last_fallback_ms.load(Ordering::Relaxed);
-        last > 0 && chrono::Utc::now().timestamp_millis() - last < 60_000
-    }
-
-    pub async fn enforce(&self, group: RouteGroup, subject: &Subject, ip: IpAddr) -> Enforcement {
-        let (deny, allow) = (&self.settings.deny, &self.settings.allow);
-        if !(deny.is_empty() && allow.is_empty()) {
-            let (subject_key, ip_key) = (subject.id.to_string(), format!("ip:{ip}"));
-            if deny.contains(&subject_key) || deny.contains(&ip_key) {
-                metrics::counter!("ratelimit_decisions_total", "policy" => "deny-list", "outcome" => "denied")
-                    .increment(1);
-                return Enforcement::Banned;
+        let mut positive = |name: &str, value: Option<u64>| match value {
+            Some(v) if v > 0 => v,
+            _ => {
+                errors.push(FieldError::new(field(name), "is required and must be a positive integer"));
+                0
             }
-            if allow.contains(&subject_key) || allow.contains(&ip_key) {
-                return Enforcement::Unlimited;
-            }
-        }
-        let Some(policy) = self.policies.get(&(group, subject.id.kind())) else {
-            return Enforcement::Unlimited;
         };
-        let subject_key = subject.id.to_string();
-        let (limits, names) = match subject.client_limit {
-            Some(per_minute) if subject.id.kind() == PrincipalKind::Client => (
-                vec![Limit::SlidingWindowCounter { limit: per_minute, window: Duration::from_secs(60) }],
-                vec![format!("{}-client-override", policy.setting.name)],
-            ),
-            _ => (policy.limits.clone(), policy.names.clone()),
-        };
-        let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let check = Check { subject: &subject_key, names: &name_refs, limits: &limits, cost: 1 };
-        let name = policy.setting.name.clone();
-        match self.limiter.check(&check).await {
-            Ok(verdict) => self.conclude(policy, name, names, limits, verdict),
-            Err(error) => {
-                self.last_fallback_ms.store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
-                let mode = policy.setting.on_redis_error;
-                let mode_label = match mode {
-                    FailMode::FailOpen => "fail_open",
-                    FailMode::FailClosed => "fail_closed",
-                    FailMode::Local => "local",
-                };
-                metrics::counter!("ratelimit_fallbacks_total", "policy" => name.clone(), "mode" => mode_label)
-                    .increment(1);
-                tracing::warn!(policy = %name, mode = mode_label, %error, "rate limit fell back: Redis did not answer");
-                match mode {
-                    FailMode::FailOpen => Enforcement::Unlimited,
-                    FailMode::FailClosed => Enforcement::Unavailable { policy: name },
-                    FailMode::Local => {
-                        let verdict = local_verdict(policy, &subject_key);
-                        self.conclude(policy, name, policy.names.clone(), policy.limits.clone(), verdict)
-                    }
+        let limit = match self.algorithm {
+            Algorithm::FixedWindow | Algorithm::SlidingWindow | Algorithm::SlidingWindowApprox => {
+                let limit = positive("limit", self.limit);
+                let window = Duration::from_millis(positive("window_ms", self.window_ms));
+                match self.algorithm {
+                    Algorithm::FixedWindow => Limit::FixedWindow { limit, window },
+                    Algorithm::SlidingWindow => Limit::SlidingWindowLog { limit, window },
+                    _ => Limit::SlidingWindowCounter { limit, window },
                 }
             }
-        }
-    }
-
-    fn conclude(
-        &self,
-        policy: &Compiled,
-        name: String,
-        names: Vec<String>,
-        limits: Vec<Limit>,
-        verdict: Verdict,
-    ) -> Enforcement {
-        let outcome = match (verdict.allowed, policy.setting.shadow) {
-            (true, _) => "allowed",
-            (false, true) => "shadow_denied",
-            (false, false) => "denied",
+            Algorithm::TokenBucket => {
+                let capacity = positive("capacity", self.capacity);
+                let refill_per_sec = self.refill_per_sec.filter(|r| r.is_finite() && *r > 0.0).unwrap_or_else(|| {
+                    errors.push(FieldError::new(field("refill_per_sec"), "is required and must be a positive number"));
+                    0.0
+                });
+                Limit::TokenBucket { capacity, refill_per_sec }
+            }
+            Algorithm::Gcra => {
+                let rate = self.rate.filter(|r| r.is_finite() && *r > 0.0).unwrap_or_else(|| {
+                    errors.push(FieldError::new(field("rate"), "is required and must be a positive number"));
+                    0.0
+                });
+                Limit::Gcra { rate, burst: self.burst.unwrap_or(0) }
+            }
         };
-        metrics::counter!("ratelimit_decisions_total", "policy" => name.clone(), "outcome" => outcome).increment(1);
-        let applied = Applied { policy: name, names, limits, decisions: verdict.decisions };
-        if policy.setting.shadow {
-            if !verdict.allowed {
-                tracing::info!(policy = %applied.policy, "shadow rate limit would have denied this request");
-            }
-            // A shadow policy is invisible to callers: no headers, no 429.
-            return Enforcement::Unlimited;
+        let cost = self.cost.unwrap_or(1);
+        if cost == 0 || cost > 1_000_000 {
+            errors.push(FieldError::new(field("cost"), "must be between 1 and 1000000"));
         }
-        if verdict.allowed {
-            Enforcement::Allowed(applied)
+        if errors.is_empty() {
+            Ok((limit, cost))
         } else {
-            Enforcement::Denied(applied)
+            Err(errors)
         }
     }
 }
 
-/// Decides in this process with governor (GCRA), one limiter per limit.
-fn local_verdict(policy: &Compiled, subject: &str) -> Verdict {
-    let key = subject.to_owned();
-    let decisions: Vec<Decision> = policy
-        .local
-        .iter()
-        .zip(&policy.limits)
-        .map(|(limiter, limit)| {
-            if limiter.len() > 100_000 {
-                limiter.retain_recent();
-            }
-            let allowed = limiter.check_key(&key).is_ok();
-            Decision {
-                allowed,
-                limit: limit.max_cost(),
-                remaining: 0,
-                reset_after: Duration::from_secs(1),
-                retry_after: (!allowed).then(|| Duration::from_secs(1)),
-            }
-        })
-        .collect();
-    Verdict { allowed: decisions.iter().all(|d| d.allowed), decisions }
+fn subject(client_id: Uuid, key: &str) -> String {
+    format!("svc:{client_id}:{key}")
 }
 
-/// The governor quota matching `limit`, with this instance's share of it.
-fn local_quota(limit: &Limit, instances: u32) -> Quota {
-    let instances = f64::from(instances.max(1));
-    let share = |n: u64| NonZeroU32::new(((n as f64 / instances).floor() as u32).max(1)).unwrap_or(NonZeroU32::MIN);
-    let per = |burst: NonZeroU32, period: Duration| {
-        let replenish = period / burst.get();
-        Quota::with_period(replenish.max(Duration::from_nanos(1))).map(|q| q.allow_burst(burst))
-    };
-    let quota = match *limit {
-        Limit::FixedWindow { limit, window }
-        | Limit::SlidingWindowLog { limit, window }
-        | Limit::SlidingWindowCounter { limit, window } => per(share(limit), window),
-        Limit::TokenBucket { capacity, refill_per_sec } => {
-            let burst = share(capacity);
-            Quota::with_period(Duration::from_secs_f64(instances / refill_per_sec)).map(|q| q.allow_burst(burst))
-        }
-        Limit::Gcra { rate, burst } => {
-            let burst = share(burst + 1);
-            Quota::with_period(Duration::from_secs_f64(instances / rate)).map(|q| q.allow_burst(burst))
-        }
-    };
-    quota.unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+/// The binding decision of a one-limit verdict.
+fn first(decisions: Vec<Decision>) -> Decision {
+    decisions.into_iter().next().unwrap_or(Decision {
+        allowed: false,
+        limit: 0,
+        remaining: 0,
+        reset_after: Duration::ZERO,
+        retry_after: None,
+    })
 }
 
-#[cfg(test)]
-mod tests {
-    use uuid::Uuid;
+/// The check API's service: one limiter shared by every caller, keys
+/// namespaced per API client.
+#[derive(Debug, Clone)]
+pub struct CheckService {
+    limiter: RateLimiter,
+}
 
-    use super::*;
+impl CheckService {
+    pub fn new(limiter: RateLimiter) -> Self {
+        Self { limiter }
+    }
 
-    #[test]
-    fn subject_keys_are_written_as_the_allow_and_deny_lists_name_them() {
-        let id = Uuid::parse_str("7d3c0a52-1c1e-4b7e-9f0e-2b8f0c2d1e3f").unwrap();
-        let ip: IpAddr = "2001:db8::1".parse().unwrap();
-        assert_eq!(SubjectId::Ip(ip).to_string(), "ip:2001:db8::1");
-        assert_eq!(
-            SubjectId::Principal(PrincipalId::User(id)).to_string(),
-            "user:7d3c0a52-1c1e-4b7e-9f0e-2b8f0c2d1e3f"
-        );
-        assert_eq!(
-            SubjectId::Principal(PrincipalId::Client(id)).to_string(),
-            "client:7d3c0a52-1c1e-4b7e-9f0e-2b8f0c2d1e3f"
-        );
-        assert_eq!(SubjectId::Principal(PrincipalId::Client(id)).kind(), PrincipalKind::Client);
+    pub async fn check(&self, client_id: Uuid, spec: &CheckRequest) -> Result<Decision, CheckError> {
+        let (limit, cost) = spec.limit("").map_err(CheckError::Validation)?;
+        let subject = subject(client_id, &spec.key);
+        let verdict = self.limiter.check(&Check { subject: &subject, names: &["svc"], limits: &[limit], cost }).await?;
+        Ok(first(verdict.decisions))
+    }
+
+    pub async fn status(&self, client_id: Uuid, spec: &CheckRequest) -> Result<Decision, CheckError> {
+        let (limit, cost) = spec.limit("").map_err(CheckError::Validation)?;
+        let subject = subject(client_id, &spec.key);
+        let verdict = self.limiter.peek(&Check { subject: &subject, names: &["svc"], limits: &[limit], cost }).await?;
+        Ok(first(verdict.decisions))
+    }
+
+    /// Every check in one Redis round trip; all are validated first, so a bad
+    /// item consumes nothing from the others.
+    pub async fn check_batch(&self, client_id: Uuid, specs: &[CheckRequest]) -> Result<Vec<Decision>, CheckError> {
+        if specs.is_empty() || specs.len() > MAX_BATCH {
+            return Err(CheckError::Validation(vec![FieldError::new(
+                "checks",
+                format!("must hold 1-{MAX_BATCH} checks"),
+            )]));
+        }
+        let mut errors = Vec::new();
+        let mut parsed = Vec::with_capacity(specs.len());
+        for (i, spec) in specs.iter().enumerate() {
+            match spec.limit(&format!("checks[{i}].")) {
+                Ok(ok) => parsed.push(ok),
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(CheckError::Validation(errors));
+        }
+        let subjects: Vec<String> = specs.iter().map(|s| subject(client_id, &s.key)).collect();
+        let limits: Vec<[Limit; 1]> = parsed.iter().map(|(l, _)| [*l]).collect();
+        let checks: Vec<Check<'_>> = subjects
+            .iter()
+            .zip(&limits)
+            .zip(&parsed)
+            .map(|((subject, limits), (_, cost))| Check { subject, names: &["svc"], limits, cost: *cost })
+            .collect();
+        let verdicts = self.limiter.check_many(&checks).await?;
+        Ok(verdicts.into_iter().map(|v| first(v.decisions)).collect())
     }
 }

@@ -18,7 +18,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use crate::state::AppState;
+use sqlx::PgPool;
+use switchyard_kit::{Keyspace, RedisConnection};
 
 const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
@@ -158,12 +159,12 @@ fn http_series(method: &Method, route: &str, status: u16) -> (metrics::Counter, 
 
 /// Sets the connection-pool gauges from the pools' current state; called
 /// just before rendering so a scrape sees fresh values.
-pub fn record_pool_gauges(state: &AppState) {
-    let size = state.db.size();
-    let idle = state.db.num_idle() as u32;
+pub fn record_pool_gauges(db: &PgPool, max_connections: u32) {
+    let size = db.size();
+    let idle = db.num_idle() as u32;
     metrics::gauge!("db_pool_connections", "state" => "idle").set(f64::from(idle));
     metrics::gauge!("db_pool_connections", "state" => "in_use").set(f64::from(size.saturating_sub(idle)));
-    metrics::gauge!("db_pool_max_connections").set(f64::from(state.settings.database_max_connections));
+    metrics::gauge!("db_pool_max_connections").set(f64::from(max_connections));
 }
 
 /// Cache families whose hit/miss counts (kept in Redis, across instances)
@@ -172,34 +173,12 @@ pub const CACHE_FAMILIES: &[&str] = &["last-action"];
 
 /// Sets `cache_hits_total` / `cache_misses_total` from the counts in Redis;
 /// called at scrape time. A Redis error leaves the previous values.
-pub async fn record_cache_stats(state: &AppState) {
+pub async fn record_cache_stats(redis: &RedisConnection, keys: &Keyspace) {
     for family in CACHE_FAMILIES {
-        let cache = switchyard_kit::Cache::new(state.redis.clone(), state.keys.clone(), family);
+        let cache = switchyard_kit::Cache::new(redis.clone(), keys.clone(), family);
         if let Ok((hits, misses)) = cache.stats().await {
             metrics::counter!("cache_hits_total", "family" => *family).absolute(hits);
             metrics::counter!("cache_misses_total", "family" => *family).absolute(misses);
         }
-    }
-}
-
-/// Sets `jobs_queue_depth{queue,state}` and `jobs_queue_oldest_age_seconds`
-/// (the lag) for every registered queue; called at scrape time. A Redis
-/// error leaves the previous values.
-pub async fn record_queue_gauges(state: &AppState) {
-    let Ok(queues) = state.jobs.queues().await else { return };
-    for (name, o) in queues {
-        #[allow(clippy::cast_precision_loss)]
-        for (label, count) in [
-            ("queued", o.queued),
-            ("scheduled", o.scheduled),
-            ("retrying", o.retrying),
-            ("running", o.running),
-            ("dead", o.dead),
-        ] {
-            metrics::gauge!("jobs_queue_depth", "queue" => name.clone(), "state" => label).set(count as f64);
-        }
-        let lag = o.oldest_queued_age.map_or(0.0, |age| age.as_secs_f64());
-        metrics::gauge!("jobs_queue_oldest_age_seconds", "queue" => name.clone()).set(lag);
-        metrics::gauge!("jobs_queue_paused", "queue" => name).set(if o.paused { 1.0 } else { 0.0 });
     }
 }

@@ -11,10 +11,10 @@ use switchyard_kit::{KitError, Queue, RedisConfig, RedisConnection};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::app::AppState;
 use crate::jobs::cron::CronScheduler;
 use crate::jobs::handlers::Handlers;
 use crate::jobs::runner::{Runner, RunnerOptions};
-use crate::state::AppState;
 
 /// How often a worker without `--queues` looks for new queues.
 const DISCOVER_EVERY: Duration = Duration::from_secs(2);

@@ -1,18 +1,19 @@
-//! The worker process runtime: the loop that background capabilities (the
-//! job queue, scheduled jobs, outbox drains) will run inside.
-//!
-//! Today it registers the worker in the `workers` heartbeat registry, keeps
-//! the registration alive and removes it on a clean shutdown, so operators
-//! can see which workers run; and on every tick it repairs actions whose
-//! Redis side effects did not happen. Work loops are driven by the same
-//! cancellation token and can be stepped one iteration at a time in tests.
+//! The worker process: the job runners and the cron scheduler (`jobs`),
+//! and this loop, which registers the worker in the `workers` heartbeat
+//! registry (kept alive, removed on a clean shutdown, so operators can see
+//! which workers run) and on every tick repairs actions whose Redis side
+//! effects did not happen. Every loop is driven by one cancellation token
+//! and can be stepped one iteration at a time in tests.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_kit::{Heartbeats, KitError};
 use tokio_util::sync::CancellationToken;
 
-use crate::state::AppState;
+use crate::actions::service::REPAIR_AFTER;
+use crate::actions::Actions;
+use crate::app::AppState;
 
 pub mod jobs;
 
@@ -23,7 +24,7 @@ pub const REGISTRY: &str = "workers";
 #[derive(Debug, Clone)]
 pub struct Worker {
     id: String,
-    actions: crate::actions::service::Actions,
+    actions: Arc<Actions>,
     heartbeats: Heartbeats,
     interval: Duration,
 }
@@ -48,7 +49,7 @@ impl Worker {
     /// late beat does not make the worker look dead), then repair actions
     /// whose Redis side effects did not happen.
     pub async fn tick(&self) -> Result<(), KitError> {
-        match self.actions.repair_once(crate::actions::service::REPAIR_AFTER).await {
+        match self.actions.repair_once(REPAIR_AFTER).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(repaired = n, "republished actions whose side effects were missing"),
             Err(error) => tracing::warn!(%error, "action repair failed; retrying next tick"),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use reqwest::Method;
 use serde_json::{json, Value};
-use switchyard::identity::domain::Role;
+use switchyard::domain::Role;
 use switchyard_kit::testing::RedisProcess;
 
 use crate::helpers::{assert_problem, json_of, redis_url, spawn_app, spawn_app_with, TestApp, TestUser};
@@ -156,7 +156,7 @@ async fn side_effects_lost_after_the_insert_are_repaired_into_the_audit_stream()
     let url = redis.url();
     let app = spawn_app_with(&[("redis_url", &url)], utoipa_axum::router::OpenApiRouter::new()).await;
     let user_id = uuid::Uuid::new_v4();
-    let principal = switchyard::identity::Principal::User(switchyard::identity::service::AuthenticatedUser {
+    let principal = switchyard::domain::Principal::User(switchyard::domain::AuthenticatedUser {
         user_id,
         session_id: uuid::Uuid::new_v4(),
         role: Role::User,

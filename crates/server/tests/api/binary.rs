@@ -145,7 +145,7 @@ async fn serve_migrates_then_stops_cleanly_on_sigterm() {
         .spawn()
         .unwrap(),
     );
-    switchyard::startup::install_tls_provider();
+    switchyard::tls::install_tls_provider();
     let client = reqwest::Client::new();
     let mut up = false;
     for _ in 0..200 {
@@ -221,7 +221,7 @@ async fn serve(database: &TestDatabase, extra: &[(&str, &str)]) -> (Running, Str
     let child =
         Running::new(switchyard(&["serve"], &env).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap());
     let base = format!("http://127.0.0.1:{port}");
-    switchyard::startup::install_tls_provider();
+    switchyard::tls::install_tls_provider();
     let client = reqwest::Client::new();
     for _ in 0..200 {
         if client.get(format!("{base}/health")).send().await.is_ok_and(|r| r.status() == 200) {
@@ -251,7 +251,7 @@ async fn stop(running: Running) -> Output {
 async fn secrets_never_reach_the_logs_even_at_trace_level() {
     let database = TestDatabase::create().await;
     let (child, base, _keys) = serve(&database, &[("RUST_LOG", "trace")]).await;
-    switchyard::startup::install_tls_provider();
+    switchyard::tls::install_tls_provider();
     let client = reqwest::Client::new();
     let password = "Sup3r-Secret-Passw0rd";
     let signup = serde_json::json!({"username": "logcheck", "email": "log@example.com", "password": password});
@@ -313,7 +313,7 @@ async fn admin_create_user_reads_the_password_from_stdin() {
     assert!(String::from_utf8_lossy(&output.stdout).contains("created admin user root"));
 
     let (child, base, _keys) = serve(&database, &[]).await;
-    switchyard::startup::install_tls_provider();
+    switchyard::tls::install_tls_provider();
     let client = reqwest::Client::new();
     let login = serde_json::json!({"email": "root@example.com", "password": "admin-password-1"});
     let tokens: serde_json::Value =
@@ -477,13 +477,6 @@ async fn three_worker_processes_enqueue_each_cron_tick_once() {
             )
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(3500)).await;
-    for worker in workers {
-        let output = stop(worker).await;
-        assert!(output.status.success(), "a worker stops cleanly");
-    }
-    let _ = std::fs::remove_file(&config);
-
     let conn =
         switchyard_kit::RedisConnection::connect(&switchyard_kit::RedisConfig::new(&redis).unwrap()).await.unwrap();
     let keys = prefix.keyspace();
@@ -495,6 +488,20 @@ async fn three_worker_processes_enqueue_each_cron_tick_once() {
             found
         }
     };
+    // Until the schedulers have fired a few ticks, however slowly three
+    // processes start on a loaded machine.
+    for _ in 0..300 {
+        if scan(format!("{}*", keys.tagged("q:cron", &["once", ""]))).await.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for worker in workers {
+        let output = stop(worker).await;
+        assert!(output.status.success(), "a worker stops cleanly");
+    }
+    let _ = std::fs::remove_file(&config);
+
     let ticks = scan(format!("{}*", keys.tagged("q:cron", &["once", ""]))).await;
     let jobs = scan(format!("{}*", keys.tagged("q:cron", &["job", ""]))).await;
     assert!(ticks.len() >= 2, "the schedulers ran for several ticks: {ticks:?}");

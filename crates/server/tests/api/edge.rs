@@ -7,8 +7,8 @@ use axum::extract::State;
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use switchyard::app::AppState;
 use switchyard::http::{ApiError, ApiJson, FieldError};
-use switchyard::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::helpers::{assert_problem, spawn_app, spawn_app_with};
@@ -219,7 +219,7 @@ fn collect_refs(value: &Value, out: &mut Vec<String>) {
 
 #[tokio::test]
 async fn the_committed_openapi_document_matches_the_code() {
-    let generated = switchyard::http::openapi::document().to_pretty_json().unwrap() + "\n";
+    let generated = switchyard::app::document().to_pretty_json().unwrap() + "\n";
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
     if std::env::var_os("UPDATE_OPENAPI").is_some() {
         std::fs::write(path, &generated).unwrap();

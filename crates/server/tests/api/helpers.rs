@@ -7,12 +7,11 @@ use figment::Figment;
 use reqwest::{Method, Response};
 use serde_json::Value;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
+use switchyard::app::AppState;
+use switchyard::app::MAIL_QUEUE;
 use switchyard::config::Settings;
-use switchyard::identity::service::MAIL_QUEUE;
-use switchyard::jobs::handlers::Handlers;
 use switchyard::jobs::runner::Runner;
 use switchyard::startup::{self, Application};
-use switchyard::state::AppState;
 use switchyard_kit::{Keyspace, RedisConnection};
 use tokio_util::sync::CancellationToken;
 use utoipa_axum::router::OpenApiRouter;
@@ -137,7 +136,7 @@ async fn spawn_app_full(
     let (settings, database) = test_settings_with(overrides, policies).await;
     let state = startup::connect(settings).await.expect("connect to test services");
     startup::migrate(&state.db).await.expect("migrations apply");
-    let router = switchyard::http::router_with(state.clone(), switchyard::http::api_routes().merge(extra_routes));
+    let router = switchyard::app::router_with(state.clone(), switchyard::app::api_routes().merge(extra_routes));
     let app = Application::bind_router(state.clone(), router).await.expect("bind");
     let address = format!("http://{}", app.local_addr());
     let shutdown = CancellationToken::new();
@@ -160,7 +159,7 @@ async fn spawn_app_full(
 pub fn job_runner(state: &AppState, queue: &str) -> Runner {
     Runner::new(
         state.jobs.queue(queue),
-        Arc::new(Handlers::builtin(state)),
+        Arc::new(switchyard::app::job_handlers(state)),
         switchyard::worker::jobs::runner_options(state),
     )
 }

@@ -273,7 +273,7 @@ async fn an_admins_client_notifies_a_user_once_stored_and_published() {
     assert!(notifications(&app, Uuid::parse_str(&owner.id).unwrap()).await.is_empty());
 
     // The same job run twice (a retried attempt) stores once.
-    let handler = NotifyHandler::new(app.db.clone(), app.redis.clone(), app.keys.clone());
+    let handler = NotifyHandler::new(app.state.notifications.clone());
     let context = JobContext {
         id: "default.direct".into(),
         kind: "notify".into(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use switchyard::jobs::handlers::{Handlers, JobContext, JobFailure};
+use switchyard::jobs::handlers::{JobContext, JobFailure};
 use switchyard::jobs::runner::{Runner, RunnerOptions};
 use switchyard_kit::Queue;
 use tokio_util::sync::CancellationToken;
@@ -225,7 +225,8 @@ async fn shutdown_lets_short_jobs_finish_and_releases_the_rest_unspent() {
         enqueue(&app, &user, json!({"type": "sleep", "payload": {"ms": 30000}})).await.json().await.unwrap();
     let mut opts = options(&app);
     opts.shutdown_grace = Duration::from_millis(400);
-    let runner = Runner::new(app.state.jobs.queue("default"), Arc::new(Handlers::builtin(&app.state)), opts);
+    let runner =
+        Runner::new(app.state.jobs.queue("default"), Arc::new(switchyard::app::job_handlers(&app.state)), opts);
     let (shutdown, task) = start_runner(runner, 2).await;
     wait_for_state(&app, &user, long["id"].as_str().unwrap(), "running").await;
     shutdown.cancel();
@@ -257,7 +258,7 @@ async fn ten_thousand_jobs_through_four_runners_each_run_exactly_once() {
             }
         }
     };
-    let handlers = Arc::new(Handlers::builtin(&app.state).with("count", count_handler));
+    let handlers = Arc::new(switchyard::app::job_handlers(&app.state).with("count", count_handler));
     let queue = app.state.jobs.queue("bulk");
     let total = 10_000;
     for _ in 0..total / 500 {
@@ -386,7 +387,8 @@ async fn a_prefetched_job_waits_for_a_slot_and_goes_back_unspent_at_shutdown() {
     let mut opts = options(&app);
     opts.shutdown_grace = Duration::from_millis(100);
     opts.prefetch_per_slot = 1;
-    let runner = Runner::new(app.state.jobs.queue("default"), Arc::new(Handlers::builtin(&app.state)), opts);
+    let runner =
+        Runner::new(app.state.jobs.queue("default"), Arc::new(switchyard::app::job_handlers(&app.state)), opts);
     let (shutdown, task) = start_runner(runner, 1).await;
     wait_for_state(&app, &user, long["id"].as_str().unwrap(), "running").await;
     // The second job is leased ahead (state running, not started) while the

@@ -81,15 +81,20 @@ impl std::fmt::Debug for Handlers {
 }
 
 impl Handlers {
-    /// Every built-in handler, wired to the process's shared state.
-    pub fn builtin(state: &crate::state::AppState) -> Self {
+    /// Every built-in handler: mail through `mailer`, webhooks with
+    /// `settings`, notifications into `notifications`.
+    pub fn builtin(
+        mailer: crate::mail::Mailer,
+        settings: &crate::config::JobSettings,
+        notifications: Arc<dyn notify::NotificationSink>,
+    ) -> Self {
         Self::default()
             .with("noop", basic::noop)
             .with("sleep", basic::sleep)
             .with("flaky", basic::flaky)
-            .with("mail", mail::MailHandler::new(state.mailer.clone()))
-            .with("webhook", webhook::WebhookHandler::new(&state.settings.jobs))
-            .with("notify", notify::NotifyHandler::new(state.db.clone(), state.redis.clone(), state.keys.clone()))
+            .with("mail", mail::MailHandler::new(mailer))
+            .with("webhook", webhook::WebhookHandler::new(settings))
+            .with("notify", notify::NotifyHandler::new(notifications))
     }
 
     /// Adds (or replaces) the handler of `kind`.

@@ -5,24 +5,49 @@
 //! Stored under the job's id, so a retried attempt never stores twice; the
 //! publish is at-least-once like the job.
 
-use serde_json::{json, Value};
-use sqlx::PgPool;
-use switchyard_kit::{Keyspace, RedisConnection};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::{JobContext, JobFailure};
-use crate::notifications;
 
-#[derive(Clone, Debug)]
+/// One notification to store and publish.
+#[derive(Debug, Clone, Copy)]
+pub struct Notification<'a> {
+    /// Stored at most once per key (the job's id).
+    pub once_key: &'a str,
+    pub user_id: Uuid,
+    pub title: &'a str,
+    pub body: &'a str,
+    pub data: &'a Value,
+}
+
+/// Where notifications go: the notifications capability, wired in by the
+/// composition root. Answers the job's result, or why the attempt failed.
+pub trait NotificationSink: Send + Sync + 'static {
+    fn deliver<'a>(
+        &'a self,
+        notification: Notification<'a>,
+    ) -> Pin<Box<dyn Future<Output = Result<Value, JobFailure>> + Send + 'a>>;
+}
+
+#[derive(Clone)]
 pub struct NotifyHandler {
-    db: PgPool,
-    redis: RedisConnection,
-    keys: Keyspace,
+    sink: Arc<dyn NotificationSink>,
+}
+
+impl std::fmt::Debug for NotifyHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotifyHandler").finish_non_exhaustive()
+    }
 }
 
 impl NotifyHandler {
-    pub fn new(db: PgPool, redis: RedisConnection, keys: Keyspace) -> Self {
-        Self { db, redis, keys }
+    pub fn new(sink: Arc<dyn NotificationSink>) -> Self {
+        Self { sink }
     }
 
     async fn deliver(&self, job: JobContext) -> Result<Value, JobFailure> {
@@ -30,27 +55,14 @@ impl NotifyHandler {
             return Err(JobFailure::fatal(format!("payload.{field} {message}")));
         }
         let p = &job.payload;
-        let user_id = p["user_id"].as_str().and_then(|s| Uuid::parse_str(s).ok()).unwrap_or_default();
-        let title = p["title"].as_str().unwrap_or_default();
-        let body = p.get("body").and_then(Value::as_str).unwrap_or_default();
-        let data = p.get("data").cloned().unwrap_or(Value::Null);
-        let stored =
-            notifications::store::insert_once(&self.db, &job.id, user_id, title, body, &data).await.map_err(|e| {
-                match &e {
-                    sqlx::Error::Database(db) if db.is_foreign_key_violation() => JobFailure::fatal("no such user"),
-                    _ => JobFailure::retry(format!("storing the notification failed: {e}")),
-                }
-            })?;
-        let (id, created_at) = stored.ok_or_else(|| JobFailure::retry("the notification was not stored"))?;
-        let message = json!({"id": id, "title": title, "body": body, "data": data, "created_at": created_at});
-        let mut conn = self.redis.clone();
-        let receivers: u64 = redis::cmd("PUBLISH")
-            .arg(notifications::service::channel(&self.keys, user_id))
-            .arg(message.to_string())
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| JobFailure::retry(format!("publishing failed: {e}")))?;
-        Ok(json!({"notification_id": id, "receivers": receivers}))
+        let notification = Notification {
+            once_key: &job.id,
+            user_id: p["user_id"].as_str().and_then(|s| Uuid::parse_str(s).ok()).unwrap_or_default(),
+            title: p["title"].as_str().unwrap_or_default(),
+            body: p.get("body").and_then(Value::as_str).unwrap_or_default(),
+            data: p.get("data").unwrap_or(&Value::Null),
+        };
+        self.sink.deliver(notification).await
     }
 }
 

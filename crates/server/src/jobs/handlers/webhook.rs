@@ -104,7 +104,7 @@ pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
 
 impl WebhookHandler {
     pub fn new(settings: &JobSettings) -> Self {
-        crate::startup::install_tls_provider();
+        crate::tls::install_tls_provider();
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("switchyard-webhooks/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())

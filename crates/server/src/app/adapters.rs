@@ -1,0 +1,127 @@
+//! Where capabilities meet: each port a capability declares (what it needs
+//! from outside itself) is implemented here over another capability's
+//! service, so no capability imports another.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use switchyard_kit::{Keyspace, RedisConnection};
+
+use crate::clients::keys::KEY_PREFIX;
+use crate::clients::Clients;
+use crate::config::{MailTransportSetting, Settings};
+use crate::domain::Principal;
+use crate::http::auth::{Authenticator, Credential};
+use crate::http::ApiError;
+use crate::identity::{Identity, MailOutbox};
+use crate::jobs::handlers::notify::{Notification, NotificationSink};
+use crate::jobs::handlers::JobFailure;
+use crate::jobs::service::{BackoffKind, BackoffSpec, JobSpec};
+use crate::jobs::Jobs;
+use crate::mail::{Email, MailSettings, MailTransport};
+use crate::notifications::service::NotificationsError;
+use crate::notifications::Notifications;
+use crate::ops::Signals;
+use crate::ratelimit::RateLimits;
+
+/// The queue login codes and reset links are delivered from.
+pub const MAIL_QUEUE: &str = "mail";
+
+/// Start-up converts mail configuration, so `mail` never imports `config`.
+pub(super) fn mail_settings(settings: &Settings) -> MailSettings {
+    MailSettings {
+        transport: match settings.mail.transport {
+            MailTransportSetting::Outbox => MailTransport::Outbox,
+            MailTransportSetting::Smtp => MailTransport::Smtp,
+        },
+        smtp_url: settings.mail.smtp_url.clone(),
+        from: settings.mail.from.clone(),
+    }
+}
+
+/// Access tokens are identity's, API keys the clients capability's; a key
+/// sent as a bearer token is told apart by its prefix.
+#[derive(Debug)]
+pub(super) struct Gatekeeper {
+    pub identity: Arc<Identity>,
+    pub clients: Arc<Clients>,
+}
+
+impl Authenticator for Gatekeeper {
+    async fn authenticate(&self, credential: Credential<'_>) -> Result<Option<Principal>, ApiError> {
+        Ok(match credential {
+            Credential::ApiKey(key) => self.clients.authenticate(key).await?.map(Principal::Client),
+            Credential::Bearer(key) if key.starts_with(KEY_PREFIX) => {
+                self.clients.authenticate(key).await?.map(Principal::Client)
+            }
+            Credential::Bearer(token) => self.identity.authenticate(token).await?.map(Principal::User),
+        })
+    }
+}
+
+/// Identity's mail goes through the job queue as `mail` jobs (retried on
+/// failure, deleted once delivered: they carry codes).
+#[derive(Debug)]
+pub(super) struct JobsMailOutbox(pub Arc<Jobs>);
+
+impl MailOutbox for JobsMailOutbox {
+    fn enqueue<'a>(&'a self, message: &'a Email) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>> {
+        Box::pin(async move {
+            let spec = JobSpec {
+                queue: Some(MAIL_QUEUE.into()),
+                kind: "mail".into(),
+                payload: crate::jobs::handlers::mail::payload_of(message),
+                max_attempts: Some(10),
+                backoff: Some(BackoffSpec { kind: BackoffKind::Exponential, base_ms: 2_000, max_ms: 300_000 }),
+                ..JobSpec::default()
+            };
+            self.0.enqueue_system(&spec).await?;
+            Ok(())
+        })
+    }
+}
+
+/// The `notify` job stores and publishes through the notifications service.
+impl NotificationSink for Notifications {
+    fn deliver<'a>(
+        &'a self,
+        n: Notification<'a>,
+    ) -> Pin<Box<dyn Future<Output = Result<Value, JobFailure>> + Send + 'a>> {
+        Box::pin(async move {
+            match Notifications::deliver(self, n.once_key, n.user_id, n.title, n.body, n.data).await {
+                Ok(delivered) => Ok(json!({"notification_id": delivered.id, "receivers": delivered.receivers})),
+                Err(NotificationsError::NoSuchUser) => Err(JobFailure::fatal("no such user")),
+                Err(NotificationsError::Redis(e)) => Err(JobFailure::retry(format!("publishing failed: {e}"))),
+                Err(e) => Err(JobFailure::retry(format!("storing the notification failed: {e}"))),
+            }
+        })
+    }
+}
+
+/// What the operations endpoints read from the rest of the application.
+#[derive(Debug)]
+pub(super) struct OpsSignals {
+    pub db: PgPool,
+    pub max_connections: u32,
+    pub redis: RedisConnection,
+    pub keys: Keyspace,
+    pub jobs: Arc<Jobs>,
+    pub rate_limits: Arc<RateLimits>,
+}
+
+impl Signals for OpsSignals {
+    fn rate_limiting_degraded(&self) -> bool {
+        self.rate_limits.degraded()
+    }
+
+    fn refresh_gauges(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            crate::telemetry::metrics::record_pool_gauges(&self.db, self.max_connections);
+            crate::telemetry::metrics::record_cache_stats(&self.redis, &self.keys).await;
+            self.jobs.record_queue_gauges().await;
+        })
+    }
+}

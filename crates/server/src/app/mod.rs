@@ -1,0 +1,172 @@
+//! The composition root: the one place that knows every capability. It
+//! builds each capability's service once (`assemble`), holds them in
+//! [`AppState`], wires capabilities to each other through the ports they
+//! declare (`adapters`), and assembles the router, the middleware stack and
+//! the OpenAPI document (`routes`).
+//!
+//! Invariant: nothing below this module imports it. A capability's router
+//! is generic over the state and takes only its own service (through
+//! axum's `FromRef`), so the state's shape is this module's business.
+
+mod adapters;
+mod routes;
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use metrics_exporter_prometheus::PrometheusHandle;
+use sqlx::PgPool;
+use switchyard_kit::{Keyspace, Leaderboards, Locks, PubSubHub, RateLimiter, RedisConfig, RedisConnection};
+use tokio_util::sync::CancellationToken;
+
+use crate::actions::Actions;
+use crate::clients::Clients;
+use crate::config::Settings;
+use crate::events::Events;
+use crate::identity::Identity;
+use crate::jobs::handlers::Handlers;
+use crate::jobs::Jobs;
+use crate::leaderboards::BoardService;
+use crate::locks::LockService;
+use crate::mail::Mailer;
+use crate::notifications::Notifications;
+use crate::ops::Ops;
+use crate::ratelimit::{CheckService, RateLimits};
+
+pub use adapters::MAIL_QUEUE;
+pub use routes::{api_routes, document, router, router_with};
+
+/// The shared state, behind one `Arc`: axum clones the state for every
+/// request, so a clone must be one reference-count increment, not a copy
+/// of every handle (which showed up as a third of the CPU of an
+/// authenticated request).
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// Every capability's service, built once at start-up, and the handles
+/// the processes around them (server, worker) need.
+#[derive(Debug)]
+pub struct Services {
+    pub db: PgPool,
+    pub redis: RedisConnection,
+    /// The deployment's Redis key namespace (`REDIS_KEY_PREFIX`).
+    pub keys: Keyspace,
+    pub settings: Arc<Settings>,
+    /// Cancelled when the server starts shutting down: long-lived responses
+    /// (live streams) end then instead of holding the drain open.
+    pub closing: CancellationToken,
+    /// Used by the worker's `mail` handler.
+    pub mailer: Mailer,
+    pub ops: Arc<Ops>,
+    pub identity: Arc<Identity>,
+    pub clients: Arc<Clients>,
+    pub rate_limits: Arc<RateLimits>,
+    pub checks: Arc<CheckService>,
+    pub locks: Arc<LockService>,
+    pub boards: Arc<BoardService>,
+    pub actions: Arc<Actions>,
+    pub jobs: Arc<Jobs>,
+    pub events: Arc<Events>,
+    pub notifications: Arc<Notifications>,
+}
+
+/// What `assemble` could not build, naming the setting at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("{setting}: {message}")]
+pub struct AssembleError {
+    pub setting: &'static str,
+    pub message: String,
+}
+
+/// The connections a process has opened, from which [`assemble`] builds
+/// the services.
+#[derive(Debug)]
+pub struct Connections {
+    pub db: PgPool,
+    pub redis: RedisConnection,
+    pub redis_config: RedisConfig,
+    pub hub: PubSubHub,
+    pub keys: Keyspace,
+}
+
+/// Builds every capability's service over the opened connections.
+pub fn assemble(settings: Settings, connections: Connections) -> Result<AppState, AssembleError> {
+    let Connections { db, redis, redis_config, hub, keys } = connections;
+    let mailer = Mailer::new(&adapters::mail_settings(&settings), db.clone())
+        .map_err(|e| AssembleError { setting: "MAIL_TRANSPORT", message: e.to_string() })?;
+    let jobs = Arc::new(Jobs::new(redis.clone(), keys.clone(), &settings.jobs));
+    let outbox = Arc::new(adapters::JobsMailOutbox(jobs.clone()));
+    let identity = Identity::new(&settings, db.clone(), redis.clone(), keys.clone(), outbox)
+        .map_err(|e| AssembleError { setting: "ARGON2_MEMORY_KIB", message: e.to_string() })?;
+    let clients = Clients::new(db.clone(), redis.clone(), keys.clone(), identity.hasher().clone(), &settings.identity);
+    let limiter = RateLimiter::new(redis.clone(), keys.clone());
+    let rate_limits = Arc::new(RateLimits::new(limiter.clone(), &settings.rate_limit));
+    let closing = CancellationToken::new();
+    let metrics: PrometheusHandle = crate::telemetry::metrics::recorder();
+    let signals = adapters::OpsSignals {
+        db: db.clone(),
+        max_connections: settings.database_max_connections,
+        redis: redis.clone(),
+        keys: keys.clone(),
+        jobs: jobs.clone(),
+        rate_limits: rate_limits.clone(),
+    };
+    let ops = Ops::new(db.clone(), redis.clone(), metrics, settings.ready_check_timeout, Arc::new(signals));
+    Ok(AppState(Arc::new(Services {
+        ops: Arc::new(ops),
+        identity: Arc::new(identity),
+        clients: Arc::new(clients),
+        checks: Arc::new(CheckService::new(limiter)),
+        rate_limits,
+        locks: Arc::new(LockService::new(Locks::new(redis.clone(), keys.clone()))),
+        boards: Arc::new(BoardService::new(redis.clone(), Leaderboards::new(redis.clone(), keys.clone()))),
+        actions: Arc::new(Actions::new(db.clone(), redis.clone(), keys.clone(), settings.actions_audit_maxlen)),
+        events: Arc::new(Events::new(redis.clone(), keys.clone(), &redis_config, settings.request_timeout)),
+        notifications: Arc::new(Notifications::new(db.clone(), redis.clone(), hub, keys.clone(), closing.clone())),
+        jobs,
+        mailer,
+        closing,
+        db,
+        redis,
+        keys,
+        settings: Arc::new(settings),
+    })))
+}
+
+/// The job handlers a worker runs, wired to this process's services.
+pub fn job_handlers(state: &AppState) -> Handlers {
+    Handlers::builtin(state.mailer.clone(), &state.settings.jobs, state.notifications.clone())
+}
+
+/// Each capability's router asks for its own service by type.
+macro_rules! substates {
+    ($($field:ident: $service:ty),* $(,)?) => {$(
+        impl FromRef<AppState> for Arc<$service> {
+            fn from_ref(state: &AppState) -> Self {
+                state.$field.clone()
+            }
+        }
+    )*};
+}
+
+substates! {
+    ops: Ops,
+    identity: Identity,
+    clients: Clients,
+    rate_limits: RateLimits,
+    checks: CheckService,
+    locks: LockService,
+    boards: BoardService,
+    actions: Actions,
+    jobs: Jobs,
+    events: Events,
+    notifications: Notifications,
+}

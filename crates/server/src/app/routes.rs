@@ -1,0 +1,87 @@
+//! The application's routes, the middleware stack around them, and the
+//! OpenAPI document they describe.
+//!
+//! Layer order (outermost first): request id → tracing → request-id
+//! propagation → panic catcher → metrics → bare-error-to-problem →
+//! compression → CORS → timeout → body limit → authentication (client
+//! address and principal, once) → rate limit → route.
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::OpenApi as Document;
+use utoipa_axum::router::OpenApiRouter;
+
+use super::adapters::Gatekeeper;
+use super::AppState;
+use crate::http::auth::AuthLayer;
+use crate::http::{self, middleware, openapi, REQUEST_ID};
+use crate::telemetry::metrics::HttpMetricsLayer;
+
+/// Every documented route, with its OpenAPI description collected as it is
+/// mounted. A new capability adds its `router()` here.
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base_document())
+        .merge(crate::ops::routes::router())
+        .merge(crate::identity::routes::router())
+        .merge(crate::clients::routes::router())
+        .merge(crate::locks::routes::router())
+        .merge(crate::actions::routes::router())
+        .merge(crate::jobs::routes::router())
+        .merge(crate::jobs::queue_routes::router())
+        .merge(crate::leaderboards::routes::router())
+        .merge(crate::ratelimit::routes::router())
+        .merge(crate::events::routes::router())
+        .merge(crate::notifications::routes::router())
+}
+
+/// The complete OpenAPI document, as served at [`openapi::DOCUMENT_PATH`].
+pub fn document() -> Document {
+    api_routes().split_for_parts().1
+}
+
+/// The complete application: documented routes, Swagger UI, fallbacks and
+/// the middleware stack.
+pub fn router(state: AppState) -> Router {
+    router_with(state, api_routes())
+}
+
+/// [`router`] over a given set of routes (tests add routes that exercise
+/// the edge, such as a handler that panics, under the real middleware).
+pub fn router_with(state: AppState, routes: OpenApiRouter<AppState>) -> Router {
+    let (routes, document) = routes.split_for_parts();
+    let settings = state.settings.clone();
+    let gatekeeper = Arc::new(Gatekeeper { identity: state.identity.clone(), clients: state.clients.clone() });
+    // One ServiceBuilder, listed outermost first, is one `Router::layer`
+    // call: axum boxes and clones each layer added separately, per route
+    // and per request: a third of the CPU of a rate-limit check (66 -> 40 µs).
+    let stack = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| http::request_span(request)))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(CatchPanicLayer::custom(middleware::panic_to_problem))
+        .layer(HttpMetricsLayer)
+        // Compression changes the body type; the layers above want `Response`.
+        .map_response(|response: Response<_>| middleware::bare_error_to_problem(response.into_response()))
+        .layer(CompressionLayer::new().gzip(true))
+        .option_layer(http::cors_layer(&settings.cors_allowed_origins))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, settings.request_timeout))
+        .layer(DefaultBodyLimit::max(settings.body_limit_bytes))
+        .layer(AuthLayer::new(gatekeeper, &settings.rate_limit.trusted_proxies))
+        .layer(axum::middleware::from_fn_with_state(state.rate_limits.clone(), crate::ratelimit::middleware::limit));
+    routes
+        .merge(openapi::swagger_ui(document))
+        .fallback(middleware::not_found)
+        .method_not_allowed_fallback(middleware::method_not_allowed)
+        .layer(stack)
+        .with_state(state)
+}
