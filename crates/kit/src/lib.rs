@@ -15,6 +15,7 @@ pub mod attempts;
 pub mod blocking;
 pub mod cache;
 pub mod connection;
+mod duration;
 pub mod error;
 pub mod heartbeat;
 pub mod keys;

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use redis::{Cmd, Script};
 
+use crate::duration::millis;
 use crate::{Keyspace, KitError, RedisConnection};
 
 static DECIDE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("decide.lua")));
@@ -97,7 +98,7 @@ impl Limit {
     }
 
     fn encode(&self) -> (u8, String, String) {
-        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).to_string();
+        let ms = |d: Duration| millis(d).to_string();
         match *self {
             Limit::FixedWindow { limit, window } => (1, limit.to_string(), ms(window)),
             Limit::SlidingWindowLog { limit, window } => (2, limit.to_string(), ms(window)),
