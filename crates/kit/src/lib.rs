@@ -1,10 +1,16 @@
 //! switchyard-kit: the Redis patterns switchyard is built from, as a library
 //! with no HTTP and no SQL.
 //!
-//! Every primitive is a small type over a [`RedisConnection`] and a
+//! The keyed primitives — [`Locks`], [`Attempts`], [`RateLimiter`],
+//! [`Leaderboards`], [`Queue`], [`Cache`], [`EventStream`] and
+//! [`Heartbeats`] — are small types over a [`RedisConnection`] and a
 //! [`Keyspace`]; the connection hides whether Redis is a single server or a
 //! cluster, and the keyspace gives every key the deployment's prefix and a
-//! hash tag, so the same code runs unchanged on Redis Cluster.
+//! hash tag, so the same code runs unchanged on Redis Cluster. Two need
+//! connections of their own, opened from a [`RedisConfig`]: the
+//! [`PubSubHub`] (one pub/sub connection per process, fanned out to local
+//! listeners) and [`BlockingConnections`] (a bounded pool for blocking
+//! commands, which would stall the shared connection).
 //!
 //! Invariants:
 //! - kit never depends on axum, sqlx or anything HTTP-shaped;
@@ -15,6 +21,7 @@ pub mod attempts;
 pub mod blocking;
 pub mod cache;
 pub mod connection;
+mod duration;
 pub mod error;
 pub mod heartbeat;
 pub mod keys;

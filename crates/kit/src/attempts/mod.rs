@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use redis::Script;
 
+use crate::duration::millis;
 use crate::{Keyspace, KitError, RedisConnection};
 
 static HIT: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| Script::new(include_str!("hit.lua")));
@@ -36,7 +37,8 @@ impl Attempts {
     /// this attempt exceeds `limit` within `window`, `None` when allowed.
     pub async fn hit(&self, subject: &str, limit: u32, window: Duration) -> Result<Option<Duration>, KitError> {
         let mut conn = self.conn.clone();
-        let retry_ms: i64 = HIT.key(self.key(subject)).arg(limit).arg(millis(window)).invoke_async(&mut conn).await?;
+        let retry_ms: i64 =
+            HIT.key(self.key(subject)).arg(limit).arg(millis(window).max(1)).invoke_async(&mut conn).await?;
         Ok(u64::try_from(retry_ms).ok().map(Duration::from_millis))
     }
 
@@ -47,7 +49,7 @@ impl Attempts {
         for subject in subjects {
             // Limit u32::MAX: only counting here; `blocked` decides.
             let mut invocation = HIT.key(self.key(subject));
-            invocation.arg(u32::MAX).arg(millis(window));
+            invocation.arg(u32::MAX).arg(millis(window).max(1));
             pipe.invoke_script(&invocation).ignore();
         }
         crate::connection::query_pipeline::<()>(&self.conn, &pipe, &[&HIT]).await?;
@@ -78,8 +80,4 @@ impl Attempts {
         redis::cmd("DEL").arg(self.key(subject)).query_async::<()>(&mut conn).await?;
         Ok(())
     }
-}
-
-fn millis(window: Duration) -> u64 {
-    u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1)
 }

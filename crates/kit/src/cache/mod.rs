@@ -21,6 +21,7 @@ use redis::Script;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::duration::millis;
 use crate::{Keyspace, KitError, RedisConnection};
 
 static GET: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("get.lua")));
@@ -123,7 +124,7 @@ impl Cache {
             .arg(self.value_prefix())
             .arg(crate::keys::escape(item))
             .arg(raw)
-            .arg(millis(ttl))
+            .arg(millis(ttl).max(1))
             .ignore();
         Ok(())
     }
@@ -135,7 +136,7 @@ impl Cache {
             .arg(self.value_key(version, item))
             .arg(raw)
             .arg("PX")
-            .arg(millis(ttl))
+            .arg(millis(ttl).max(1))
             .query_async::<()>(&mut conn)
             .await?;
         Ok(())
@@ -166,7 +167,7 @@ impl Cache {
             .arg(1)
             .arg("NX")
             .arg("PX")
-            .arg(millis(self.wait * 4))
+            .arg(millis(self.wait * 4).max(1))
             .query_async::<Option<String>>(&mut conn)
             .await
             .map_err(KitError::from)?
@@ -222,8 +223,4 @@ impl Cache {
             redis::cmd("HMGET").arg(self.stats_key()).arg("hits").arg("misses").query_async(&mut conn).await?;
         Ok((hits.unwrap_or(0), misses.unwrap_or(0)))
     }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }

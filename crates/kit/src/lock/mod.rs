@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, RngCore};
 use redis::Script;
 
+use crate::duration::millis;
 use crate::{Keyspace, KitError, RedisConnection};
 
 static ACQUIRE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("acquire.lua")));
@@ -90,8 +91,8 @@ impl Locks {
             .key(self.lock_key(resource))
             .key(self.fence_key(resource))
             .arg(&token)
-            .arg(millis(ttl))
-            .arg(millis(FENCE_TTL))
+            .arg(millis(ttl).max(1))
+            .arg(millis(FENCE_TTL).max(1))
             .invoke_async(&mut conn)
             .await?;
         Ok(reply.map(|(fencing_token, expires_at_ms)| Lease {
@@ -112,7 +113,7 @@ impl Locks {
             .key(self.lock_key(resource))
             .key(self.fence_key(resource))
             .arg(token)
-            .arg(millis(ttl))
+            .arg(millis(ttl).max(1))
             .invoke_async(&mut conn)
             .await?;
         Ok(reply.map(|(fencing_token, expires_at_ms)| Lease {
@@ -147,8 +148,4 @@ fn random_token() -> String {
     let mut bytes = [0u8; 16];
     rand::rng().fill_bytes(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
 }

@@ -20,6 +20,7 @@ use std::time::Duration;
 use rand::Rng;
 use redis::Script;
 
+use crate::duration::millis;
 use crate::{Keyspace, KitError, RedisConnection};
 
 mod admin;
@@ -126,10 +127,6 @@ pub struct Queue {
     keys: Keyspace,
     tag: String,
     name: String,
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Queue {

@@ -36,6 +36,11 @@ local function ceil_div(a, b) return math.floor((a + b - 1) / b) end
 -- A TTL Redis accepts: whole ms, at least 1, at most about 317 years
 -- (larger values are refused, and Lua would write them in exponent form).
 local function ttl_ms(ms) return math.min(1e13, math.max(1, math.ceil(ms))) end
+-- A sliding-log member '<total>:<cost>' (see algorithm 2): total, cost.
+local function log_entry(member)
+  local sep = string.find(member, ':', 1, true)
+  return tonumber(string.sub(member, 1, sep - 1)), tonumber(string.sub(member, sep + 1))
+end
 
 for i = 1, n do
   local base = 3 + 4 * (i - 1)
@@ -61,26 +66,69 @@ for i = 1, n do
     w1 = window
 
   elseif algo == 2 then
+    -- The log: one entry per allowed request, whatever its cost. Score: the
+    -- Redis time (µs) of the request; member '<total>:<cost>', total being the
+    -- running sum of the costs of every entry up to and including this one.
+    -- Scores strictly increase (see the write), so rank order is time order
+    -- and the total grows with rank: the cost in the window is
+    -- total(newest) - total(oldest in window) + cost(oldest in window), each
+    -- read by rank in O(log n). Entries at or before the cutoff have left the
+    -- window and are never counted, trimmed or not. Commands per call, for
+    -- any limit and cost: 3 to decide, 3 to write (trimming at most 64 expired
+    -- entries), and on a denial ZCARD plus at most log2(entries in the window)
+    -- ZRANGEs to find the retry time (at most 20 for a million).
+    -- Totals are exact while they stay below 2^53 (a Lua number), over the
+    -- life of the key (it expires one window after its last write).
+    -- Logs the earlier script wrote (one member '<now_us>-<n>' per unit of
+    -- cost) live under another key name ('sliding_window', see mod.rs): they
+    -- are never read here, and expire on their own within one window.
     limit = p1
-    local window = p2
-    local count = redis.call('ZCOUNT', key, '(' .. (now_us - window * 1000), '+inf')
-    allowed = count + cost <= limit
-    remaining = allowed and (limit - count - cost) or math.max(0, limit - count)
-    local oldest = redis.call('ZRANGEBYSCORE', key, '(' .. (now_us - window * 1000), '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-    if oldest[2] then
-      reset_after = math.max(0, ceil_div(tonumber(oldest[2]) + window * 1000 - now_us, 1000))
+    local window_us = p2 * 1000
+    local cutoff = now_us - window_us
+    local expired = redis.call('ZCOUNT', key, '-inf', cutoff)
+    local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+    local total, newest_at, used = 0, 0, 0
+    local oldest_total, oldest_at
+    if newest[1] then
+      total = log_entry(newest[1])
+      newest_at = tonumber(newest[2])
+      if newest_at > cutoff then
+        local oldest = redis.call('ZRANGE', key, expired, expired, 'WITHSCORES')
+        local oldest_cost
+        oldest_total, oldest_cost = log_entry(oldest[1])
+        oldest_at = tonumber(oldest[2])
+        used = total - oldest_total + oldest_cost
+      end
+    end
+    allowed = used + cost <= limit
+    remaining = allowed and (limit - used - cost) or math.max(0, limit - used)
+    if oldest_at then
+      reset_after = math.max(0, ceil_div(oldest_at + window_us - now_us, 1000))
     else
-      reset_after = window
+      reset_after = p2
     end
     if allowed then retry_after = -1
     elseif cost > limit then retry_after = -2
     else
-      -- Wait until enough of the oldest entries have left the window.
-      local idx = count + cost - limit - 1
-      local entry = redis.call('ZRANGEBYSCORE', key, '(' .. (now_us - window * 1000), '+inf', 'WITHSCORES', 'LIMIT', idx, 1)
-      retry_after = math.max(1, ceil_div(tonumber(entry[2]) + window * 1000 - now_us, 1000))
+      -- It fits once every entry up to the first whose total reaches
+      -- total + cost - limit has left the window: the oldest alone when it
+      -- frees enough (the usual case), else a binary search over the ranks
+      -- after it (the newest always frees enough, as cost <= limit).
+      local target = total + cost - limit
+      local at = oldest_at
+      if oldest_total < target then
+        local lo, hi = expired + 1, redis.call('ZCARD', key) - 1
+        at = newest_at
+        while lo < hi do
+          local mid = math.floor((lo + hi) / 2)
+          local entry = redis.call('ZRANGE', key, mid, mid, 'WITHSCORES')
+          if log_entry(entry[1]) >= target then hi, at = mid, tonumber(entry[2])
+          else lo = mid + 1 end
+        end
+      end
+      retry_after = math.max(1, ceil_div(at + window_us - now_us, 1000))
     end
-    w1 = window
+    w1, w2, w3, w4 = p2, total, newest_at, expired
 
   elseif algo == 3 then
     limit = p1
@@ -196,13 +244,18 @@ if all_allowed and not dry_run then
       local v = redis.call('INCRBY', key, cost)
       if v == cost or redis.call('PTTL', key) < 0 then redis.call('PEXPIRE', key, ttl_ms(w1)) end
     elseif algo == 2 then
-      -- w1 window
-      redis.call('ZREMRANGEBYSCORE', key, '-inf', now_us - w1 * 1000)
-      local base_count = redis.call('ZCARD', key)
-      for j = 1, cost do
-        redis.call('ZADD', key, now_us, now_us .. '-' .. (base_count + j))
+      -- w1 window ms, w2 the log's total, w3 its newest entry's time (0: no
+      -- entry), w4 how many entries have left the window. A cost of 0 writes
+      -- nothing (its entry would repeat the newest's member). The new entry
+      -- goes 1 µs after the newest when Redis's clock has not moved past it
+      -- (same µs, or the clock stepped back), so scores strictly increase
+      -- and no two entries tie (ties would be ordered by member, not total).
+      if cost > 0 then
+        if w4 > 0 then redis.call('ZREMRANGEBYRANK', key, 0, math.min(w4, 64) - 1) end
+        local at = math.max(now_us, w3 + 1)
+        redis.call('ZADD', key, at, string.format('%.0f:%.0f', w2 + cost, cost))
+        redis.call('PEXPIRE', key, ttl_ms(w1 + (at - now_us) / 1000))
       end
-      redis.call('PEXPIRE', key, ttl_ms(w1))
     elseif algo == 3 then
       -- w1 window index, w2 its count, w3 the previous window's, w4 window
       redis.call('HSET', key, 'w', w1, 'cur', w2, 'prev', w3)

@@ -14,14 +14,18 @@
 //! keep O(1) state per subject (the latter assumes requests were spread
 //! evenly over the previous window, so it can be off by a fraction of the
 //! limit at window edges); the sliding log is exact but keeps one sorted-set
-//! entry per request in the window (O(limit) memory); token bucket and GCRA
-//! are O(1) and smooth, GCRA being the cheapest (one integer).
+//! entry per allowed request in the window, whatever its cost (at most
+//! `limit` entries), and a decision is a few O(log n) commands whatever the
+//! limit and cost (a denial adds a binary search for its retry time); token
+//! bucket and GCRA are O(1) and smooth, GCRA being the cheapest (one
+//! integer).
 
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use redis::{Cmd, Script};
 
+use crate::duration::millis;
 use crate::{Keyspace, KitError, RedisConnection};
 
 static DECIDE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("decide.lua")));
@@ -31,7 +35,8 @@ static DECIDE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("dec
 pub enum Limit {
     /// At most `limit` per window, the window starting at the first request.
     FixedWindow { limit: u64, window: Duration },
-    /// At most `limit` in any window-long interval (exact; O(limit) memory).
+    /// At most `limit` in any window-long interval (exact; one entry per
+    /// allowed request in the window, so at most `limit` entries).
     SlidingWindowLog { limit: u64, window: Duration },
     /// Sliding window estimated from two fixed-window counters (O(1)).
     SlidingWindowCounter { limit: u64, window: Duration },
@@ -64,6 +69,17 @@ impl Limit {
         }
     }
 
+    /// The last part of this limit's state key. The sliding log changed its
+    /// format (one entry per request, not per unit of cost) and its key name
+    /// with it: a log in the earlier format, under `sliding_window`, is never
+    /// read as the new one and expires on its own within one window.
+    fn state_name(&self) -> &'static str {
+        match self {
+            Limit::SlidingWindowLog { .. } => "sliding_log",
+            _ => self.algorithm(),
+        }
+    }
+
     fn validate(&self) -> Result<(), KitError> {
         let ok = match *self {
             Limit::FixedWindow { limit, window }
@@ -82,7 +98,7 @@ impl Limit {
     }
 
     fn encode(&self) -> (u8, String, String) {
-        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).to_string();
+        let ms = |d: Duration| millis(d).to_string();
         match *self {
             Limit::FixedWindow { limit, window } => (1, limit.to_string(), ms(window)),
             Limit::SlidingWindowLog { limit, window } => (2, limit.to_string(), ms(window)),
@@ -157,7 +173,7 @@ impl RateLimiter {
         cmd.arg(DECIDE.get_hash()).arg(check.limits.len());
         for (name, limit) in check.names.iter().zip(check.limits) {
             limit.validate()?;
-            cmd.arg(self.keys.tagged(check.subject, &["rl", name, limit.algorithm()]));
+            cmd.arg(self.keys.tagged(check.subject, &["rl", name, limit.state_name()]));
         }
         cmd.arg(check.limits.len()).arg(check.cost).arg(u8::from(dry_run));
         for limit in check.limits {

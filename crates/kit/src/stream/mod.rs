@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use redis::{Script, Value};
 
+use crate::duration::millis;
 use crate::{Keyspace, KitError, RedisConnection};
 
 static RECLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("reclaim.lua")));
@@ -138,10 +139,6 @@ fn event_of((id, fields): RawEntry) -> Event {
         }
     }
     event
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl EventStream {
