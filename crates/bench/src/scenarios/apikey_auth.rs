@@ -3,7 +3,7 @@
 //! The route does nothing but authenticate, so comparing it with `health`
 //! gives what API-key authentication and the route's rate limit cost: the
 //! key is cached in process, and the client's limit is one EVALSHA (this is
-//! issue 4's "limited trivial route").
+//! the "limited route" of `scripts/bench-ratelimit`).
 
 use anyhow::Result;
 use http::{HeaderName, HeaderValue, Method, StatusCode};
