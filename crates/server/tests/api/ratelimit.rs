@@ -69,6 +69,34 @@ async fn the_check_service_validates_every_field_and_needs_an_api_key() {
 }
 
 #[tokio::test]
+async fn an_exact_sliding_log_takes_a_cost_of_a_million_in_one_entry() {
+    let app = spawn_app().await;
+    let key = api_key(&app, None).await;
+    let spec = |cost: u64| {
+        json!({"key": "bulk", "algorithm": "sliding_window", "limit": 1_000_000, "window_ms": 60_000, "cost": cost})
+    };
+    let first: Value = check(&app, &key, spec(1_000_000)).await.json().await.unwrap();
+    assert_eq!((first["allowed"].as_bool(), first["remaining"].as_u64()), (Some(true), Some(0)), "{first}");
+    let denied: Value = check(&app, &key, spec(1)).await.json().await.unwrap();
+    assert_eq!(denied["allowed"], false, "{denied}");
+    let retry = denied["retry_after_ms"].as_u64().unwrap();
+    assert!(retry > 0 && retry <= 60_000, "{denied}");
+    // The log holds the request, not a million units of it.
+    let mut conn = app.redis.clone();
+    let keys: Vec<String> =
+        redis::cmd("KEYS").arg(format!("{}*bulk*", app.keys.prefix())).query_async(&mut conn).await.unwrap();
+    assert!(!keys.is_empty());
+    let mut entries = 0u64;
+    for k in keys {
+        let kind: String = redis::cmd("TYPE").arg(&k).query_async(&mut conn).await.unwrap();
+        if kind == "zset" {
+            entries += redis::cmd("ZCARD").arg(&k).query_async::<u64>(&mut conn).await.unwrap();
+        }
+    }
+    assert_eq!(entries, 1, "one log entry for one request");
+}
+
+#[tokio::test]
 async fn a_batch_is_decided_in_order_and_a_bad_item_consumes_nothing() {
     let app = spawn_app().await;
     let key = api_key(&app, None).await;
