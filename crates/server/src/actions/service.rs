@@ -6,7 +6,7 @@
 //! actor's channel, ZINCRBY on the global `actions` board and its per-type
 //! board, and the last-action cache entry (5 minutes). If that round trip
 //! fails, the request still succeeds: the failure is logged and counted and
-//! the row stays unpublished until [`repair_once`] redoes it.
+//! the row stays unpublished until [`Actions::repair_once`] redoes it.
 
 use std::time::Duration;
 
