@@ -13,7 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use switchyard_kit::Limit;
 
-use super::policy::RouteGroup;
+use super::policy::route_group;
 use super::service::{Applied, Enforcement, Subject, SubjectId};
 use crate::http::ApiError;
 use crate::identity::domain::PrincipalId;
@@ -52,7 +52,7 @@ pub async fn limit(
 ) -> Response {
     let ip = client_ip(peer.ip(), request.headers(), state.rate_limits.trusted_proxies());
     request.extensions_mut().insert(ClientIp(ip));
-    let Some(group) = RouteGroup::of(request.method(), request.uri().path()) else {
+    let Some(group) = route_group(request.method(), request.uri().path()) else {
         return next.run(request).await;
     };
     // Authenticate once here; the handler's extractor reuses the result.
