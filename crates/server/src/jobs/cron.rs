@@ -10,7 +10,6 @@
 //! it was missed and not again if it ran. Every tick's dedupe key outlives
 //! the catch-up window for that reason.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,17 +19,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::handlers::{self, Clearance};
 use super::service::{JobError, JobSpec, Jobs};
-use crate::config::CronSetting;
+use crate::config::{parse_schedule, CronSetting};
 
 /// How long a tick's dedupe key lives beyond the entry's catch-up window:
 /// far longer than schedulers can disagree about which ticks are due.
 const DEDUPE_WINDOW: Duration = Duration::from_secs(600);
-
-/// Parses a cron expression with a seconds field (`0 */5 * * * *`).
-pub fn parse_schedule(expression: &str) -> Result<Schedule, String> {
-    Schedule::from_str(expression)
-        .map_err(|_| "schedule must be a cron expression with seconds, e.g. \"0 */5 * * * *\"".to_owned())
-}
 
 /// Enqueues the configured recurring jobs on time.
 #[derive(Debug, Clone)]

@@ -19,8 +19,7 @@ use std::time::Duration;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use switchyard_kit::{Check, Decision, Limit, RateLimiter, Verdict};
 
-use super::policy::{FailMode, PolicySetting, PrincipalKind, RouteGroup};
-use crate::config::RateLimitSettings;
+use crate::config::{FailMode, PolicySetting, PrincipalKind, RateLimitSettings, RouteGroup};
 use crate::domain::PrincipalId;
 
 /// Who is being limited.

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use switchyard_kit::Limit;
 
 use super::enforcement::{Applied, Enforcement, RateLimits, Subject, SubjectId};
-use super::policy::RouteGroup;
+use super::policy::route_group;
 use crate::domain::{ClientIp, Principal, PrincipalId};
 use crate::http::auth::Authenticated;
 use crate::http::ApiError;
@@ -24,7 +24,7 @@ use crate::http::ApiError;
 /// the authentication layer resolved; a request it did not see is limited
 /// as anonymous from an unknown address.
 pub async fn limit(State(limits): State<Arc<RateLimits>>, request: Request, next: Next) -> Response {
-    let Some(group) = RouteGroup::of(request.method(), request.uri().path()) else {
+    let Some(group) = route_group(request.method(), request.uri().path()) else {
         return next.run(request).await;
     };
     let ip = request.extensions().get::<ClientIp>().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ClientIp(ip)| *ip);

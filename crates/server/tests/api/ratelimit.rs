@@ -72,9 +72,7 @@ async fn the_check_service_validates_every_field_and_needs_an_api_key() {
 async fn an_exact_sliding_log_takes_a_cost_of_a_million_in_one_entry() {
     let app = spawn_app().await;
     let key = api_key(&app, None).await;
-    let spec = |cost: u64| {
-        json!({"key": "bulk", "algorithm": "sliding_window", "limit": 1_000_000, "window_ms": 60_000, "cost": cost})
-    };
+    let spec = |cost: u64| json!({"key": "bulk", "algorithm": "sliding_window", "limit": 1_000_000, "window_ms": 60_000, "cost": cost});
     let first: Value = check(&app, &key, spec(1_000_000)).await.json().await.unwrap();
     assert_eq!((first["allowed"].as_bool(), first["remaining"].as_u64()), (Some(true), Some(0)), "{first}");
     let denied: Value = check(&app, &key, spec(1)).await.json().await.unwrap();

@@ -2,10 +2,18 @@
 //! optional TOML file and the environment (in rising precedence), then
 //! validated so a bad value stops the process with one line naming it.
 //!
-//! Invariant: secrets (the JWT secret, URLs that may carry a password) are
+//! This module is a leaf: it depends on external crates only, never on the
+//! rest of the server, so the server's parts can depend on it freely. Each
+//! section of [`Settings`] has a file holding its types and its validator
+//! (`server`: the settings directly on `Settings`; `identity`, `mail`,
+//! `ratelimit`, `jobs`); `RawSettings::validate` runs them.
+//!
+//! Invariants: secrets (the JWT secret, URLs that may carry a password) are
 //! wrapped in [`SecretString`] and never printed; `Debug` shows them redacted.
+//! Every refusal is a [`ConfigError`] naming the setting by its environment
+//! variable, and the checks run in a fixed order, so several bad settings
+//! always report the same one first.
 
-use std::collections::HashSet;
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -16,7 +24,17 @@ use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::ratelimit::policy::PolicySetting;
+mod identity;
+mod jobs;
+mod mail;
+mod ratelimit;
+mod server;
+
+pub use identity::IdentitySettings;
+pub use jobs::{parse_schedule, CronSetting, JobSettings, MAX_CRON_CATCH_UP_SECS};
+pub use mail::{MailConfig, MailTransportSetting};
+pub use ratelimit::{FailMode, LimitSetting, PolicySetting, PrincipalKind, RateLimitSettings, RouteGroup};
+pub use server::{CorsOrigins, LogFormat};
 
 /// The environment variables switchyard reads, each the upper-case name of a
 /// settings field (`SWITCHYARD_ENV` sets `profile`).
@@ -84,16 +102,6 @@ pub enum Profile {
     Production,
 }
 
-/// How log lines are written: JSON for machines, pretty for people, or
-/// `auto` (pretty when stdout is a terminal).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Auto,
-    Json,
-    Pretty,
-}
-
 /// The settings as written by a person: every field optional-with-default.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -153,16 +161,6 @@ struct RawSettings {
     cron: Vec<CronSetting>,
 }
 
-/// `MAIL_TRANSPORT`: where mail goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MailTransportSetting {
-    /// Stored in the `email_outbox` table (dev and tests).
-    Outbox,
-    /// Sent through `SMTP_URL`.
-    Smtp,
-}
-
 impl Default for RawSettings {
     fn default() -> Self {
         Self {
@@ -205,7 +203,7 @@ impl Default for RawSettings {
             mail_transport: MailTransportSetting::Outbox,
             smtp_url: None,
             mail_from: "switchyard <no-reply@localhost>".into(),
-            rate_limit_policies: crate::ratelimit::policy::defaults(),
+            rate_limit_policies: ratelimit::defaults(),
             rate_limit_trusted_proxies: String::new(),
             rate_limit_allow: String::new(),
             rate_limit_deny: String::new(),
@@ -222,17 +220,6 @@ impl Default for RawSettings {
             cron: Vec::new(),
         }
     }
-}
-
-/// Which origins may call the API from a browser.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CorsOrigins {
-    /// No CORS headers: browsers on other origins are refused.
-    None,
-    /// `*`: any origin, without credentials.
-    Any,
-    /// An explicit list of origins (`https://app.example.com`).
-    List(Vec<String>),
 }
 
 /// Validated settings, loaded once and shared read-only.
@@ -264,118 +251,6 @@ pub struct Settings {
     /// Approximate cap of the audit stream (XADD MAXLEN ~).
     pub actions_audit_maxlen: u64,
     pub jobs: JobSettings,
-}
-
-/// The job queue and its worker (`JOB_*`, `WEBHOOK_*`, `[[cron]]`).
-#[derive(Clone, Debug)]
-pub struct JobSettings {
-    /// How long a worker holds a job without a heartbeat before it is
-    /// given to another worker.
-    pub lease: Duration,
-    /// The run-time limit of one attempt when the job sets no `timeout_ms`.
-    pub default_timeout: Duration,
-    /// How long finished jobs stay readable: succeeded or cancelled ones,
-    /// and dead ones (kept longer: someone has to look at them).
-    pub succeeded_retention: Duration,
-    pub dead_retention: Duration,
-    /// On shutdown, how long in-flight jobs may run before they are
-    /// released back to their queue.
-    pub shutdown_grace: Duration,
-    /// Jobs a worker leases ahead of its free slots, per slot.
-    pub prefetch_per_slot: usize,
-    /// Signs webhook deliveries (HMAC-SHA256).
-    pub webhook_secret: SecretString,
-    /// Lets webhooks reach loopback and private addresses (off: SSRF guard).
-    pub webhook_allow_private_networks: bool,
-    pub cron: Vec<CronSetting>,
-}
-
-/// One recurring job: `[[cron]]` in the config file.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CronSetting {
-    /// Unique among cron entries: names the per-tick dedupe key.
-    pub name: String,
-    /// A cron expression with seconds: `0 */5 * * * *` (every 5 minutes).
-    pub schedule: String,
-    #[serde(default = "default_queue")]
-    pub queue: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    #[serde(default)]
-    pub payload: serde_json::Value,
-    /// A tick missed while no worker ran (a deploy, an outage) is still
-    /// enqueued, once, by the first scheduler that starts within this many
-    /// seconds after it; only the latest missed tick runs. 0 (the default):
-    /// missed ticks are skipped. At most 86400.
-    #[serde(default)]
-    pub catch_up_secs: u64,
-}
-
-/// The longest `catch_up_secs`: every tick's dedupe key lives that long.
-pub const MAX_CRON_CATCH_UP_SECS: u64 = 86_400;
-
-fn default_queue() -> String {
-    "default".into()
-}
-
-/// Rate-limit policies and who is exempt or banned.
-#[derive(Clone, Debug)]
-pub struct RateLimitSettings {
-    pub policies: Vec<PolicySetting>,
-    /// Peers whose X-Forwarded-For is believed (none by default).
-    pub trusted_proxies: Vec<ipnet::IpNet>,
-    /// Subjects never limited: IPs (`ip:10.0.0.1`), `user:<id>`, `client:<id>`.
-    pub allow: HashSet<String>,
-    /// Subjects always refused, checked before any counter.
-    pub deny: HashSet<String>,
-    /// How many instances share the load: the local fallback divides each
-    /// limit by this.
-    pub instances: u32,
-}
-
-/// Where mail goes (`MAIL_TRANSPORT`, `SMTP_URL`, `MAIL_FROM`).
-#[derive(Clone, Debug)]
-pub struct MailConfig {
-    pub transport: MailTransportSetting,
-    pub smtp_url: Option<SecretString>,
-    pub from: String,
-}
-
-/// Lifetimes, thresholds and hashing parameters of the identity layer.
-#[derive(Clone)]
-pub struct IdentitySettings {
-    pub access_token_ttl: Duration,
-    pub refresh_token_ttl: Duration,
-    pub login_max_failures_per_email: u32,
-    pub login_max_failures_per_ip: u32,
-    pub login_failure_window: Duration,
-    pub otp_ttl: Duration,
-    pub otp_max_attempts: u32,
-    pub otp_requests_per_window: u32,
-    pub otp_request_window: Duration,
-    pub password_reset_ttl: Duration,
-    pub argon2_memory_kib: u32,
-    pub argon2_iterations: u32,
-    pub argon2_parallelism: u32,
-    pub api_key_grace_period: Duration,
-    pub api_key_retention: u32,
-    pub api_key_cache_ttl: Duration,
-    /// How long a process keeps a resolved key in memory (0: off). Another
-    /// instance's revocation reaches this one within this long; this
-    /// instance's own revocations take effect at once.
-    pub api_key_local_cache: Duration,
-    /// Key of the HMAC that API keys and one-time codes are hashed with.
-    pub api_key_pepper: SecretString,
-}
-
-impl std::fmt::Debug for IdentitySettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IdentitySettings")
-            .field("access_token_ttl", &self.access_token_ttl)
-            .field("refresh_token_ttl", &self.refresh_token_ttl)
-            .field("api_key_pepper", &"[redacted]")
-            .finish_non_exhaustive()
-    }
 }
 
 impl std::fmt::Debug for Settings {
@@ -444,186 +319,123 @@ impl Settings {
 }
 
 impl RawSettings {
+    /// Runs the section validators in the order the checks have always run
+    /// in, so the first error reported for several bad settings stays the
+    /// same. That order puts the bound on `API_KEY_LOCAL_CACHE_MS` (an
+    /// identity setting) after the `JOB_*` settings and before `[[cron]]`,
+    /// hence the two separate steps before `jobs::validate`.
     fn validate(self) -> Result<Settings, ConfigError> {
-        let host: IpAddr = self
-            .host
-            .parse()
-            .map_err(|_| ConfigError::new("host", "must be an IP address such as 127.0.0.1 or 0.0.0.0"))?;
-        check_url("database_url", &self.database_url, &["postgres://", "postgresql://"])?;
-        switchyard_kit::RedisTopology::parse(&self.redis_url)
-            .map_err(|e| ConfigError::new("redis_url", e.to_string()))?;
-        switchyard_kit::Keyspace::new(&self.redis_key_prefix)
-            .map_err(|_| ConfigError::new("redis_key_prefix", "must be 1-64 characters of [A-Za-z0-9_.-]"))?;
-        if self.database_max_connections == 0 {
-            return Err(ConfigError::new("database_max_connections", "must be at least 1"));
-        }
-        tracing_subscriber::EnvFilter::try_new(&self.rust_log)
-            .map_err(|_| ConfigError::new("rust_log", "is not a valid tracing filter (e.g. info,switchyard=debug)"))?;
-        for (name, value) in [
-            ("request_timeout_secs", self.request_timeout_secs),
-            ("startup_timeout_secs", self.startup_timeout_secs),
-            ("worker_heartbeat_secs", self.worker_heartbeat_secs),
-            ("ready_check_timeout_ms", self.ready_check_timeout_ms),
-        ] {
-            if value == 0 {
-                return Err(ConfigError::new(name, "must be greater than 0"));
-            }
-        }
-        if self.body_limit_bytes < 1024 {
-            return Err(ConfigError::new("body_limit_bytes", "must be at least 1024"));
-        }
-        let cors_allowed_origins = parse_cors(&self.cors_allowed_origins)?;
-        let (jwt_secret, jwt_secret_generated) = secret_or_generated("jwt_secret", self.jwt_secret, self.profile)?;
-        for (name, value) in [
-            ("access_token_ttl_secs", self.access_token_ttl_secs),
-            ("refresh_token_ttl_secs", self.refresh_token_ttl_secs),
-            ("login_failure_window_secs", self.login_failure_window_secs),
-            ("otp_ttl_secs", self.otp_ttl_secs),
-            ("otp_request_window_secs", self.otp_request_window_secs),
-            ("password_reset_ttl_secs", self.password_reset_ttl_secs),
-            ("api_key_cache_ttl_secs", self.api_key_cache_ttl_secs),
-            ("login_max_failures_per_email", self.login_max_failures_per_email.into()),
-            ("login_max_failures_per_ip", self.login_max_failures_per_ip.into()),
-            ("otp_max_attempts", self.otp_max_attempts.into()),
-            ("otp_requests_per_window", self.otp_requests_per_window.into()),
-            ("api_key_retention", self.api_key_retention.into()),
-            ("argon2_iterations", self.argon2_iterations.into()),
-            ("argon2_parallelism", self.argon2_parallelism.into()),
-        ] {
-            if value == 0 {
-                return Err(ConfigError::new(name, "must be greater than 0"));
-            }
-        }
-        if self.argon2_memory_kib < 8 * self.argon2_parallelism {
-            return Err(ConfigError::new("argon2_memory_kib", "must be at least 8 x ARGON2_PARALLELISM"));
-        }
-        if !(self.api_key_grace_period_seconds.is_finite() && self.api_key_grace_period_seconds >= 0.0) {
-            return Err(ConfigError::new("api_key_grace_period_seconds", "must be a non-negative number of seconds"));
-        }
-        let api_key_pepper = secret_or_generated("api_key_pepper", self.api_key_pepper, self.profile)?;
-        if self.mail_transport == MailTransportSetting::Smtp {
-            match &self.smtp_url {
-                Some(url) if url.starts_with("smtp://") || url.starts_with("smtps://") => {}
-                _ => {
-                    return Err(ConfigError::new(
-                        "smtp_url",
-                        "must be an smtp:// or smtps:// URL when MAIL_TRANSPORT=smtp",
-                    ))
-                }
-            }
-        }
-        let identity = IdentitySettings {
-            access_token_ttl: Duration::from_secs(self.access_token_ttl_secs),
-            refresh_token_ttl: Duration::from_secs(self.refresh_token_ttl_secs),
-            login_max_failures_per_email: self.login_max_failures_per_email,
-            login_max_failures_per_ip: self.login_max_failures_per_ip,
-            login_failure_window: Duration::from_secs(self.login_failure_window_secs),
-            otp_ttl: Duration::from_secs(self.otp_ttl_secs),
-            otp_max_attempts: self.otp_max_attempts,
-            otp_requests_per_window: self.otp_requests_per_window,
-            otp_request_window: Duration::from_secs(self.otp_request_window_secs),
-            password_reset_ttl: Duration::from_secs(self.password_reset_ttl_secs),
-            argon2_memory_kib: self.argon2_memory_kib,
-            argon2_iterations: self.argon2_iterations,
-            argon2_parallelism: self.argon2_parallelism,
-            api_key_grace_period: Duration::from_secs_f64(self.api_key_grace_period_seconds),
-            api_key_retention: self.api_key_retention,
-            api_key_cache_ttl: Duration::from_secs(self.api_key_cache_ttl_secs),
-            api_key_local_cache: Duration::from_millis(self.api_key_local_cache_ms),
-            api_key_pepper: api_key_pepper.0,
-        };
-        let mut trusted_proxies = Vec::new();
-        for entry in split_list(&self.rate_limit_trusted_proxies) {
-            let net = entry
-                .parse::<ipnet::IpNet>()
-                .or_else(|_| entry.parse::<IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| ConfigError::new("rate_limit_trusted_proxies", "must be IP addresses or CIDR ranges"))?;
-            trusted_proxies.push(net);
-        }
-        for policy in &self.rate_limit_policies {
-            policy.validate().map_err(|message| ConfigError::new("rate_limit_policies", message))?;
-        }
-        if self.rate_limit_instances == 0 {
-            return Err(ConfigError::new("rate_limit_instances", "must be at least 1"));
-        }
-        let rate_limit = RateLimitSettings {
-            policies: self.rate_limit_policies,
-            trusted_proxies,
-            allow: split_list(&self.rate_limit_allow).map(String::from).collect(),
-            deny: split_list(&self.rate_limit_deny).map(String::from).collect(),
-            instances: self.rate_limit_instances,
-        };
-        for (name, value) in [
-            ("job_lease_ms", self.job_lease_ms),
-            ("job_default_timeout_ms", self.job_default_timeout_ms),
-            ("job_succeeded_retention_secs", self.job_succeeded_retention_secs),
-            ("job_dead_retention_secs", self.job_dead_retention_secs),
-        ] {
-            if value == 0 {
-                return Err(ConfigError::new(name, "must be greater than 0"));
-            }
-        }
-        if self.job_prefetch_per_slot > 16 {
-            return Err(ConfigError::new("job_prefetch_per_slot", "must be between 0 and 16"));
-        }
-        if self.api_key_local_cache_ms > 60_000 {
-            return Err(ConfigError::new("api_key_local_cache_ms", "must be at most 60000 (0 turns it off)"));
-        }
-        let mut cron_names = HashSet::new();
-        for entry in &self.cron {
-            if !cron_names.insert(entry.name.as_str()) {
-                return Err(ConfigError::new("cron", format!("the name {} is used twice", entry.name)));
-            }
-            crate::jobs::cron::parse_schedule(&entry.schedule).map_err(|message| ConfigError::new("cron", message))?;
-            if entry.catch_up_secs > MAX_CRON_CATCH_UP_SECS {
-                let message = format!("catch_up_secs of {} must be at most {MAX_CRON_CATCH_UP_SECS}", entry.name);
-                return Err(ConfigError::new("cron", message));
-            }
-        }
-        let (webhook_secret, _) = secret_or_generated("webhook_secret", self.webhook_secret, self.profile)?;
-        let jobs = JobSettings {
-            lease: Duration::from_millis(self.job_lease_ms.max(50)),
-            default_timeout: Duration::from_millis(self.job_default_timeout_ms),
-            succeeded_retention: Duration::from_secs(self.job_succeeded_retention_secs),
-            dead_retention: Duration::from_secs(self.job_dead_retention_secs),
-            shutdown_grace: Duration::from_secs(self.job_shutdown_grace_secs),
-            prefetch_per_slot: self.job_prefetch_per_slot,
-            webhook_secret,
-            webhook_allow_private_networks: self.webhook_allow_private_networks,
-            cron: self.cron,
-        };
-        let mail = MailConfig {
-            transport: self.mail_transport,
-            smtp_url: self.smtp_url.map(SecretString::from),
-            from: self.mail_from,
-        };
+        let profile = self.profile;
+        let raw = self.into_sections();
+        let server = server::validate(raw.server, profile)?;
+        let identity = identity::validate(raw.identity, profile)?;
+        let mail = mail::validate(raw.mail)?;
+        let rate_limit = ratelimit::validate(raw.rate_limit)?;
+        let jobs = jobs::validate(raw.jobs, profile)?;
 
         Ok(Settings {
-            profile: self.profile,
-            database_url: self.database_url.into(),
-            database_max_connections: self.database_max_connections,
-            redis_url: self.redis_url.into(),
-            redis_key_prefix: self.redis_key_prefix,
-            host,
-            port: self.port,
-            jwt_secret,
-            jwt_secret_generated,
-            rust_log: self.rust_log,
-            log_format: self.log_format,
-            request_timeout: Duration::from_secs(self.request_timeout_secs),
-            body_limit_bytes: self.body_limit_bytes,
-            cors_allowed_origins,
-            startup_timeout: Duration::from_secs(self.startup_timeout_secs),
-            shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
-            ready_check_timeout: Duration::from_millis(self.ready_check_timeout_ms),
-            worker_heartbeat: Duration::from_secs(self.worker_heartbeat_secs),
+            profile,
+            database_url: server.database_url,
+            database_max_connections: server.database_max_connections,
+            redis_url: server.redis_url,
+            redis_key_prefix: server.redis_key_prefix,
+            host: server.host,
+            port: server.port,
+            jwt_secret: server.jwt_secret,
+            jwt_secret_generated: server.jwt_secret_generated,
+            rust_log: server.rust_log,
+            log_format: server.log_format,
+            request_timeout: server.request_timeout,
+            body_limit_bytes: server.body_limit_bytes,
+            cors_allowed_origins: server.cors_allowed_origins,
+            startup_timeout: server.startup_timeout,
+            shutdown_timeout: server.shutdown_timeout,
+            ready_check_timeout: server.ready_check_timeout,
+            worker_heartbeat: server.worker_heartbeat,
             identity,
             mail,
             rate_limit,
-            actions_audit_maxlen: self.actions_audit_maxlen.max(1),
+            actions_audit_maxlen: server.actions_audit_maxlen,
             jobs,
         })
     }
+
+    /// The raw values, each handed to the section that checks it.
+    fn into_sections(self) -> RawSections {
+        RawSections {
+            server: server::RawServer {
+                database_url: self.database_url,
+                database_max_connections: self.database_max_connections,
+                redis_url: self.redis_url,
+                redis_key_prefix: self.redis_key_prefix,
+                host: self.host,
+                port: self.port,
+                jwt_secret: self.jwt_secret,
+                rust_log: self.rust_log,
+                log_format: self.log_format,
+                request_timeout_secs: self.request_timeout_secs,
+                body_limit_bytes: self.body_limit_bytes,
+                cors_allowed_origins: self.cors_allowed_origins,
+                startup_timeout_secs: self.startup_timeout_secs,
+                shutdown_timeout_secs: self.shutdown_timeout_secs,
+                ready_check_timeout_ms: self.ready_check_timeout_ms,
+                worker_heartbeat_secs: self.worker_heartbeat_secs,
+                actions_audit_maxlen: self.actions_audit_maxlen,
+            },
+            identity: identity::RawIdentity {
+                access_token_ttl_secs: self.access_token_ttl_secs,
+                refresh_token_ttl_secs: self.refresh_token_ttl_secs,
+                login_max_failures_per_email: self.login_max_failures_per_email,
+                login_max_failures_per_ip: self.login_max_failures_per_ip,
+                login_failure_window_secs: self.login_failure_window_secs,
+                otp_ttl_secs: self.otp_ttl_secs,
+                otp_max_attempts: self.otp_max_attempts,
+                otp_requests_per_window: self.otp_requests_per_window,
+                otp_request_window_secs: self.otp_request_window_secs,
+                password_reset_ttl_secs: self.password_reset_ttl_secs,
+                argon2_memory_kib: self.argon2_memory_kib,
+                argon2_iterations: self.argon2_iterations,
+                argon2_parallelism: self.argon2_parallelism,
+                api_key_grace_period_seconds: self.api_key_grace_period_seconds,
+                api_key_retention: self.api_key_retention,
+                api_key_cache_ttl_secs: self.api_key_cache_ttl_secs,
+                api_key_local_cache_ms: self.api_key_local_cache_ms,
+                api_key_pepper: self.api_key_pepper,
+            },
+            mail: mail::RawMail {
+                mail_transport: self.mail_transport,
+                smtp_url: self.smtp_url,
+                mail_from: self.mail_from,
+            },
+            rate_limit: ratelimit::RawRateLimit {
+                rate_limit_policies: self.rate_limit_policies,
+                rate_limit_trusted_proxies: self.rate_limit_trusted_proxies,
+                rate_limit_allow: self.rate_limit_allow,
+                rate_limit_deny: self.rate_limit_deny,
+                rate_limit_instances: self.rate_limit_instances,
+            },
+            jobs: jobs::RawJobs {
+                job_lease_ms: self.job_lease_ms,
+                job_default_timeout_ms: self.job_default_timeout_ms,
+                job_succeeded_retention_secs: self.job_succeeded_retention_secs,
+                job_dead_retention_secs: self.job_dead_retention_secs,
+                job_shutdown_grace_secs: self.job_shutdown_grace_secs,
+                job_prefetch_per_slot: self.job_prefetch_per_slot,
+                webhook_secret: self.webhook_secret,
+                webhook_allow_private_networks: self.webhook_allow_private_networks,
+                cron: self.cron,
+            },
+        }
+    }
+}
+
+/// [`RawSettings`] split by section.
+struct RawSections {
+    server: server::RawServer,
+    identity: identity::RawIdentity,
+    mail: mail::RawMail,
+    rate_limit: ratelimit::RawRateLimit,
+    jobs: jobs::RawJobs,
 }
 
 /// A secret setting: at least 32 characters when given; required in
@@ -641,40 +453,6 @@ fn secret_or_generated(
         }
         None => Ok((SecretString::from(random_secret()), true)),
     }
-}
-
-fn split_list(value: &str) -> impl Iterator<Item = &str> {
-    value.split(',').map(str::trim).filter(|s| !s.is_empty())
-}
-
-fn check_url(setting: &str, value: &str, schemes: &[&str]) -> Result<(), ConfigError> {
-    let scheme_ok = schemes.iter().any(|s| value.starts_with(s));
-    if !scheme_ok || url::Url::parse(value).is_err() {
-        return Err(ConfigError::new(setting, format!("must be a URL starting with {}", schemes[0])));
-    }
-    Ok(())
-}
-
-fn parse_cors(value: &str) -> Result<CorsOrigins, ConfigError> {
-    let origins: Vec<&str> = value.split(',').map(str::trim).filter(|o| !o.is_empty()).collect();
-    if origins.is_empty() {
-        return Ok(CorsOrigins::None);
-    }
-    if origins == ["*"] {
-        return Ok(CorsOrigins::Any);
-    }
-    for origin in &origins {
-        let parsed = url::Url::parse(origin).ok().filter(|u| {
-            matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.path() == "/" && !origin.ends_with('/')
-        });
-        if parsed.is_none() || http::HeaderValue::from_str(origin).is_err() {
-            return Err(ConfigError::new(
-                "cors_allowed_origins",
-                "must be `*` or a comma-separated list of origins like https://app.example.com",
-            ));
-        }
-    }
-    Ok(CorsOrigins::List(origins.into_iter().map(String::from).collect()))
 }
 
 fn random_secret() -> String {
@@ -786,13 +564,20 @@ mod tests {
     }
 
     #[test]
-    fn cors_origins_parse_as_none_any_or_a_list() {
-        let s = with(&[("cors_allowed_origins", "https://a.example.com, http://localhost:3000")]).unwrap();
-        assert_eq!(
-            s.cors_allowed_origins,
-            CorsOrigins::List(vec!["https://a.example.com".into(), "http://localhost:3000".into()])
-        );
-        assert_eq!(with(&[("cors_allowed_origins", "*")]).unwrap().cors_allowed_origins, CorsOrigins::Any);
+    fn of_several_bad_settings_the_first_checked_is_reported() {
+        // Sections run in order: server, identity, mail, rate limiting, jobs.
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("body_limit_bytes", "12"), ("host", "nowhere"), ("otp_ttl_secs", "0")], "HOST"),
+            (&[("rate_limit_instances", "0"), ("jwt_secret", "short"), ("otp_ttl_secs", "0")], "JWT_SECRET"),
+            (&[("rate_limit_instances", "0"), ("mail_transport", "smtp"), ("job_lease_ms", "0")], "SMTP_URL"),
+            (&[("api_key_local_cache_ms", "70000"), ("rate_limit_instances", "0")], "API_KEY_LOCAL_CACHE_MS"),
+            (&[("rate_limit_instances", "0"), ("job_prefetch_per_slot", "17")], "RATE_LIMIT_INSTANCES"),
+            (&[("api_key_local_cache_ms", "70000"), ("profile", "production")], "JWT_SECRET"),
+            (&[("webhook_secret", "short"), ("api_key_local_cache_ms", "70000")], "API_KEY_LOCAL_CACHE_MS"),
+        ];
+        for (pairs, setting) in cases {
+            assert_eq!(&with(pairs).unwrap_err().setting, setting, "{pairs:?}");
+        }
     }
 
     #[test]
