@@ -12,6 +12,10 @@ use redis::Script;
 
 use crate::{Keyspace, KitError, RedisConnection};
 
+/// The largest absolute score a board holds (integers stay exact well
+/// past it); a submission or increment beyond it changes nothing.
+pub const MAX_SCORE: f64 = 1e15;
+
 static SUBMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("submit.lua")));
 static AROUND: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("around.lua")));
 
@@ -78,8 +82,8 @@ impl Leaderboards {
         mode: ScoreMode,
         ttl: Option<std::time::Duration>,
     ) -> Result<Standing, KitError> {
-        if !score.is_finite() {
-            return Err(KitError::Config("a score must be a finite number".into()));
+        if !score.is_finite() || score.abs() > MAX_SCORE {
+            return Err(KitError::OutOfRange(format!("a score must be a number from -{MAX_SCORE:e} to {MAX_SCORE:e}")));
         }
         let mut conn = self.conn.clone();
         let (score, rank): (f64, u64) = SUBMIT
@@ -88,8 +92,15 @@ impl Leaderboards {
             .arg(score)
             .arg(mode.as_str())
             .arg(ttl.map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1)))
+            .arg(MAX_SCORE)
             .invoke_async(&mut conn)
-            .await?;
+            .await
+            .map_err(|e| match e.code() {
+                Some("OUTOFRANGE") => {
+                    KitError::OutOfRange(format!("the score would leave -{MAX_SCORE:e} to {MAX_SCORE:e}"))
+                }
+                _ => KitError::from(e),
+            })?;
         Ok(Standing { rank: rank + 1, member: member.to_owned(), score })
     }
 

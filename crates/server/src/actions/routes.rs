@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, Query, State};
+use axum::extract::{FromRef, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -15,7 +15,8 @@ use uuid::Uuid;
 use super::service::{self, ActionError, Actions};
 use super::store::ActionRow;
 use crate::domain::Principal;
-use crate::http::{ApiError, ApiJson, CurrentAdmin, Problem};
+use crate::http::{ApiError, ApiJson, ApiQuery, CurrentAdmin, Problem};
+use crate::validation::FieldError;
 
 pub fn router<S>() -> OpenApiRouter<S>
 where
@@ -29,6 +30,10 @@ impl From<ActionError> for ApiError {
     fn from(error: ActionError) -> Self {
         match error {
             ActionError::Validation(errors) => errors.into(),
+            ActionError::IdempotencyMismatch => ApiError::Validation(vec![FieldError::new(
+                "Idempotency-Key",
+                "was already used with other parameters; use a new key for a different request",
+            )]),
             ActionError::IdempotencyInProgress => {
                 ApiError::Conflict("a request with this Idempotency-Key is still in progress".into())
             }
@@ -73,6 +78,7 @@ impl From<ActionRow> for ActionBody {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateAction {
     /// 1-64 of [A-Za-z0-9_.-], e.g. `UPLOAD`.
     #[serde(rename = "type")]
@@ -139,7 +145,7 @@ pub struct ActionPage {
 async fn list(
     State(actions): State<Arc<Actions>>,
     principal: Principal,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<ApiJson<ActionPage>, ApiError> {
     let (rows, next_cursor) = actions.list(&principal, query.cursor.as_deref(), query.limit.unwrap_or(20)).await?;
     Ok(ApiJson(ActionPage { actions: rows.into_iter().map(Into::into).collect(), next_cursor }))
@@ -186,7 +192,7 @@ pub struct AuditEntry {
 async fn audit(
     State(actions): State<Arc<Actions>>,
     _admin: CurrentAdmin,
-    Query(query): Query<AuditQuery>,
+    ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<ApiJson<Vec<AuditEntry>>, ApiError> {
     let from = query.from.unwrap_or_else(|| "-".into());
     let count = query.count.unwrap_or(100);

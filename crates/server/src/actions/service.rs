@@ -34,6 +34,8 @@ pub enum ActionError {
     Store(String),
     #[error("a request with this Idempotency-Key is still in progress")]
     IdempotencyInProgress,
+    #[error("this Idempotency-Key was used with other parameters")]
+    IdempotencyMismatch,
     #[error(transparent)]
     Redis(#[from] KitError),
 }
@@ -41,6 +43,47 @@ pub enum ActionError {
 /// What a bad `Idempotency-Key` is told (the header is named as sent).
 pub fn invalid_idempotency_key() -> FieldError {
     FieldError::new("Idempotency-Key", "must be 1-255 printable ASCII characters")
+}
+
+/// `value` with every object's keys in order, so that the same parameters
+/// sent in another order fingerprint alike.
+fn sorted_keys(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            Value::Object(entries.into_iter().map(|(k, v)| (k.clone(), sorted_keys(v))).collect())
+        }
+        Value::Array(items) => Value::Array(items.iter().map(sorted_keys).collect()),
+        other => other.clone(),
+    }
+}
+
+/// What an Idempotency-Key's slot holds: `pending:<fingerprint>` while the
+/// first request runs, then `{"fingerprint", "row"}`. Slots written before
+/// fingerprints (`pending`, or the row alone) have none and match anything.
+#[derive(Debug, Default)]
+struct StoredAttempt {
+    fingerprint: Option<String>,
+    row: Option<ActionRow>,
+}
+
+impl StoredAttempt {
+    fn parse(stored: &str) -> Self {
+        if let Some(rest) = stored.strip_prefix("pending") {
+            return Self { fingerprint: rest.strip_prefix(':').map(str::to_owned), row: None };
+        }
+        #[derive(serde::Deserialize)]
+        struct Done {
+            fingerprint: String,
+            row: ActionRow,
+        }
+        match serde_json::from_str::<Done>(stored) {
+            Ok(done) => Self { fingerprint: Some(done.fingerprint), row: Some(done.row) },
+            Err(_) => Self { fingerprint: None, row: serde_json::from_str(stored).ok() },
+        }
+    }
 }
 
 /// How long an Idempotency-Key remembers its first response.
@@ -146,9 +189,11 @@ impl Actions {
         let slot = self.keys.tagged(&format!("idem:{actor_kind}:{actor_id}"), &["actions", key]);
         let ttl = IDEMPOTENCY_TTL.as_secs();
         let mut conn = self.redis.clone();
+        // What the key was first used for: a retry must ask for the same.
+        let fingerprint = crate::secrets::sha256_hex(&format!("{kind}\u{0}{}", sorted_keys(&metadata)));
         let claimed: Option<String> = redis::cmd("SET")
             .arg(&slot)
-            .arg("pending")
+            .arg(format!("pending:{fingerprint}"))
             .arg("NX")
             .arg("EX")
             .arg(ttl)
@@ -158,17 +203,20 @@ impl Actions {
         if claimed.is_none() {
             let stored: Option<String> =
                 redis::cmd("GET").arg(&slot).query_async(&mut conn).await.map_err(KitError::from)?;
-            return match stored.as_deref().map(serde_json::from_str::<ActionRow>) {
-                Some(Ok(row)) => Ok((row, true)),
+            return match stored.as_deref().map(StoredAttempt::parse) {
+                Some(StoredAttempt { fingerprint: Some(first), .. }) if first != fingerprint => {
+                    Err(ActionError::IdempotencyMismatch)
+                }
+                Some(StoredAttempt { row: Some(row), .. }) => Ok((row, true)),
                 _ => Err(ActionError::IdempotencyInProgress),
             };
         }
         match self.record(principal, kind, metadata).await {
             Ok(row) => {
-                let json = serde_json::to_string(&row).map_err(|e| KitError::Config(e.to_string()))?;
+                let stored = serde_json::json!({"fingerprint": fingerprint, "row": row}).to_string();
                 redis::cmd("SET")
                     .arg(&slot)
-                    .arg(json)
+                    .arg(stored)
                     .arg("EX")
                     .arg(ttl)
                     .query_async::<()>(&mut conn)

@@ -27,21 +27,27 @@ use crate::http::auth::AuthLayer;
 use crate::http::{self, middleware, openapi, REQUEST_ID};
 use crate::telemetry::metrics::HttpMetricsLayer;
 
+/// Every capability's routes. A new capability adds its `router()` here.
+fn capability_routers() -> [OpenApiRouter<AppState>; 11] {
+    [
+        crate::ops::routes::router(),
+        crate::identity::routes::router(),
+        crate::clients::routes::router(),
+        crate::locks::routes::router(),
+        crate::actions::routes::router(),
+        crate::jobs::routes::router(),
+        crate::jobs::queue_routes::router(),
+        crate::leaderboards::routes::router(),
+        crate::ratelimit::routes::router(),
+        crate::events::routes::router(),
+        crate::notifications::routes::router(),
+    ]
+}
+
 /// Every documented route, with its OpenAPI description collected as it is
-/// mounted. A new capability adds its `router()` here.
+/// mounted.
 pub fn api_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(openapi::base_document())
-        .merge(crate::ops::routes::router())
-        .merge(crate::identity::routes::router())
-        .merge(crate::clients::routes::router())
-        .merge(crate::locks::routes::router())
-        .merge(crate::actions::routes::router())
-        .merge(crate::jobs::routes::router())
-        .merge(crate::jobs::queue_routes::router())
-        .merge(crate::leaderboards::routes::router())
-        .merge(crate::ratelimit::routes::router())
-        .merge(crate::events::routes::router())
-        .merge(crate::notifications::routes::router())
+    capability_routers().into_iter().fold(OpenApiRouter::with_openapi(openapi::base_document()), OpenApiRouter::merge)
 }
 
 /// The complete OpenAPI document, as served at [`openapi::DOCUMENT_PATH`].
@@ -84,4 +90,37 @@ pub fn router_with(state: AppState, routes: OpenApiRouter<AppState>) -> Router {
         .method_not_allowed_fallback(middleware::method_not_allowed)
         .layer(stack)
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// Merging documents keeps one schema per name: two capabilities with a
+    /// `BatchRequest` each would silently describe one of them wrongly.
+    #[test]
+    fn no_two_capabilities_name_different_schemas_alike() {
+        let mut seen: BTreeMap<String, (usize, String)> = BTreeMap::new();
+        let mut collisions = Vec::new();
+        for (index, router) in capability_routers().into_iter().enumerate() {
+            let document = router.split_for_parts().1;
+            let schemas = document.components.map(|c| c.schemas).unwrap_or_default();
+            for (name, schema) in schemas {
+                let json = serde_json::to_string(&schema).expect("schemas serialize");
+                match seen.get(&name) {
+                    Some((first, other)) if *other != json => {
+                        collisions.push(format!("{name} (routers {first} and {index})"))
+                    }
+                    Some(_) => {}
+                    None => {
+                        seen.insert(name, (index, json));
+                    }
+                }
+            }
+        }
+        assert!(collisions.is_empty(), "schema names used for different schemas: {collisions:?}");
+        assert!(seen.len() > 50, "the routers' schemas were collected ({})", seen.len());
+    }
 }

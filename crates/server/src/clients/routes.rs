@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, Path, State};
+use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::service::{ClientWithKeys, Clients, ClientsError};
 use super::store::{ClientRow, KeyRow};
-use crate::http::{ApiError, ApiJson, CurrentUser, Problem};
+use crate::http::{ApiError, ApiJson, ApiPath, CurrentUser, Problem};
 
 pub fn router<S>() -> OpenApiRouter<S>
 where
@@ -105,6 +105,7 @@ impl From<ClientWithKeys> for ClientWithKeysBody {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateClientRequest {
     pub name: String,
     /// Requests per minute; omit for the default policy.
@@ -157,7 +158,7 @@ async fn list_clients(
 async fn get_client(
     State(clients): State<Arc<Clients>>,
     CurrentUser(user): CurrentUser,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> Result<ApiJson<ClientWithKeysBody>, ApiError> {
     Ok(ApiJson(clients.get(user.user_id, id).await?.into()))
 }
@@ -181,7 +182,7 @@ pub struct RotatedKey {
 async fn rotate_key(
     State(clients): State<Arc<Clients>>,
     CurrentUser(user): CurrentUser,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> Result<(StatusCode, ApiJson<RotatedKey>), ApiError> {
     let rotation = clients.rotate(user.user_id, id).await?;
     Ok((
@@ -201,7 +202,7 @@ async fn rotate_key(
 async fn revoke_key(
     State(clients): State<Arc<Clients>>,
     CurrentUser(user): CurrentUser,
-    Path((id, key_id)): Path<(Uuid, Uuid)>,
+    ApiPath((id, key_id)): ApiPath<(Uuid, Uuid)>,
 ) -> Result<StatusCode, ApiError> {
     clients.revoke_key(user.user_id, id, key_id).await?;
     Ok(StatusCode::NO_CONTENT)

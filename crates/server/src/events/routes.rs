@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, Path, Query, State};
+use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use switchyard_kit::{DeadEvent, Delivery, Event, GroupStats, NewEvent, StreamStats};
@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use super::service::{Events, EventsError, ReadSpec, ReclaimSpec};
 use crate::domain::Principal;
-use crate::http::{ApiError, ApiJson, Problem};
+use crate::http::{ApiError, ApiJson, ApiPath, ApiQuery, Problem};
 
 pub fn router<S>() -> OpenApiRouter<S>
 where
@@ -44,6 +44,7 @@ impl From<EventsError> for ApiError {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct EventRequest {
     /// What happened, e.g. `user.created` (1-128 characters).
     #[serde(rename = "type")]
@@ -60,11 +61,16 @@ impl From<EventRequest> for NewEvent {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PublishRequest {
     /// The stream, in the caller's account: 1-64 of [a-z0-9_.-].
     pub stream: String,
-    #[serde(flatten)]
-    pub event: EventRequest,
+    /// What happened, e.g. `user.created` (1-128 characters).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Any JSON, at most 64 KiB.
+    #[serde(default)]
+    pub data: serde_json::Value,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -82,11 +88,13 @@ async fn publish(
     principal: Principal,
     ApiJson(body): ApiJson<PublishRequest>,
 ) -> Result<(StatusCode, ApiJson<Published>), ApiError> {
-    let id = events.publish(principal.account(), &body.stream, body.event.into()).await?;
+    let event = EventRequest { kind: body.kind, data: body.data };
+    let id = events.publish(principal.account(), &body.stream, event.into()).await?;
     Ok((StatusCode::CREATED, ApiJson(Published { id })))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PublishBatchRequest {
     pub stream: String,
     /// 1-100 events, appended in order in one round trip; a bad one appends none.
@@ -158,8 +166,8 @@ pub struct EventPage {
 async fn replay(
     State(events): State<Arc<Events>>,
     principal: Principal,
-    Path(stream): Path<String>,
-    Query(query): Query<PageQuery>,
+    ApiPath(stream): ApiPath<String>,
+    ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<ApiJson<EventPage>, ApiError> {
     let events = events.replay(principal.account(), &stream, query.after.as_deref(), query.limit).await?;
     let next_after = events.last().map(|e| e.id.clone());
@@ -218,7 +226,7 @@ impl From<StreamStats> for StatsBody {
 async fn stats(
     State(events): State<Arc<Events>>,
     principal: Principal,
-    Path(stream): Path<String>,
+    ApiPath(stream): ApiPath<String>,
 ) -> Result<ApiJson<StatsBody>, ApiError> {
     Ok(ApiJson(events.stats(principal.account(), &stream).await?.into()))
 }
@@ -253,8 +261,8 @@ pub struct DeadPage {
 async fn dead(
     State(events): State<Arc<Events>>,
     principal: Principal,
-    Path(stream): Path<String>,
-    Query(query): Query<PageQuery>,
+    ApiPath(stream): ApiPath<String>,
+    ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<ApiJson<DeadPage>, ApiError> {
     let dead = events.dead(principal.account(), &stream, query.after.as_deref(), query.limit).await?;
     let next_after = dead.last().map(|d| d.id.clone());
@@ -262,6 +270,7 @@ async fn dead(
 }
 
 #[derive(Debug, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
 pub struct CreateGroupRequest {
     /// `end` (default: only events appended from now on) or `beginning`
     /// (every event still kept).
@@ -282,7 +291,7 @@ pub struct GroupCreated {
 async fn create_group(
     State(events): State<Arc<Events>>,
     principal: Principal,
-    Path((stream, group)): Path<(String, String)>,
+    ApiPath((stream, group)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<CreateGroupRequest>,
 ) -> Result<(StatusCode, ApiJson<GroupCreated>), ApiError> {
     let created = events.create_group(principal.account(), &stream, &group, body.start.as_deref()).await?;
@@ -298,7 +307,7 @@ async fn create_group(
 async fn delete_group(
     State(events): State<Arc<Events>>,
     principal: Principal,
-    Path((stream, group)): Path<(String, String)>,
+    ApiPath((stream, group)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     if events.delete_group(principal.account(), &stream, &group).await? {
         Ok(StatusCode::NO_CONTENT)
@@ -327,6 +336,7 @@ fn deliveries(list: Vec<Delivery>) -> Vec<DeliveryBody> {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ReadRequest {
     /// Who reads (1-64 of [A-Za-z0-9_.-]); what it gets stays pending for
     /// it until acknowledged.
@@ -352,7 +362,7 @@ pub struct Deliveries {
 async fn read(
     State(events): State<Arc<Events>>,
     principal: Principal,
-    Path((stream, group)): Path<(String, String)>,
+    ApiPath((stream, group)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<ReadRequest>,
 ) -> Result<ApiJson<Deliveries>, ApiError> {
     let spec = ReadSpec { consumer: body.consumer, count: body.count, wait: body.wait_ms.map(Duration::from_millis) };
@@ -361,6 +371,7 @@ async fn read(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AckRequest {
     /// 1-100 event ids.
     pub ids: Vec<String>,
@@ -379,7 +390,7 @@ pub struct Acknowledged {
 async fn ack(
     State(events): State<Arc<Events>>,
     principal: Principal,
-    Path((stream, group)): Path<(String, String)>,
+    ApiPath((stream, group)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<AckRequest>,
 ) -> Result<ApiJson<Acknowledged>, ApiError> {
     let acknowledged = events.ack(principal.account(), &stream, &group, &body.ids).await?;
@@ -387,6 +398,7 @@ async fn ack(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ReclaimRequest {
     /// Who takes the events over.
     pub consumer: String,
@@ -415,7 +427,7 @@ pub struct ReclaimedBody {
 async fn reclaim(
     State(events): State<Arc<Events>>,
     principal: Principal,
-    Path((stream, group)): Path<(String, String)>,
+    ApiPath((stream, group)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<ReclaimRequest>,
 ) -> Result<ApiJson<ReclaimedBody>, ApiError> {
     let spec = ReclaimSpec {

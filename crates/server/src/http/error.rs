@@ -13,6 +13,9 @@ use utoipa::ToSchema;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// `Retry-After` of a 503: dependencies restart or reload in seconds.
+const UNAVAILABLE_RETRY_AFTER_SECS: &str = "2";
+
 pub use crate::validation::FieldError;
 
 /// An RFC 9457 problem document.
@@ -128,9 +131,16 @@ impl From<switchyard_kit::KitError> for ApiError {
     }
 }
 
+/// PostgreSQL not answering (pool exhausted or closed, connection lost) is
+/// a 503; any other database error is internal.
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
-        Self::Internal(error.into())
+        match error {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                Self::Unavailable("the database is unavailable".into())
+            }
+            other => Self::Internal(other.into()),
+        }
     }
 }
 
@@ -174,6 +184,10 @@ impl IntoResponse for ApiError {
                 if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
                     headers.insert(header::RETRY_AFTER, value);
                 }
+            }
+            Self::Unavailable(_) => {
+                // A dependency is not answering yet: worth asking again soon.
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static(UNAVAILABLE_RETRY_AFTER_SECS));
             }
             _ => {}
         }

@@ -1,9 +1,10 @@
 //! `ApiJson`: axum's `Json` with rejections turned into problem documents.
 //!
-//! Malformed JSON is a 400, a missing or wrong content type a 415, a body
-//! over the limit a 413, and a body of the wrong shape a 422 naming the
-//! field. serde's messages are not forwarded, since they can quote the
-//! submitted value.
+//! Malformed JSON is a 400 saying where (line and column), a missing or
+//! wrong content type a 415, a body over the limit a 413, and a body of the
+//! wrong shape a 422 naming the field (an unknown field too, where the type
+//! refuses them) in plain words. serde's messages are not forwarded, since
+//! they can quote the submitted value.
 
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
@@ -11,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::described::{describe, Described};
 use super::error::{ApiError, FieldError};
 
 /// A JSON request or response body.
@@ -40,26 +42,36 @@ where
         if let Ok(value) = serde_json::from_slice::<T>(&body) {
             return Ok(ApiJson(value));
         }
-        let value: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|_| ApiError::BadRequest("the body is not valid JSON".into()))?;
+        let value: serde_json::Value = serde_json::from_slice(&body).map_err(|error| {
+            ApiError::BadRequest(format!(
+                "the body is not valid JSON (line {}, column {})",
+                error.line(),
+                error.column()
+            ))
+        })?;
         serde_path_to_error::deserialize(value).map(ApiJson).map_err(|error| {
-            let path = match error.path().to_string() {
-                path if path == "." => None,
-                path => Some(path),
-            };
-            let message = describe_serde_error(error.inner());
-            // A missing field is reported at its parent's path; name the field itself.
-            let field = match (message.strip_prefix("is required ("), path) {
-                (Some(rest), parent) => {
-                    let name = rest.trim_end_matches(')');
-                    parent.map_or_else(|| name.to_owned(), |p| format!("{p}.{name}"))
-                }
-                (None, Some(path)) => path,
-                (None, None) => "body".to_owned(),
-            };
-            let message = if message.starts_with("is required") { "is required".to_owned() } else { message };
-            ApiError::Validation(vec![FieldError::new(field, message)])
+            let path = error.path().to_string();
+            let parent = (path != ".").then_some(path);
+            ApiError::Validation(vec![field_error(parent, &error.inner().to_string())])
         })
+    }
+}
+
+/// The field error for a serde failure at `parent` (`None`: the top).
+/// Missing and unknown fields are reported at their parent's path by serde;
+/// the error names the field itself.
+pub(super) fn field_error(parent: Option<String>, message: &str) -> FieldError {
+    let child = |name: &str| parent.as_ref().map_or_else(|| name.to_owned(), |p| format!("{p}.{name}"));
+    match describe(message) {
+        Described::Missing(name) => FieldError::new(child(&name), "is required"),
+        // serde_path_to_error already ends the path with the unknown key.
+        Described::Unknown(name)
+            if parent.as_deref().is_some_and(|p| p == name || p.ends_with(&format!(".{name}"))) =>
+        {
+            FieldError::new(parent.unwrap_or(name), "is not a known field")
+        }
+        Described::Unknown(name) => FieldError::new(child(&name), "is not a known field"),
+        Described::Invalid(words) => FieldError::new(parent.unwrap_or_else(|| "body".to_owned()), words),
     }
 }
 
@@ -88,45 +100,8 @@ fn is_json(headers: &axum::http::HeaderMap) -> bool {
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-/// serde's message without the offending value: serde writes
-/// `invalid type: string "hunter2", expected u32`; we keep what was expected.
-fn describe_serde_error(error: &serde_json::Error) -> String {
-    let message = error.to_string();
-    let message = message.split(" at line ").next().unwrap_or(&message);
-    if let Some(missing) = message.strip_prefix("missing field ") {
-        return format!("is required ({})", missing.trim_matches('`'));
-    }
-    if message.starts_with("unknown field") {
-        return "is not a known field".into();
-    }
-    match message.rsplit_once(", expected ") {
-        Some((_, expected)) => format!("expected {expected}"),
-        None => "has an invalid value".into(),
-    }
-}
-
 impl<T: Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn serde_messages_never_carry_the_submitted_value() {
-        #[derive(Debug, serde::Deserialize)]
-        #[allow(dead_code)]
-        struct Body {
-            n: u32,
-        }
-        let err = serde_json::from_str::<Body>(r#"{"n": "hunter2"}"#).unwrap_err();
-        let described = describe_serde_error(&err);
-        assert!(!described.contains("hunter2"), "{described}");
-        assert_eq!(described, "expected u32");
-        let err = serde_json::from_str::<Body>("{}").unwrap_err();
-        assert_eq!(describe_serde_error(&err), "is required (n)");
     }
 }

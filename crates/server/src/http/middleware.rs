@@ -47,7 +47,10 @@ pub fn bare_error_to_problem(response: Response) -> Response {
         ),
     };
     let (problem_parts, body) = problem.into_parts();
+    // The new body is plain: a Content-Encoding set for the old one (the
+    // compression layer runs below this) would make it undecodable.
     parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_ENCODING);
     parts.headers.extend(problem_parts.headers);
     Response::from_parts(parts, body)
 }

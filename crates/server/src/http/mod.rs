@@ -1,6 +1,7 @@
 //! The HTTP toolkit every capability's routes are written with: the one
 //! error type and its problem documents (`error`), the JSON extractor
-//! (`json`), authentication and the caller extractors (`auth`), the client
+//! (`json`), the query and path extractors (`params`) with serde's errors
+//! in plain words (`described`), authentication and the caller extractors (`auth`), the client
 //! address (`client_ip`), edge fallbacks (`middleware`) and the OpenAPI
 //! document's fixed part and Swagger UI (`openapi`).
 //!
@@ -9,10 +10,12 @@
 
 pub mod auth;
 pub mod client_ip;
+pub mod described;
 pub mod error;
 pub mod json;
 pub mod middleware;
 pub mod openapi;
+pub mod params;
 
 use axum::http::{header, HeaderName, Method, Request};
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -22,6 +25,7 @@ use crate::config::CorsOrigins;
 pub use auth::{CurrentAdmin, CurrentClient, CurrentUser};
 pub use error::{ApiError, FieldError, Problem};
 pub use json::ApiJson;
+pub use params::{ApiPath, ApiQuery};
 
 /// The request id header: set when missing, echoed on the response.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

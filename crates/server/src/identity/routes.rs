@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, Path, State};
+use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::service::{Identity, IdentityError, TokenPair, User};
 use crate::domain::{ClientMeta, Principal, Role};
-use crate::http::{ApiError, ApiJson, CurrentUser, Problem};
+use crate::http::{ApiError, ApiJson, ApiPath, CurrentUser, Problem};
 
 pub fn router<S>() -> OpenApiRouter<S>
 where
@@ -79,6 +79,7 @@ pub struct UserEnvelope {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SignupRequest {
     pub username: String,
     pub email: String,
@@ -101,6 +102,7 @@ async fn signup(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
@@ -145,6 +147,7 @@ async fn login(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     pub refresh_token: String,
 }
@@ -213,7 +216,7 @@ async fn list_sessions(
 async fn revoke_session(
     State(identity): State<Arc<Identity>>,
     CurrentUser(user): CurrentUser,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> Result<StatusCode, ApiError> {
     identity.revoke_session(&user, id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -231,6 +234,7 @@ async fn me(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct EmailRequest {
     pub email: String,
 }
@@ -247,6 +251,7 @@ async fn otp_request(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct OtpVerifyRequest {
     pub email: String,
     pub code: String,
@@ -275,6 +280,7 @@ async fn password_forgot(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ResetRequest {
     pub token: String,
     pub new_password: String,

@@ -41,7 +41,9 @@ impl CronScheduler {
             if !super::service::valid_queue(&entry.queue) {
                 return Err(format!("cron {}: queue must be 1-64 characters of [a-z0-9_-]", entry.name));
             }
-            if let Some(error) = handlers::check(&entry.kind, &entry.payload, Clearance::System, "").first() {
+            let errors = handlers::check(&entry.kind, &entry.payload, Clearance::System, "")
+                .map_err(|reason| format!("cron {}: {reason}", entry.name))?;
+            if let Some(error) = errors.first() {
                 return Err(format!("cron {}: {} {}", entry.name, error.field, error.message));
             }
             entries.push((entry.clone(), schedule));

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, Path, Query, State};
+use axum::extract::{FromRef, State};
 use serde::{Deserialize, Serialize};
 use switchyard_kit::QueueOverview;
 use utoipa::{IntoParams, ToSchema};
@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use super::routes::JobView;
 use super::service::Jobs;
-use crate::http::{ApiError, ApiJson, CurrentAdmin, Problem};
+use crate::http::{ApiError, ApiJson, ApiPath, ApiQuery, CurrentAdmin, Problem};
 
 pub fn router<S>() -> OpenApiRouter<S>
 where
@@ -94,14 +94,15 @@ pub struct DeadPageView {
 async fn list_dead(
     State(jobs): State<Arc<Jobs>>,
     _admin: CurrentAdmin,
-    Path(queue): Path<String>,
-    Query(query): Query<DeadQuery>,
+    ApiPath(queue): ApiPath<String>,
+    ApiQuery(query): ApiQuery<DeadQuery>,
 ) -> Result<ApiJson<DeadPageView>, ApiError> {
     let page = jobs.dead(&queue, query.limit.unwrap_or(50), query.cursor.as_deref()).await?;
     Ok(ApiJson(DeadPageView { jobs: page.jobs.into_iter().map(Into::into).collect(), next_cursor: page.next_cursor }))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RetryDeadRequest {
     /// The dead jobs to requeue (at most 1000); omit to requeue all.
     pub ids: Option<Vec<String>>,
@@ -119,7 +120,7 @@ pub struct Affected {
 async fn retry_dead(
     State(jobs): State<Arc<Jobs>>,
     _admin: CurrentAdmin,
-    Path(queue): Path<String>,
+    ApiPath(queue): ApiPath<String>,
     body: Option<ApiJson<RetryDeadRequest>>,
 ) -> Result<ApiJson<Affected>, ApiError> {
     let request = body.map(|ApiJson(b)| b).unwrap_or_default();
@@ -133,7 +134,7 @@ async fn retry_dead(
 async fn purge_dead(
     State(jobs): State<Arc<Jobs>>,
     _admin: CurrentAdmin,
-    Path(queue): Path<String>,
+    ApiPath(queue): ApiPath<String>,
 ) -> Result<ApiJson<Affected>, ApiError> {
     Ok(ApiJson(Affected { count: jobs.purge_dead(&queue).await? }))
 }
@@ -144,7 +145,7 @@ async fn purge_dead(
 async fn pause(
     State(jobs): State<Arc<Jobs>>,
     _admin: CurrentAdmin,
-    Path(queue): Path<String>,
+    ApiPath(queue): ApiPath<String>,
 ) -> Result<ApiJson<QueueView>, ApiError> {
     set_paused(&jobs, queue, true).await
 }
@@ -155,7 +156,7 @@ async fn pause(
 async fn resume(
     State(jobs): State<Arc<Jobs>>,
     _admin: CurrentAdmin,
-    Path(queue): Path<String>,
+    ApiPath(queue): ApiPath<String>,
 ) -> Result<ApiJson<QueueView>, ApiError> {
     set_paused(&jobs, queue, false).await
 }

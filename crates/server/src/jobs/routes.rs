@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, Path, State};
+use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use super::handlers::Clearance;
 use super::service::{BackoffKind, BackoffSpec, Enqueuer, JobError, JobRecord, JobSpec, JobState, Jobs};
 use crate::domain::Principal;
-use crate::http::{ApiError, ApiJson, Problem};
+use crate::http::{ApiError, ApiJson, ApiPath, Problem};
 
 pub fn router<S>() -> OpenApiRouter<S>
 where
@@ -32,13 +32,18 @@ impl From<JobError> for ApiError {
         match error {
             JobError::Validation(errors) => errors.into(),
             JobError::NotFound => ApiError::NotFound("no such job".into()),
-            JobError::WrongState => ApiError::Conflict("the job's state does not allow this".into()),
+            JobError::NoSuchQueue => ApiError::NotFound("no such queue".into()),
+            JobError::Forbidden(reason) => ApiError::Forbidden(reason),
+            JobError::WrongState(state) => {
+                ApiError::Conflict(format!("the job is {}, which does not allow this", state.as_str()))
+            }
             JobError::Redis(e) => e.into(),
         }
     }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct BackoffRequest {
     /// `exponential` (with jitter) or `fixed`.
     pub kind: BackoffKind,
@@ -47,6 +52,7 @@ pub struct BackoffRequest {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct EnqueueRequest {
     /// Default `default`; [a-z0-9_-], at most 64.
     pub queue: Option<String>,
@@ -122,7 +128,8 @@ impl From<EnqueueRequest> for JobSpec {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct BatchRequest {
+#[serde(deny_unknown_fields)]
+pub struct EnqueueBatchRequest {
     /// 1-100 jobs, each as for POST /v1/jobs.
     pub jobs: Vec<EnqueueRequest>,
 }
@@ -134,12 +141,12 @@ pub struct BatchEnqueued {
 }
 
 /// Enqueue up to 100 jobs in one round trip; a bad one enqueues none.
-#[utoipa::path(post, path = "/v1/jobs:batch", tag = "jobs", request_body = BatchRequest, security(("bearer" = []), ("api_key" = [])),
+#[utoipa::path(post, path = "/v1/jobs:batch", tag = "jobs", request_body = EnqueueBatchRequest, security(("bearer" = []), ("api_key" = [])),
     responses((status = 201, body = BatchEnqueued), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn enqueue_batch(
     State(jobs): State<Arc<Jobs>>,
     principal: Principal,
-    ApiJson(body): ApiJson<BatchRequest>,
+    ApiJson(body): ApiJson<EnqueueBatchRequest>,
 ) -> Result<(StatusCode, ApiJson<BatchEnqueued>), ApiError> {
     let specs: Vec<JobSpec> = body.jobs.into_iter().map(Into::into).collect();
     let tenant = principal.tenant();
@@ -199,7 +206,7 @@ impl From<JobRecord> for JobView {
 async fn get_job(
     State(jobs): State<Arc<Jobs>>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<JobView>, ApiError> {
     Ok(ApiJson(jobs.get(&principal.tenant(), &id).await?.into()))
 }
@@ -210,7 +217,7 @@ async fn get_job(
 async fn cancel(
     State(jobs): State<Arc<Jobs>>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     jobs.cancel(&principal.tenant(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -222,7 +229,7 @@ async fn cancel(
 async fn retry(
     State(jobs): State<Arc<Jobs>>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     jobs.retry(&principal.tenant(), &id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -16,6 +16,10 @@ use crate::validation::{FieldError, Violations};
 
 const MAX_PAYLOAD: usize = 256 * 1024;
 const MAX_DELAY_MS: u64 = 366 * 24 * 3600 * 1000;
+/// Longest back-off between attempts: a week.
+const MAX_BACKOFF_MS: u64 = 7 * 24 * 3600 * 1000;
+/// Longest run time of one attempt: a day.
+const MAX_TIMEOUT_MS: u64 = 24 * 3600 * 1000;
 
 /// How long finished jobs stay readable.
 #[derive(Debug, Clone, Copy)]
@@ -31,8 +35,12 @@ pub enum JobError {
     Validation(Vec<FieldError>),
     #[error("not found")]
     NotFound,
-    #[error("the job is not in a state that allows this")]
-    WrongState,
+    #[error("no such queue")]
+    NoSuchQueue,
+    #[error("the enqueuer may not use this job type: {0}")]
+    Forbidden(String),
+    #[error("the job is {}, which does not allow this", .0.as_str())]
+    WrongState(JobState),
     #[error(transparent)]
     Redis(#[from] KitError),
 }
@@ -69,6 +77,18 @@ pub enum JobState {
 }
 
 impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "scheduled",
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Dead => "dead",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
     pub fn parse(stored: &str) -> Option<Self> {
         Some(match stored {
             "scheduled" => Self::Scheduled,
@@ -236,7 +256,7 @@ impl Jobs {
         if !valid_queue(&queue) {
             v.push(FieldError::new(format!("{at}queue"), "must be 1-64 characters of [a-z0-9_-]"));
         }
-        for error in handlers::check(&spec.kind, &spec.payload, by.clearance, at) {
+        for error in handlers::check(&spec.kind, &spec.payload, by.clearance, at).map_err(JobError::Forbidden)? {
             v.push(error);
         }
         let payload = spec.payload.to_string();
@@ -273,21 +293,24 @@ impl Jobs {
         let backoff = match spec.backoff {
             None => Backoff::Exponential { base: Duration::from_secs(1), max: Duration::from_secs(3600) },
             Some(BackoffSpec { kind: BackoffKind::Exponential, base_ms, max_ms })
-                if base_ms > 0 && max_ms >= base_ms =>
+                if base_ms > 0 && max_ms >= base_ms && max_ms <= MAX_BACKOFF_MS =>
             {
                 Backoff::Exponential { base: Duration::from_millis(base_ms), max: Duration::from_millis(max_ms) }
             }
-            Some(BackoffSpec { kind: BackoffKind::Fixed, base_ms, .. }) if base_ms > 0 => {
+            Some(BackoffSpec { kind: BackoffKind::Fixed, base_ms, .. }) if base_ms > 0 && base_ms <= MAX_BACKOFF_MS => {
                 Backoff::Fixed(Duration::from_millis(base_ms))
             }
             Some(_) => {
                 v.push(FieldError::new(
                     format!("{at}backoff"),
-                    "must be {kind: exponential|fixed, base_ms > 0, max_ms >= base_ms}",
+                    "must be {kind: exponential|fixed, base_ms > 0, max_ms >= base_ms}, at most a week (604800000 ms)",
                 ));
                 Backoff::Fixed(Duration::from_secs(1))
             }
         };
+        if spec.timeout_ms.is_some_and(|ms| ms > MAX_TIMEOUT_MS) {
+            v.push(FieldError::new(format!("{at}timeout_ms"), "must be at most a day (86400000 ms)"));
+        }
         if let Some(key) = &spec.unique_key {
             if key.is_empty() || key.len() > 200 {
                 v.push(FieldError::new(format!("{at}unique_key"), "must be 1-200 characters"));
@@ -387,7 +410,7 @@ impl Jobs {
         let queue = Queue::queue_of(id).ok_or(JobError::NotFound)?;
         match self.queue(queue).cancel(id, self.retention.succeeded).await? {
             Some(true) => Ok(()),
-            Some(false) => Err(JobError::WrongState),
+            Some(false) => Err(self.wrong_state(owner, id).await),
             None => Err(JobError::NotFound),
         }
     }
@@ -397,15 +420,24 @@ impl Jobs {
         let queue = Queue::queue_of(id).ok_or(JobError::NotFound)?;
         match self.queue(queue).retry(id).await? {
             Some(true) => Ok(()),
-            Some(false) => Err(JobError::WrongState),
+            Some(false) => Err(self.wrong_state(owner, id).await),
             None => Err(JobError::NotFound),
+        }
+    }
+
+    /// The refusal of a change the job's state did not allow, naming the
+    /// state it is in now.
+    async fn wrong_state(&self, owner: &str, id: &str) -> JobError {
+        match self.get(owner, id).await {
+            Ok(record) => JobError::WrongState(record.state),
+            Err(error) => error,
         }
     }
 
     /// A registered queue, or `NotFound`.
     async fn registered_queue(&self, name: &str) -> Result<Queue, JobError> {
         if !valid_queue(name) || !Queue::registered(&self.redis, &self.keys).await?.iter().any(|q| q == name) {
-            return Err(JobError::NotFound);
+            return Err(JobError::NoSuchQueue);
         }
         Ok(self.queue(name))
     }

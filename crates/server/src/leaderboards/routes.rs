@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, Path, Query, State};
+use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use switchyard_kit::Standing;
@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use super::service::{self, BoardError, BoardService, ResetPeriod, Which};
 use crate::domain::Principal;
-use crate::http::{ApiError, ApiJson, Problem};
+use crate::http::{ApiError, ApiJson, ApiPath, ApiQuery, Problem};
 
 pub fn router<S>() -> OpenApiRouter<S>
 where
@@ -64,6 +64,7 @@ fn bodies(standings: Vec<Standing>) -> Vec<StandingBody> {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ScoreRequest {
     pub member: String,
     pub score: f64,
@@ -78,7 +79,7 @@ pub struct ScoreRequest {
 async fn submit_score(
     State(boards): State<Arc<BoardService>>,
     principal: Principal,
-    Path(board): Path<String>,
+    ApiPath(board): ApiPath<String>,
     ApiJson(body): ApiJson<ScoreRequest>,
 ) -> Result<ApiJson<StandingBody>, ApiError> {
     let mode = service::parse_mode(body.mode.as_deref().unwrap_or("set"))?;
@@ -102,8 +103,8 @@ pub struct TopQuery {
 async fn top(
     State(boards): State<Arc<BoardService>>,
     principal: Principal,
-    Path(board): Path<String>,
-    Query(query): Query<TopQuery>,
+    ApiPath(board): ApiPath<String>,
+    ApiQuery(query): ApiQuery<TopQuery>,
 ) -> Result<ApiJson<Vec<StandingBody>>, ApiError> {
     let which = Which::parse(query.period.as_deref())?;
     let top = boards.top(&principal, &board, which, query.limit.unwrap_or(10)).await?;
@@ -137,8 +138,8 @@ pub struct PageBody {
 async fn page(
     State(boards): State<Arc<BoardService>>,
     principal: Principal,
-    Path(board): Path<String>,
-    Query(query): Query<PageQuery>,
+    ApiPath(board): ApiPath<String>,
+    ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<ApiJson<PageBody>, ApiError> {
     let (page, per_page) = (query.page.unwrap_or(1), query.per_page.unwrap_or(20));
     let which = Which::parse(query.period.as_deref())?;
@@ -153,13 +154,14 @@ async fn page(
 async fn reset(
     State(boards): State<Arc<BoardService>>,
     principal: Principal,
-    Path(board): Path<String>,
+    ApiPath(board): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     boards.reset(&principal, &board).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct BoardSettings {
     /// `never` (default), `daily` or `weekly` (UTC; weeks start on Monday).
     /// Each period starts empty; the previous one stays readable with
@@ -174,7 +176,7 @@ pub struct BoardSettings {
 async fn configure(
     State(boards): State<Arc<BoardService>>,
     principal: Principal,
-    Path(board): Path<String>,
+    ApiPath(board): ApiPath<String>,
     ApiJson(body): ApiJson<BoardSettings>,
 ) -> Result<ApiJson<BoardSettings>, ApiError> {
     let period = ResetPeriod::parse(&body.reset)?;
@@ -189,8 +191,8 @@ async fn configure(
 async fn member(
     State(boards): State<Arc<BoardService>>,
     principal: Principal,
-    Path((board, member)): Path<(String, String)>,
-    Query(query): Query<PeriodQuery>,
+    ApiPath((board, member)): ApiPath<(String, String)>,
+    ApiQuery(query): ApiQuery<PeriodQuery>,
 ) -> Result<ApiJson<StandingBody>, ApiError> {
     let which = Which::parse(query.period.as_deref())?;
     Ok(ApiJson(boards.member(&principal, &board, which, &member).await?.into()))
@@ -203,7 +205,7 @@ async fn member(
 async fn remove(
     State(boards): State<Arc<BoardService>>,
     principal: Principal,
-    Path((board, member)): Path<(String, String)>,
+    ApiPath((board, member)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     boards.remove(&principal, &board, &member).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -225,8 +227,8 @@ pub struct AroundQuery {
 async fn around(
     State(boards): State<Arc<BoardService>>,
     principal: Principal,
-    Path((board, member)): Path<(String, String)>,
-    Query(query): Query<AroundQuery>,
+    ApiPath((board, member)): ApiPath<(String, String)>,
+    ApiQuery(query): ApiQuery<AroundQuery>,
 ) -> Result<ApiJson<Vec<StandingBody>>, ApiError> {
     let radius = query.radius.unwrap_or(5);
     let which = Which::parse(query.period.as_deref())?;

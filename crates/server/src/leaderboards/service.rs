@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use switchyard_kit::leaderboard::MAX_SCORE;
 use switchyard_kit::{KitError, Leaderboards, RedisConnection, ScoreMode, Standing};
 
 use crate::domain::Principal;
@@ -12,6 +13,7 @@ use crate::validation::FieldError;
 pub const ACTIONS_BOARD: &str = "actions";
 pub const MAX_PAGE: u64 = 100;
 pub const MAX_RADIUS: u64 = 50;
+const SCORE_RULE: &str = "must be a number from -1e15 to 1e15";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BoardError {
@@ -227,11 +229,17 @@ impl BoardService {
     ) -> Result<Standing, BoardError> {
         writable(principal, board)?;
         check_member(member)?;
-        if !score.is_finite() {
-            return Err(BoardError::Validation(vec![FieldError::new("score", "must be a finite number")]));
+        if !score.is_finite() || score.abs() > MAX_SCORE {
+            return Err(BoardError::Validation(vec![FieldError::new("score", SCORE_RULE)]));
         }
         let (key, ttl) = self.locate(principal, board, Which::Current).await?;
-        Ok(self.boards.submit_expiring(&key, member, score, mode, ttl).await?)
+        match self.boards.submit_expiring(&key, member, score, mode, ttl).await {
+            Err(KitError::OutOfRange(_)) => Err(BoardError::Validation(vec![FieldError::new(
+                "score",
+                "would take the member's score out of range",
+            )])),
+            other => Ok(other?),
+        }
     }
 
     pub async fn top(

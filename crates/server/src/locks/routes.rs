@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, Path, State};
+use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 
 use super::service::{LockError, LockService};
 use crate::domain::Principal;
-use crate::http::{ApiError, ApiJson, Problem};
+use crate::http::{ApiError, ApiJson, ApiPath, Problem};
 
 pub fn router<S>() -> OpenApiRouter<S>
 where
@@ -37,6 +37,7 @@ impl From<LockError> for ApiError {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AcquireRequest {
     /// How long the lock is held unless extended or released (1 ms - 1 h).
     pub ttl_ms: u64,
@@ -75,7 +76,7 @@ impl From<Lease> for LeaseBody {
 async fn acquire(
     State(locks): State<Arc<LockService>>,
     principal: Principal,
-    Path(resource): Path<String>,
+    ApiPath(resource): ApiPath<String>,
     ApiJson(body): ApiJson<AcquireRequest>,
 ) -> Result<ApiJson<LeaseBody>, ApiError> {
     let lease = locks.acquire(&principal.tenant(), &resource, body.ttl_ms, body.wait_ms).await?;
@@ -83,6 +84,7 @@ async fn acquire(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ExtendRequest {
     pub token: String,
     pub ttl_ms: u64,
@@ -96,7 +98,7 @@ pub struct ExtendRequest {
 async fn extend(
     State(locks): State<Arc<LockService>>,
     principal: Principal,
-    Path(resource): Path<String>,
+    ApiPath(resource): ApiPath<String>,
     ApiJson(body): ApiJson<ExtendRequest>,
 ) -> Result<ApiJson<LeaseBody>, ApiError> {
     let lease = locks.extend(&principal.tenant(), &resource, &body.token, body.ttl_ms).await?;
@@ -104,6 +106,7 @@ async fn extend(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ReleaseRequest {
     pub token: String,
 }
@@ -116,7 +119,7 @@ pub struct ReleaseRequest {
 async fn release(
     State(locks): State<Arc<LockService>>,
     principal: Principal,
-    Path(resource): Path<String>,
+    ApiPath(resource): ApiPath<String>,
     ApiJson(body): ApiJson<ReleaseRequest>,
 ) -> Result<StatusCode, ApiError> {
     locks.release(&principal.tenant(), &resource, &body.token).await?;

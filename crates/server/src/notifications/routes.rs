@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, Path, Query, State};
+use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use super::service::{Notifications, NotificationsError};
 use super::store::NotificationRow;
-use crate::http::{ApiError, ApiJson, CurrentUser, Problem};
+use crate::http::{ApiError, ApiJson, ApiPath, ApiQuery, CurrentUser, Problem};
 
 pub fn router<S>() -> OpenApiRouter<S>
 where
@@ -91,7 +91,7 @@ pub struct InboxBody {
 async fn inbox(
     State(notifications): State<Arc<Notifications>>,
     CurrentUser(user): CurrentUser,
-    Query(query): Query<InboxQuery>,
+    ApiQuery(query): ApiQuery<InboxQuery>,
 ) -> Result<ApiJson<InboxBody>, ApiError> {
     let page =
         notifications.inbox(user.user_id, query.unread, query.cursor.as_deref(), query.limit.unwrap_or(20)).await?;
@@ -135,7 +135,7 @@ async fn live(
 async fn mark_read(
     State(notifications): State<Arc<Notifications>>,
     CurrentUser(user): CurrentUser,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> Result<StatusCode, ApiError> {
     notifications.mark_read(user.user_id, id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -12,7 +12,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use switchyard_kit::Limit;
+use switchyard_kit::{Decision, Limit};
 
 use super::enforcement::{Applied, Enforcement, RateLimits, Subject, SubjectId};
 use super::policy::route_group;
@@ -46,7 +46,8 @@ pub async fn limit(State(limits): State<Arc<RateLimits>>, request: Request, next
             response
         }
         Enforcement::Denied(applied) => {
-            let retry_after = applied.binding().and_then(|d| d.retry_after.or(Some(d.reset_after))).unwrap_or_default();
+            // Retry-After, RateLimit-Reset and the binding limit's `t` are one number.
+            let retry_after = std::time::Duration::from_secs(applied.binding().map_or(1, reset_secs));
             let detail = format!("rate limit exceeded (policy {})", applied.policy);
             let mut response = ApiError::TooManyRequests { detail, retry_after }.into_response();
             set_headers(response.headers_mut(), &applied);
@@ -76,6 +77,17 @@ fn ceil_secs(d: std::time::Duration) -> u64 {
     d.as_millis().div_ceil(1000) as u64
 }
 
+/// The seconds a decision reports as its reset: until the limit is whole
+/// again when allowed; when denied, until this request could pass (at least
+/// 1), which is also the response's `Retry-After`.
+fn reset_secs(decision: &Decision) -> u64 {
+    if decision.allowed {
+        ceil_secs(decision.reset_after)
+    } else {
+        ceil_secs(decision.retry_after.unwrap_or(decision.reset_after)).max(1)
+    }
+}
+
 pub fn set_headers(headers: &mut HeaderMap, applied: &Applied) {
     let policy = applied
         .names
@@ -88,7 +100,7 @@ pub fn set_headers(headers: &mut HeaderMap, applied: &Applied) {
         .names
         .iter()
         .zip(&applied.decisions)
-        .map(|(name, d)| format!("\"{name}\";r={};t={}", d.remaining, ceil_secs(d.reset_after)))
+        .map(|(name, d)| format!("\"{name}\";r={};t={}", d.remaining, reset_secs(d)))
         .collect::<Vec<_>>()
         .join(", ");
     let mut put = |name: &'static str, value: String| {
@@ -101,6 +113,6 @@ pub fn set_headers(headers: &mut HeaderMap, applied: &Applied) {
     if let Some(binding) = applied.binding() {
         put("ratelimit-limit", binding.limit.to_string());
         put("ratelimit-remaining", binding.remaining.to_string());
-        put("ratelimit-reset", ceil_secs(binding.reset_after).to_string());
+        put("ratelimit-reset", reset_secs(binding).to_string());
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, Query, State};
+use axum::extract::{FromRef, State};
 use serde::{Deserialize, Serialize};
 use switchyard_kit::Decision;
 use utoipa::ToSchema;
@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::service::{CheckError, CheckRequest, CheckService};
-use crate::http::{ApiError, ApiJson, CurrentClient, Problem};
+use crate::http::{ApiError, ApiJson, ApiQuery, CurrentClient, Problem};
 
 pub fn router<S>() -> OpenApiRouter<S>
 where
@@ -66,27 +66,28 @@ async fn check_one(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct BatchRequest {
+#[serde(deny_unknown_fields)]
+pub struct CheckBatchRequest {
     /// 1-100 checks, decided in one Redis round trip.
     pub checks: Vec<CheckRequest>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct BatchResponse {
+pub struct CheckBatchResponse {
     /// One decision per check, in order.
     pub results: Vec<DecisionBody>,
 }
 
 /// Decide many requests at once.
-#[utoipa::path(post, path = "/v1/ratelimit/check:batch", tag = "ratelimit", security(("api_key" = [])), request_body = BatchRequest,
-    responses((status = 200, body = BatchResponse), (status = 422, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(post, path = "/v1/ratelimit/check:batch", tag = "ratelimit", security(("api_key" = [])), request_body = CheckBatchRequest,
+    responses((status = 200, body = CheckBatchResponse), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn check_batch(
     State(checks): State<Arc<CheckService>>,
     CurrentClient(client): CurrentClient,
-    ApiJson(body): ApiJson<BatchRequest>,
-) -> Result<ApiJson<BatchResponse>, ApiError> {
+    ApiJson(body): ApiJson<CheckBatchRequest>,
+) -> Result<ApiJson<CheckBatchResponse>, ApiError> {
     let decisions = checks.check_batch(client.client_id, &body.checks).await?;
-    Ok(ApiJson(BatchResponse { results: decisions.into_iter().map(Into::into).collect() }))
+    Ok(ApiJson(CheckBatchResponse { results: decisions.into_iter().map(Into::into).collect() }))
 }
 
 /// The current state of a key without consuming (would a request of `cost`
@@ -96,7 +97,7 @@ async fn check_batch(
 async fn status(
     State(checks): State<Arc<CheckService>>,
     CurrentClient(client): CurrentClient,
-    Query(query): Query<CheckRequest>,
+    ApiQuery(query): ApiQuery<CheckRequest>,
 ) -> Result<ApiJson<DecisionBody>, ApiError> {
     Ok(ApiJson(checks.status(client.client_id, &query).await?.into()))
 }

@@ -13,6 +13,16 @@ use crate::validation::FieldError;
 
 /// Most checks in one batch.
 pub const MAX_BATCH: usize = 100;
+/// Largest `limit`, `capacity` and `burst`.
+pub const MAX_COUNT: u64 = 1_000_000_000;
+/// Longest window: a year, in milliseconds.
+pub const MAX_WINDOW_MS: u64 = 366 * 24 * 3600 * 1000;
+/// Largest `rate` and `refill_per_sec`, per second.
+pub const MAX_RATE: f64 = 1e9;
+/// Smallest `rate` and `refill_per_sec`: one per about 11.6 days.
+pub const MIN_RATE: f64 = 1e-6;
+
+const RATE_RULE: &str = "is required and must be a number from 0.000001 to 1000000000 (per second)";
 
 /// How a check counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
@@ -33,6 +43,7 @@ pub enum Algorithm {
 /// `gcra` takes `rate` (per second) and `burst`.
 // Validated by `CheckRequest::limit`.
 #[derive(Debug, Clone, Deserialize, ToSchema, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct CheckRequest {
     /// What is limited, in the caller's own namespace (e.g. `user:42:upload`).
@@ -65,17 +76,20 @@ impl CheckRequest {
         if self.key.is_empty() || self.key.chars().count() > 256 {
             errors.push(FieldError::new(field("key"), "must be 1-256 characters"));
         }
-        let mut positive = |name: &str, value: Option<u64>| match value {
-            Some(v) if v > 0 => v,
+        let mut within = |name: &str, value: Option<u64>, max: u64| match value {
+            Some(v) if (1..=max).contains(&v) => v,
             _ => {
-                errors.push(FieldError::new(field(name), "is required and must be a positive integer"));
+                errors.push(FieldError::new(
+                    field(name),
+                    format!("is required and must be a whole number from 1 to {max}"),
+                ));
                 0
             }
         };
         let limit = match self.algorithm {
             Algorithm::FixedWindow | Algorithm::SlidingWindow | Algorithm::SlidingWindowApprox => {
-                let limit = positive("limit", self.limit);
-                let window = Duration::from_millis(positive("window_ms", self.window_ms));
+                let limit = within("limit", self.limit, MAX_COUNT);
+                let window = Duration::from_millis(within("window_ms", self.window_ms, MAX_WINDOW_MS));
                 match self.algorithm {
                     Algorithm::FixedWindow => Limit::FixedWindow { limit, window },
                     Algorithm::SlidingWindow => Limit::SlidingWindowLog { limit, window },
@@ -83,19 +97,24 @@ impl CheckRequest {
                 }
             }
             Algorithm::TokenBucket => {
-                let capacity = positive("capacity", self.capacity);
-                let refill_per_sec = self.refill_per_sec.filter(|r| r.is_finite() && *r > 0.0).unwrap_or_else(|| {
-                    errors.push(FieldError::new(field("refill_per_sec"), "is required and must be a positive number"));
-                    0.0
-                });
+                let capacity = within("capacity", self.capacity, MAX_COUNT);
+                let refill_per_sec =
+                    self.refill_per_sec.filter(|r| (MIN_RATE..=MAX_RATE).contains(r)).unwrap_or_else(|| {
+                        errors.push(FieldError::new(field("refill_per_sec"), RATE_RULE));
+                        0.0
+                    });
                 Limit::TokenBucket { capacity, refill_per_sec }
             }
             Algorithm::Gcra => {
-                let rate = self.rate.filter(|r| r.is_finite() && *r > 0.0).unwrap_or_else(|| {
-                    errors.push(FieldError::new(field("rate"), "is required and must be a positive number"));
+                let rate = self.rate.filter(|r| (MIN_RATE..=MAX_RATE).contains(r)).unwrap_or_else(|| {
+                    errors.push(FieldError::new(field("rate"), RATE_RULE));
                     0.0
                 });
-                Limit::Gcra { rate, burst: self.burst.unwrap_or(0) }
+                let burst = self.burst.unwrap_or(0);
+                if burst > MAX_COUNT {
+                    errors.push(FieldError::new(field("burst"), format!("must be at most {MAX_COUNT}")));
+                }
+                Limit::Gcra { rate, burst }
             }
         };
         let cost = self.cost.unwrap_or(1);

@@ -122,12 +122,13 @@ async fn the_actions_policy_allows_a_burst_of_ten_then_429() {
 async fn a_retry_with_the_same_idempotency_key_returns_the_first_action() {
     let app = spawn_app().await;
     let user = app.new_user().await;
-    let send = || {
+    let send_body = |body: Value| {
         app.authed(Method::POST, "/v1/actions", &user.access_token)
             .header("idempotency-key", "order-77")
-            .json(&json!({"type": "PAY", "metadata": {"amount": 5}}))
+            .json(&body)
             .send()
     };
+    let send = || send_body(json!({"type": "PAY", "metadata": {"amount": 5, "currency": "EUR"}}));
     let first = send().await.unwrap();
     assert_eq!(first.status(), 201);
     let first: Value = first.json().await.unwrap();
@@ -135,6 +136,13 @@ async fn a_retry_with_the_same_idempotency_key_returns_the_first_action() {
     assert_eq!(retry.status(), 201);
     assert_eq!(retry.headers()["idempotent-replayed"], "true");
     assert_eq!(retry.json::<Value>().await.unwrap()["id"], first["id"]);
+    // The same parameters in another order are the same request.
+    let reordered = send_body(json!({"metadata": {"currency": "EUR", "amount": 5}, "type": "PAY"})).await.unwrap();
+    assert_eq!(reordered.status(), 201);
+    // Other parameters under a used key are refused, not answered with the first action.
+    let other = send_body(json!({"type": "PAY", "metadata": {"amount": 500, "currency": "EUR"}})).await.unwrap();
+    let body = assert_problem(other, 422).await;
+    assert_eq!(body["errors"][0]["field"], "Idempotency-Key");
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM actions").fetch_one(&app.db).await.unwrap();
     assert_eq!(rows, 1);
 }

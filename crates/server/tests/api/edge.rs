@@ -245,3 +245,82 @@ async fn swagger_ui_is_served_from_the_binary_without_outside_hosts() {
     let bundle = app.get("/api-docs/swagger-ui-bundle.js").await;
     assert_eq!(bundle.status(), 200);
 }
+
+#[tokio::test]
+async fn bad_query_and_path_values_are_422s_naming_the_parameter_and_stay_decodable_when_compressed() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let response = app
+        .authed(Method::GET, "/v1/leaderboards/scores/top?limit=abc", &user.access_token)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+    let gzipped = response.headers().get("content-encoding").is_some_and(|v| v == "gzip");
+    let bytes = response.bytes().await.unwrap();
+    if gzipped {
+        assert_eq!(&bytes[..2], &[0x1f, 0x8b], "a body labelled gzip is gzip");
+    } else {
+        let body: Value = serde_json::from_slice(&bytes).expect("a plain body is JSON");
+        assert_eq!(body["errors"][0]["field"], "limit");
+        assert_eq!(body["errors"][0]["message"], "must be a whole number");
+    }
+    let plain = app.authed(Method::GET, "/v1/leaderboards/scores/top?limit=abc", &user.access_token).send().await;
+    let body = assert_problem(plain.unwrap(), 422).await;
+    assert_eq!(
+        (body["errors"][0]["field"].as_str(), body["errors"][0]["message"].as_str()),
+        (Some("limit"), Some("must be a whole number"))
+    );
+
+    let path = app.authed(Method::DELETE, "/v1/auth/sessions/not-a-uuid", &user.access_token).send().await;
+    let body = assert_problem(path.unwrap(), 422).await;
+    assert_eq!(
+        (body["errors"][0]["field"].as_str(), body["errors"][0]["message"].as_str()),
+        (Some("id"), Some("must be a UUID"))
+    );
+}
+
+#[tokio::test]
+async fn bodies_refuse_unknown_fields_and_malformed_json_says_where() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let typo =
+        app.authed(Method::POST, "/v1/locks/report", &user.access_token).json(&json!({"ttl_ms": 1000, "wait": 5}));
+    let body = assert_problem(typo.send().await.unwrap(), 422).await;
+    assert_eq!(body["errors"][0], json!({"field": "wait", "message": "is not a known field"}));
+    let broken = app
+        .authed(Method::POST, "/v1/locks/report", &user.access_token)
+        .header("content-type", "application/json")
+        .body("{\n  \"ttl_ms\": 1000,\n  oops\n}")
+        .send()
+        .await
+        .unwrap();
+    let body = assert_problem(broken, 400).await;
+    assert!(body["detail"].as_str().unwrap().contains("line 3, column 3"), "{body}");
+}
+
+#[tokio::test]
+async fn out_of_range_numbers_are_refused_naming_the_field() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let score = |value: f64| {
+        app.authed(Method::POST, "/v1/leaderboards/big/scores", &user.access_token)
+            .json(&json!({"member": "m", "score": value, "mode": "increment"}))
+            .send()
+    };
+    let body = assert_problem(score(1e308).await.unwrap(), 422).await;
+    assert_eq!(body["errors"][0]["field"], "score");
+    assert_eq!(score(9e14).await.unwrap().status(), 200);
+    let body = assert_problem(score(9e14).await.unwrap(), 422).await;
+    assert_eq!(body["errors"][0]["field"], "score", "an increment past the bound changes nothing");
+    let standing = app.authed(Method::GET, "/v1/leaderboards/big/members/m", &user.access_token).send().await.unwrap();
+    assert_eq!(standing.json::<Value>().await.unwrap()["score"], 9e14);
+
+    let key = app.create_client(&user, json!({"name": "svc"})).await["api_key"].as_str().unwrap().to_owned();
+    let huge = json!({"key": "k", "algorithm": "fixed_window", "limit": i64::MAX, "window_ms": i64::MAX});
+    let response = app.keyed(Method::POST, "/v1/ratelimit/check", &key).json(&huge).send().await.unwrap();
+    let body = assert_problem(response, 422).await;
+    let fields: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["limit", "window_ms"]);
+}

@@ -90,7 +90,8 @@ async fn waiting_jobs_can_be_cancelled_and_others_are_409() {
     let id = later["id"].as_str().unwrap();
     let cancel = |id: String| app.authed(Method::POST, &format!("/v1/jobs/{id}/cancel"), &user.access_token).send();
     assert_eq!(cancel(id.to_owned()).await.unwrap().status(), 204);
-    assert_problem(cancel(id.to_owned()).await.unwrap(), 409).await;
+    let conflict = assert_problem(cancel(id.to_owned()).await.unwrap(), 409).await;
+    assert_eq!(conflict["detail"], "the job is cancelled, which does not allow this");
     assert_eq!(job(&app, &user, id).await["state"], "cancelled");
 }
 
@@ -152,13 +153,19 @@ async fn a_batch_enqueues_all_or_names_the_bad_job() {
 }
 
 #[tokio::test]
-async fn internal_and_operator_only_types_are_refused_to_users_with_the_field_named() {
+async fn internal_and_operator_only_types_are_forbidden_to_users_and_bad_payloads_named() {
     let app = spawn_app().await;
     let user = app.new_user().await;
     let mail = json!({"type": "mail", "payload": {"to": "x@example.com", "subject": "s", "body": "b"}});
-    assert_eq!(assert_problem(enqueue(&app, &user, mail).await, 422).await["errors"][0]["field"], "type");
+    let refused = assert_problem(enqueue(&app, &user, mail).await, 403).await;
+    assert!(refused["detail"].as_str().unwrap().contains("mail jobs"), "{refused}");
     let notify = json!({"type": "notify", "payload": {"user_id": user.id, "title": "hi"}});
-    assert_eq!(assert_problem(enqueue(&app, &user, notify).await, 422).await["errors"][0]["field"], "type");
+    let refused = assert_problem(enqueue(&app, &user, notify).await, 403).await;
+    assert!(refused["detail"].as_str().unwrap().contains("admin"), "{refused}");
+    let unknown = json!({"type": "nope", "payload": {}});
+    assert_eq!(assert_problem(enqueue(&app, &user, unknown).await, 422).await["errors"][0]["field"], "type");
+    let typo = json!({"type": "noop", "delay": 60000});
+    assert_eq!(assert_problem(enqueue(&app, &user, typo).await, 422).await["errors"][0]["field"], "delay");
     let hook = json!({"type": "webhook", "payload": {"url": "ftp://example.com", "body": {}}});
     assert_eq!(assert_problem(enqueue(&app, &user, hook).await, 422).await["errors"][0]["field"], "payload.url");
     let sleep = json!({"type": "sleep", "payload": {"ms": "long"}});
@@ -348,8 +355,10 @@ async fn admins_see_queues_and_handle_dead_letters_and_pauses() {
     assert!(rest["next_cursor"].is_null());
     let bad = app.authed(Method::GET, "/v1/queues/ops/dead?limit=0", &admin.access_token).send().await.unwrap();
     assert_eq!(assert_problem(bad, 422).await["errors"][0]["field"], "limit");
-    assert_problem(app.authed(Method::GET, "/v1/queues/nope/dead", &admin.access_token).send().await.unwrap(), 404)
-        .await;
+    let missing =
+        assert_problem(app.authed(Method::GET, "/v1/queues/nope/dead", &admin.access_token).send().await.unwrap(), 404)
+            .await;
+    assert_eq!(missing["detail"], "no such queue");
 
     let retried = json_of(
         app.authed(Method::POST, "/v1/queues/ops/dead/retry", &admin.access_token).json(&json!({"ids": [ids[0]]})),

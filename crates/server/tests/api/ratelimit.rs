@@ -153,6 +153,39 @@ async fn limited_routes_carry_ratelimit_headers_and_429_names_the_policy() {
     assert!(!app.get("/health").await.headers().contains_key("ratelimit-policy"));
 }
 
+#[tokio::test]
+async fn a_429_says_one_wait_in_retry_after_ratelimit_reset_and_the_binding_limit() {
+    let algorithms = [
+        (json!({"algorithm": "fixed_window", "limit": 3, "window_ms": 60000}), 60),
+        (json!({"algorithm": "sliding_window", "limit": 3, "window_ms": 60000}), 60),
+        // The approximate window still weighs the previous window's count
+        // after the current one ends: a wait can reach two windows.
+        (json!({"algorithm": "sliding_window_approx", "limit": 3, "window_ms": 60000}), 120),
+        (json!({"algorithm": "token_bucket", "capacity": 3, "refill_per_sec": 0.05}), 20),
+        (json!({"algorithm": "gcra", "rate": 0.05, "burst": 2}), 20),
+    ];
+    for (limit, longest) in algorithms {
+        let policy =
+            json!([{"name": "users", "group": "api", "principal": "user", "limits": [limit], "limit_names": ["only"]}]);
+        let app = spawn_app_with_policies(&[], policy).await;
+        let user = app.new_user().await;
+        let mut denied = None;
+        for _ in 0..10 {
+            let response = app.authed(Method::GET, "/v1/me", &user.access_token).send().await.unwrap();
+            if response.status() == 429 {
+                denied = Some(response);
+                break;
+            }
+        }
+        let denied = denied.unwrap_or_else(|| panic!("{limit} denies within 10 requests"));
+        let header = |name: &str| denied.headers()[name].to_str().unwrap().to_owned();
+        let retry: u64 = header("retry-after").parse().unwrap();
+        assert!((1..=longest).contains(&retry), "{limit}: retry-after {retry}");
+        assert_eq!(header("ratelimit-reset"), retry.to_string(), "{limit}");
+        assert_eq!(header("ratelimit"), format!(r#""only";r=0;t={retry}"#), "{limit}");
+    }
+}
+
 fn ip_policy(limit: u64) -> Value {
     json!([{"name": "anon", "group": "api", "principal": "anonymous", "limits": [{"algorithm": "fixed_window", "limit": limit, "window_ms": 60000}]}])
 }
@@ -257,4 +290,45 @@ async fn with_redis_down_local_limits_in_process() {
     assert_eq!(app.get("/v1/none").await.status(), 404);
     assert_eq!(app.get("/v1/none").await.status(), 404);
     assert_problem(app.get("/v1/none").await, 429).await;
+}
+
+/// While Redis restarts and reloads its data it answers LOADING: every
+/// request that needs it then is a 503 with Retry-After, never a 500.
+#[tokio::test]
+async fn requests_while_redis_loads_its_data_are_503s_with_retry_after() {
+    let mut redis = RedisProcess::start_with(&[
+        "--enable-debug-command",
+        "yes",
+        // About 100 µs per key while loading, and requests answered meanwhile.
+        "--key-load-delay",
+        "100",
+        "--loading-process-events-interval-bytes",
+        "1024",
+    ])
+    .unwrap();
+    let url = redis.url();
+    let app = crate::helpers::spawn_app_with(&[("redis_url", &url)], utoipa_axum::router::OpenApiRouter::new()).await;
+    let user = app.new_user().await;
+    let conn =
+        switchyard_kit::RedisConnection::connect(&switchyard_kit::RedisConfig::new(&url).unwrap()).await.unwrap();
+    let mut c = conn.clone();
+    redis::cmd("DEBUG").arg("POPULATE").arg(40_000).arg("filler").query_async::<()>(&mut c).await.unwrap();
+    redis::cmd("SAVE").query_async::<()>(&mut c).await.unwrap();
+    redis.restart().unwrap();
+
+    let mut unavailable = 0;
+    for _ in 0..200 {
+        let response = app.authed(Method::GET, "/v1/leaderboards/b/top", &user.access_token).send().await.unwrap();
+        match response.status().as_u16() {
+            503 => {
+                assert!(response.headers().contains_key("retry-after"), "a 503 says when to retry");
+                assert_problem(response, 503).await;
+                unavailable += 1;
+            }
+            200 => break,
+            other => panic!("a request during loading answered {other}: {}", response.text().await.unwrap()),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(unavailable > 0, "some requests ran while Redis was loading");
 }

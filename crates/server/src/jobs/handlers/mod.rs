@@ -151,9 +151,11 @@ const CATALOG: &[(&str, Audience)] = &[
     ("mail", Audience::Internal),
 ];
 
-/// Checks that an enqueuer of `clearance` may enqueue `kind`, and that the
-/// payload suits the type. `at` prefixes field names (`jobs[3].`).
-pub fn check(kind: &str, payload: &Value, clearance: Clearance, at: &str) -> Vec<FieldError> {
+/// Checks that an enqueuer of `clearance` may enqueue `kind` (`Err` with
+/// the reason when not: the caller lacks the standing, a 403), and that the
+/// payload suits the type (the fields that do not). `at` prefixes field
+/// names (`jobs[3].`).
+pub fn check(kind: &str, payload: &Value, clearance: Clearance, at: &str) -> Result<Vec<FieldError>, String> {
     let allowed = |audience: Audience| match audience {
         Audience::Everyone => true,
         Audience::Operators => clearance != Clearance::Member,
@@ -161,14 +163,13 @@ pub fn check(kind: &str, payload: &Value, clearance: Clearance, at: &str) -> Vec
     };
     let Some((_, audience)) = CATALOG.iter().find(|(name, _)| *name == kind) else {
         let names: Vec<&str> = CATALOG.iter().filter(|(_, a)| allowed(*a)).map(|(n, _)| *n).collect();
-        return vec![FieldError::new(format!("{at}type"), format!("must be one of {}", names.join(", ")))];
+        return Ok(vec![FieldError::new(format!("{at}type"), format!("must be one of {}", names.join(", ")))]);
     };
     if !allowed(*audience) {
-        let message = match audience {
-            Audience::Operators => "can only be enqueued by an admin or an admin's API client",
-            _ => "is used by switchyard itself and cannot be enqueued over the API",
-        };
-        return vec![FieldError::new(format!("{at}type"), message)];
+        return Err(match audience {
+            Audience::Operators => format!("{kind} jobs can only be enqueued by an admin or an admin's API client"),
+            _ => format!("{kind} jobs are used by switchyard itself and cannot be enqueued over the API"),
+        });
     }
     let payload_error = match kind {
         "sleep" => basic::check_sleep(payload),
@@ -178,5 +179,8 @@ pub fn check(kind: &str, payload: &Value, clearance: Clearance, at: &str) -> Vec
         "mail" => mail::check(payload),
         _ => None,
     };
-    payload_error.map(|(field, message)| FieldError::new(format!("{at}payload.{field}"), message)).into_iter().collect()
+    Ok(payload_error
+        .map(|(field, message)| FieldError::new(format!("{at}payload.{field}"), message))
+        .into_iter()
+        .collect())
 }
