@@ -451,3 +451,23 @@ async fn many_attempts_are_acked_in_one_call_and_stale_ones_are_refused() {
     let o = q.overview().await.unwrap();
     assert_eq!((o.running, o.processed_last_minute), (1, 2));
 }
+
+#[tokio::test]
+async fn a_queue_new_to_the_registry_is_announced_once() {
+    let (queue, prefix) = queue().await;
+    let hub = switchyard_kit::PubSubHub::connect(&RedisConfig::new(&redis_url()).unwrap()).await.unwrap();
+    let mut announcements = hub.subscribe(&Queue::registry_channel(&prefix.keyspace())).await.unwrap();
+    queue.register().await.unwrap();
+    queue.register().await.unwrap();
+    let other = Queue::new(connect().await, prefix.keyspace(), "second");
+    other.register().await.unwrap();
+    let mut names = Vec::new();
+    for _ in 0..2 {
+        match tokio::time::timeout(Duration::from_secs(5), announcements.next()).await {
+            Ok(Some(switchyard_kit::HubMessage::Message(name))) => names.push(name.to_string()),
+            other => panic!("an announcement arrives: {other:?}"),
+        }
+    }
+    // Registering the same name again announced nothing: the next is the other queue.
+    assert_eq!(names, [queue.name(), "second"]);
+}

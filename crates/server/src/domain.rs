@@ -138,6 +138,15 @@ impl Principal {
     }
 }
 
+/// Why credentials a request presented were not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// Unknown, revoked, malformed or not signed by us.
+    Invalid,
+    /// Was valid, and is past its lifetime: refresh it.
+    Expired,
+}
+
 /// The caller's address, as far as it can be trusted (the peer, or the
 /// first untrusted hop of `X-Forwarded-For` behind a trusted proxy).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -51,11 +51,27 @@ fn registry_key(keys: &Keyspace) -> String {
 }
 
 impl Queue {
-    /// Adds this queue to the registry of queue names (idempotent).
+    /// Adds this queue to the registry of queue names (idempotent). A name
+    /// new to the registry is also published on
+    /// [`Queue::registry_channel`], so workers serving every queue start on
+    /// it at once instead of at their next look at the registry.
     pub async fn register(&self) -> Result<(), KitError> {
         let mut conn = self.conn.clone();
-        let _: u64 = redis::cmd("SADD").arg(registry_key(&self.keys)).arg(&self.name).query_async(&mut conn).await?;
+        let added: u64 =
+            redis::cmd("SADD").arg(registry_key(&self.keys)).arg(&self.name).query_async(&mut conn).await?;
+        if added > 0 {
+            let _: u64 = redis::cmd("PUBLISH")
+                .arg(Self::registry_channel(&self.keys))
+                .arg(&self.name)
+                .query_async(&mut conn)
+                .await?;
+        }
         Ok(())
+    }
+
+    /// The pub/sub channel new queue names are announced on.
+    pub fn registry_channel(keys: &Keyspace) -> String {
+        keys.key(&["queues", "registered"])
     }
 
     /// Every registered queue name, sorted.

@@ -174,9 +174,21 @@ async fn last(
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Stream entry id to start from (inclusive); default `-`, the start.
+    /// `cursor` (the previous page's `next_cursor`) is the same parameter.
+    #[serde(alias = "cursor")]
     pub from: Option<String>,
-    /// 1-1000, default 100.
-    pub count: Option<u64>,
+    /// 1-1000, default 100 (`count` is accepted as an older name).
+    #[serde(alias = "count")]
+    pub limit: Option<u64>,
+}
+
+/// A page of the audit stream.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    /// Oldest first.
+    pub entries: Vec<AuditEntry>,
+    /// Pass as `cursor` for the next page; null when this page is the end.
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -188,24 +200,29 @@ pub struct AuditEntry {
 
 /// The audit stream, for replay (admins only).
 #[utoipa::path(get, path = "/v1/audit", tag = "actions", security(("bearer" = [])), params(AuditQuery),
-    responses((status = 200, body = Vec<AuditEntry>), (status = 403, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = AuditPage), (status = 403, body = Problem, content_type = "application/problem+json")))]
 async fn audit(
     State(actions): State<Arc<Actions>>,
     _admin: CurrentAdmin,
     ApiQuery(query): ApiQuery<AuditQuery>,
-) -> Result<ApiJson<Vec<AuditEntry>>, ApiError> {
+) -> Result<ApiJson<AuditPage>, ApiError> {
     let from = query.from.unwrap_or_else(|| "-".into());
-    let count = query.count.unwrap_or(100);
+    let count = query.limit.unwrap_or(100);
     let mut errors = Vec::new();
     if !service::valid_stream_id(from.trim_start_matches('(')) {
         errors.push(crate::validation::FieldError::new("from", "must be a stream entry id such as 1700000000000-0"));
     }
     if !(1..=1000).contains(&count) {
-        errors.push(crate::validation::FieldError::new("count", "must be between 1 and 1000"));
+        errors.push(crate::validation::FieldError::new("limit", "must be between 1 and 1000"));
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
     let entries = actions.audit(&from, count).await?;
-    Ok(ApiJson(entries.into_iter().map(|(id, action)| AuditEntry { id, action }).collect()))
+    // A full page may have more after it: continue after (exclusive) its last id.
+    let next_cursor = (entries.len() as u64 == count).then(|| entries.last().map(|(id, _)| format!("({id}"))).flatten();
+    Ok(ApiJson(AuditPage {
+        entries: entries.into_iter().map(|(id, action)| AuditEntry { id, action }).collect(),
+        next_cursor,
+    }))
 }

@@ -13,7 +13,7 @@ use switchyard_kit::{Keyspace, RedisConnection};
 use crate::clients::keys::KEY_PREFIX;
 use crate::clients::Clients;
 use crate::config::{MailTransportSetting, Settings};
-use crate::domain::Principal;
+use crate::domain::{Principal, Rejection};
 use crate::http::auth::{Authenticator, Credential};
 use crate::http::ApiError;
 use crate::identity::{Identity, MailOutbox};
@@ -51,11 +51,13 @@ pub(super) struct Gatekeeper {
 }
 
 impl Authenticator for Gatekeeper {
-    async fn authenticate(&self, credential: Credential<'_>) -> Result<Option<Principal>, ApiError> {
+    async fn authenticate(&self, credential: Credential<'_>) -> Result<Result<Principal, Rejection>, ApiError> {
         Ok(match credential {
-            Credential::ApiKey(key) => self.clients.authenticate(key).await?.map(Principal::Client),
+            Credential::ApiKey(key) => {
+                self.clients.authenticate(key).await?.map(Principal::Client).ok_or(Rejection::Invalid)
+            }
             Credential::Bearer(key) if key.starts_with(KEY_PREFIX) => {
-                self.clients.authenticate(key).await?.map(Principal::Client)
+                self.clients.authenticate(key).await?.map(Principal::Client).ok_or(Rejection::Invalid)
             }
             Credential::Bearer(token) => self.identity.authenticate(token).await?.map(Principal::User),
         })

@@ -145,8 +145,11 @@ impl From<Event> for EventBody {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
-    /// Only events after this id (exclusive); none: from the oldest kept.
-    pub after: Option<String>,
+    /// The previous page's `next_cursor`: only events after this id
+    /// (exclusive); none: from the oldest kept. (`after` is accepted as an
+    /// older name.)
+    #[serde(alias = "after")]
+    pub cursor: Option<String>,
     /// 1-1000, default 100.
     pub limit: Option<u64>,
 }
@@ -155,8 +158,8 @@ pub struct PageQuery {
 pub struct EventPage {
     /// Oldest first.
     pub events: Vec<EventBody>,
-    /// Pass as `after` for the next page (the last id here; null when empty).
-    pub next_after: Option<String>,
+    /// Pass as `cursor` for the next page (the last id here; null when empty).
+    pub next_cursor: Option<String>,
 }
 
 /// Replay a stream from any point.
@@ -169,9 +172,9 @@ async fn replay(
     ApiPath(stream): ApiPath<String>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<ApiJson<EventPage>, ApiError> {
-    let events = events.replay(principal.account(), &stream, query.after.as_deref(), query.limit).await?;
-    let next_after = events.last().map(|e| e.id.clone());
-    Ok(ApiJson(EventPage { events: events.into_iter().map(Into::into).collect(), next_after }))
+    let events = events.replay(principal.account(), &stream, query.cursor.as_deref(), query.limit).await?;
+    let next_cursor = events.last().map(|e| e.id.clone());
+    Ok(ApiJson(EventPage { events: events.into_iter().map(Into::into).collect(), next_cursor }))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -251,7 +254,8 @@ impl From<DeadEvent> for DeadBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeadPage {
     pub events: Vec<DeadBody>,
-    pub next_after: Option<String>,
+    /// Pass as `cursor` for the next page (the last id here; null when empty).
+    pub next_cursor: Option<String>,
 }
 
 /// Events a group gave up on after too many deliveries.
@@ -264,9 +268,9 @@ async fn dead(
     ApiPath(stream): ApiPath<String>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<ApiJson<DeadPage>, ApiError> {
-    let dead = events.dead(principal.account(), &stream, query.after.as_deref(), query.limit).await?;
-    let next_after = dead.last().map(|d| d.id.clone());
-    Ok(ApiJson(DeadPage { events: dead.into_iter().map(Into::into).collect(), next_after }))
+    let dead = events.dead(principal.account(), &stream, query.cursor.as_deref(), query.limit).await?;
+    let next_cursor = dead.last().map(|d| d.id.clone());
+    Ok(ApiJson(DeadPage { events: dead.into_iter().map(Into::into).collect(), next_cursor }))
 }
 
 #[derive(Debug, Deserialize, ToSchema, Default)]

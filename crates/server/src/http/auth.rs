@@ -27,7 +27,7 @@ use tower::{Layer, Service};
 
 use super::client_ip::client_ip;
 use super::error::ApiError;
-use crate::domain::{AuthenticatedClient, AuthenticatedUser, ClientIp, ClientMeta, Principal, Role};
+use crate::domain::{AuthenticatedClient, AuthenticatedUser, ClientIp, ClientMeta, Principal, Rejection, Role};
 
 /// A credential as the request carries it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,20 +53,25 @@ impl<'a> Credential<'a> {
     }
 }
 
-/// Turns a credential into the principal it belongs to: `Ok(None)` when it
-/// is not valid (expired, revoked, unknown), `Err` only when checking it
-/// failed.
+/// Turns a credential into the principal it belongs to: `Ok(Err(..))` when
+/// it is not accepted (expired, revoked, unknown), `Err` only when checking
+/// it failed.
 pub trait Authenticator: Send + Sync + 'static {
     fn authenticate(
         &self,
         credential: Credential<'_>,
-    ) -> impl Future<Output = Result<Option<Principal>, ApiError>> + Send;
+    ) -> impl Future<Output = Result<Result<Principal, Rejection>, ApiError>> + Send;
 }
 
 /// The outcome of authenticating this request: the principal, or `None`
-/// for missing or invalid credentials.
+/// for missing or refused credentials.
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub Option<Principal>);
+
+/// Present when the request carried credentials that were refused, and why:
+/// a 401 then says so in `WWW-Authenticate` (RFC 6750 `invalid_token`).
+#[derive(Debug, Clone, Copy)]
+pub struct Refused(pub Rejection);
 
 /// Authenticates every request once; see the module docs.
 pub struct AuthLayer<A> {
@@ -146,28 +151,36 @@ where
                 .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| addr.ip());
             let ip = client_ip(peer, request.headers(), &layer.trusted_proxies);
             let outcome = match Credential::of(request.headers()) {
-                Some(credential) => layer.authenticator.authenticate(credential).await,
+                Some(credential) => layer.authenticator.authenticate(credential).await.map(Some),
                 None => Ok(None),
             };
-            let principal = match outcome {
-                Ok(principal) => principal,
+            let (principal, refused) = match outcome {
+                Ok(Some(Ok(principal))) => (Some(principal), None),
+                Ok(Some(Err(rejection))) => (None, Some(Refused(rejection))),
+                Ok(None) => (None, None),
                 Err(error) => return Ok(error.into_response()),
             };
             let extensions = request.extensions_mut();
             extensions.insert(ClientIp(ip));
             extensions.insert(Authenticated(principal));
+            if let Some(refused) = refused {
+                extensions.insert(refused);
+            }
             inner.call(request).await.map(IntoResponse::into_response)
         })
     }
 }
 
-fn unauthorized() -> ApiError {
-    ApiError::Unauthorized("a valid access token or API key is required".into())
+fn unauthorized(parts: &Parts) -> ApiError {
+    match parts.extensions.get::<Refused>() {
+        Some(Refused(rejection)) => ApiError::InvalidToken(*rejection),
+        None => ApiError::Unauthorized("a valid access token or API key is required".into()),
+    }
 }
 
 fn authenticated(parts: &Parts) -> Result<Principal, ApiError> {
     match parts.extensions.get::<Authenticated>() {
-        Some(Authenticated(outcome)) => outcome.clone().ok_or_else(unauthorized),
+        Some(Authenticated(outcome)) => outcome.clone().ok_or_else(|| unauthorized(parts)),
         // A route mounted outside the middleware stack: a wiring mistake.
         None => Err(ApiError::Internal(anyhow::anyhow!("the authentication layer did not run for this route"))),
     }

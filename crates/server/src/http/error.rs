@@ -11,6 +11,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::domain::Rejection;
+
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// `Retry-After` of a 503: dependencies restart or reload in seconds.
@@ -45,6 +47,9 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("unauthorized: {0}")]
     Unauthorized(String),
+    /// Credentials were presented and refused (RFC 6750 `invalid_token`).
+    #[error("invalid token: {0:?}")]
+    InvalidToken(Rejection),
     #[error("forbidden: {0}")]
     Forbidden(String),
     #[error("not found")]
@@ -72,7 +77,7 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type")
             }
             Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large"),
-            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            Self::Unauthorized(_) | Self::InvalidToken(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
@@ -97,6 +102,7 @@ impl ApiError {
             | Self::Conflict(detail)
             | Self::Unavailable(detail)
             | Self::TooManyRequests { detail, .. } => detail.clone(),
+            Self::InvalidToken(rejection) => invalid_token_description(*rejection).into(),
             Self::UnsupportedMediaType => "expected a body with Content-Type: application/json".into(),
             Self::PayloadTooLarge => "the request body exceeds the configured limit".into(),
             Self::MethodNotAllowed => "this route does not accept this method".into(),
@@ -117,6 +123,13 @@ impl ApiError {
             StatusCode::SERVICE_UNAVAILABLE => Self::Unavailable("try again later".into()),
             _ => return None,
         })
+    }
+}
+
+fn invalid_token_description(rejection: Rejection) -> &'static str {
+    match rejection {
+        Rejection::Expired => "the access token expired; refresh it",
+        Rejection::Invalid => "the access token or API key is not valid (unknown, revoked or malformed)",
     }
 }
 
@@ -177,6 +190,17 @@ impl IntoResponse for ApiError {
         match &self {
             Self::Unauthorized(_) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::InvalidToken(rejection) => {
+                let challenge = match rejection {
+                    Rejection::Expired => {
+                        r#"Bearer error="invalid_token", error_description="the access token expired; refresh it""#
+                    }
+                    Rejection::Invalid => {
+                        r#"Bearer error="invalid_token", error_description="the access token or API key is not valid""#
+                    }
+                };
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
             }
             Self::TooManyRequests { retry_after, .. } => {
                 // Whole seconds, rounded up: retrying early would be refused again.

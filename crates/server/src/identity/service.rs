@@ -24,7 +24,7 @@ use super::sessions::{NewSession, RefreshOutcome, SessionInfo, SessionStore};
 use super::store::{self, InsertUserError, UserRow};
 use super::tokens::AccessTokens;
 use crate::config::Settings;
-use crate::domain::{AuthenticatedUser, ClientMeta, Role};
+use crate::domain::{AuthenticatedUser, ClientMeta, Rejection, Role};
 use crate::mail::Email as Mail;
 use crate::secrets::{self, KeyedHasher};
 use crate::validation::{FieldError, Violations};
@@ -258,17 +258,23 @@ impl Identity {
     }
 
     /// Verifies an access token and that its session still exists (sliding
-    /// the session's expiry). `None` means: not authenticated.
-    pub async fn authenticate(&self, access_token: &str) -> Result<Option<AuthenticatedUser>, IdentityError> {
-        let Some(claims) = self.tokens.verify(access_token) else {
-            return Ok(None);
+    /// the session's expiry); the inner `Err` says why it is not accepted.
+    pub async fn authenticate(
+        &self,
+        access_token: &str,
+    ) -> Result<Result<AuthenticatedUser, Rejection>, IdentityError> {
+        let claims = match self.tokens.verify(access_token) {
+            Ok(claims) => claims,
+            Err(rejection) => return Ok(Err(rejection)),
         };
         let role = self.sessions.touch(claims.sub, claims.sid).await?;
-        Ok(role.map(|role| AuthenticatedUser {
-            user_id: claims.sub,
-            session_id: claims.sid,
-            role: Role::from_stored(&role),
-        }))
+        Ok(role
+            .map(|role| AuthenticatedUser {
+                user_id: claims.sub,
+                session_id: claims.sid,
+                role: Role::from_stored(&role),
+            })
+            .ok_or(Rejection::Invalid))
     }
 
     pub async fn logout(&self, user: &AuthenticatedUser) -> Result<(), IdentityError> {

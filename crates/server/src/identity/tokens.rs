@@ -10,6 +10,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::domain::Rejection;
+
 /// Claims of an access token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccessClaims {
@@ -60,12 +62,18 @@ impl AccessTokens {
         Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
     }
 
-    /// The claims of a valid, unexpired token signed by us; `None` otherwise.
-    pub fn verify(&self, token: &str) -> Option<AccessClaims> {
+    /// The claims of a valid, unexpired token signed by us; otherwise why
+    /// not (an expired one is told apart, so a client knows to refresh).
+    pub fn verify(&self, token: &str) -> Result<AccessClaims, Rejection> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub", "iat"]);
-        jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &validation).ok().map(|data| data.claims)
+        jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &validation).map(|data| data.claims).map_err(
+            |error| match error.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => Rejection::Expired,
+                _ => Rejection::Invalid,
+            },
+        )
     }
 }
 
@@ -88,8 +96,8 @@ mod tests {
 
         let mut tampered = token.clone();
         tampered.pop();
-        assert!(tokens.verify(&tampered).is_none());
+        assert_eq!(tokens.verify(&tampered).unwrap_err(), Rejection::Invalid);
         let other = AccessTokens::new(&SecretString::from("x".repeat(40)), Duration::from_secs(60));
-        assert!(other.verify(&token).is_none());
+        assert_eq!(other.verify(&token).unwrap_err(), Rejection::Invalid);
     }
 }

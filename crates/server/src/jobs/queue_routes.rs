@@ -66,10 +66,16 @@ impl QueueView {
 
 /// Every queue: counts by state, lag, and throughput over the last minute.
 #[utoipa::path(get, path = "/v1/queues", tag = "jobs", security(("bearer" = [])),
-    responses((status = 200, body = Vec<QueueView>), (status = 403, description = "Admins only", body = Problem, content_type = "application/problem+json")))]
-async fn list_queues(State(jobs): State<Arc<Jobs>>, _admin: CurrentAdmin) -> Result<ApiJson<Vec<QueueView>>, ApiError> {
+    responses((status = 200, body = QueueList), (status = 403, description = "Admins only", body = Problem, content_type = "application/problem+json")))]
+async fn list_queues(State(jobs): State<Arc<Jobs>>, _admin: CurrentAdmin) -> Result<ApiJson<QueueList>, ApiError> {
     let queues = jobs.queues().await?;
-    Ok(ApiJson(queues.into_iter().map(|(name, o)| QueueView::new(name, o)).collect()))
+    Ok(ApiJson(QueueList { queues: queues.into_iter().map(|(name, o)| QueueView::new(name, o)).collect() }))
+}
+
+/// Every registered queue, by name.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueList {
+    pub queues: Vec<QueueView>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -154,29 +155,47 @@ async fn enqueue_batch(
     Ok((StatusCode::CREATED, ApiJson(BatchEnqueued { ids })))
 }
 
-/// A job as callers see it. Timestamps are Unix milliseconds.
+/// A job as callers see it. Times are RFC 3339.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobView {
     pub id: String,
     pub queue: String,
     #[serde(rename = "type")]
     pub kind: String,
-    /// scheduled, queued, running, succeeded, failed (will retry), dead, cancelled
+    /// scheduled, queued, running, succeeded, retrying (failed, will run
+    /// again after its back-off), dead, cancelled
     pub state: JobState,
     pub priority: i32,
     pub attempts: u32,
     pub max_attempts: u32,
     pub last_error: Option<String>,
-    /// Every failed attempt: [{"attempt", "error", "at"}].
+    /// Every failed attempt: [{"attempt", "error", "at"}], `at` in RFC 3339.
     #[schema(value_type = Vec<Object>)]
     pub errors: serde_json::Value,
     /// What the handler returned, once succeeded.
     #[schema(value_type = Option<Object>)]
     pub result: Option<serde_json::Value>,
-    pub created_at: Option<u64>,
-    pub scheduled_for: Option<u64>,
-    pub started_at: Option<u64>,
-    pub finished_at: Option<u64>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub scheduled_for: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// A Unix-milliseconds time as the kit stores it.
+fn time_of(ms: u64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(i64::try_from(ms).ok()?)
+}
+
+/// The errors list with each attempt's `at` in RFC 3339.
+fn errors_with_times(mut errors: serde_json::Value) -> serde_json::Value {
+    if let Some(list) = errors.as_array_mut() {
+        for entry in list {
+            if let Some(at) = entry.get("at").and_then(serde_json::Value::as_u64).and_then(time_of) {
+                entry["at"] = serde_json::Value::String(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+            }
+        }
+    }
+    errors
 }
 
 impl From<JobRecord> for JobView {
@@ -190,12 +209,12 @@ impl From<JobRecord> for JobView {
             attempts: r.attempts,
             max_attempts: r.max_attempts,
             last_error: r.last_error,
-            errors: r.errors,
+            errors: errors_with_times(r.errors),
             result: r.result,
-            created_at: r.created_at,
-            scheduled_for: r.scheduled_for,
-            started_at: r.started_at,
-            finished_at: r.finished_at,
+            created_at: r.created_at.and_then(time_of),
+            scheduled_for: r.scheduled_for.and_then(time_of),
+            started_at: r.started_at.and_then(time_of),
+            finished_at: r.finished_at.and_then(time_of),
         }
     }
 }

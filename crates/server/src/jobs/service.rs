@@ -69,8 +69,9 @@ pub enum JobState {
     Queued,
     Running,
     Succeeded,
-    /// The last attempt failed; it runs again after its back-off.
-    Failed,
+    /// The last attempt failed; it runs again after its back-off (the
+    /// queue overview's `retrying` count).
+    Retrying,
     /// Out of attempts (or failed for good): in the dead-letter set.
     Dead,
     Cancelled,
@@ -83,7 +84,7 @@ impl JobState {
             Self::Queued => "queued",
             Self::Running => "running",
             Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
+            Self::Retrying => "retrying",
             Self::Dead => "dead",
             Self::Cancelled => "cancelled",
         }
@@ -95,7 +96,8 @@ impl JobState {
             "queued" => Self::Queued,
             "running" => Self::Running,
             "succeeded" => Self::Succeeded,
-            "failed" => Self::Failed,
+            // The kit's scripts store a job waiting to retry as `failed`.
+            "failed" => Self::Retrying,
             "dead" => Self::Dead,
             "cancelled" => Self::Cancelled,
             _ => return None,

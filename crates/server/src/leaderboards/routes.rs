@@ -99,16 +99,16 @@ pub struct TopQuery {
 /// The top of a board.
 #[utoipa::path(get, path = "/v1/leaderboards/{board}/top", tag = "leaderboards",
     security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path), TopQuery),
-    responses((status = 200, body = Vec<StandingBody>)))]
+    responses((status = 200, body = StandingsBody)))]
 async fn top(
     State(boards): State<Arc<BoardService>>,
     principal: Principal,
     ApiPath(board): ApiPath<String>,
     ApiQuery(query): ApiQuery<TopQuery>,
-) -> Result<ApiJson<Vec<StandingBody>>, ApiError> {
+) -> Result<ApiJson<StandingsBody>, ApiError> {
     let which = Which::parse(query.period.as_deref())?;
     let top = boards.top(&principal, &board, which, query.limit.unwrap_or(10)).await?;
-    Ok(ApiJson(bodies(top)))
+    Ok(ApiJson(StandingsBody { entries: bodies(top) }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -120,6 +120,12 @@ pub struct PageQuery {
     pub per_page: Option<u64>,
     /// For boards with a reset period: `current` (default) or `previous`.
     pub period: Option<String>,
+}
+
+/// Standings, best first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StandingsBody {
+    pub entries: Vec<StandingBody>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -223,14 +229,15 @@ pub struct AroundQuery {
 /// A member with its neighbours above and below.
 #[utoipa::path(get, path = "/v1/leaderboards/{board}/members/{member}/around", tag = "leaderboards",
     security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path), ("member" = String, Path), AroundQuery),
-    responses((status = 200, body = Vec<StandingBody>), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = StandingsBody), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn around(
     State(boards): State<Arc<BoardService>>,
     principal: Principal,
     ApiPath((board, member)): ApiPath<(String, String)>,
     ApiQuery(query): ApiQuery<AroundQuery>,
-) -> Result<ApiJson<Vec<StandingBody>>, ApiError> {
+) -> Result<ApiJson<StandingsBody>, ApiError> {
     let radius = query.radius.unwrap_or(5);
     let which = Which::parse(query.period.as_deref())?;
-    Ok(ApiJson(bodies(boards.around(&principal, &board, which, &member, radius).await?)))
+    let around = boards.around(&principal, &board, which, &member, radius).await?;
+    Ok(ApiJson(StandingsBody { entries: bodies(around) }))
 }

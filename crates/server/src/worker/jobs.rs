@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
-use switchyard_kit::{KitError, Queue, RedisConfig, RedisConnection};
+use switchyard_kit::{KitError, PubSubHub, Queue, RedisConfig, RedisConnection};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -16,8 +16,10 @@ use crate::jobs::cron::CronScheduler;
 use crate::jobs::handlers::Handlers;
 use crate::jobs::runner::{Runner, RunnerOptions};
 
-/// How often a worker without `--queues` looks for new queues.
-const DISCOVER_EVERY: Duration = Duration::from_secs(2);
+/// How often a worker without `--queues` looks for new queues, besides
+/// hearing of each as it is registered (a missed announcement, during a
+/// reconnect, is found by this look).
+const DISCOVER_EVERY: Duration = Duration::from_secs(5);
 
 /// Which queues a worker works.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +54,17 @@ pub async fn run(
     let mut tasks = JoinSet::new();
     tasks.spawn(cron.run(shutdown.clone()));
     let mut started = HashSet::new();
+    // Announcements of new queues; without them the periodic look remains.
+    let mut announced = match selection {
+        QueueSelection::All => match PubSubHub::connect(&redis_config).await {
+            Ok(hub) => hub.subscribe(&Queue::registry_channel(&state.keys)).await.ok(),
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for new queues; looking every {DISCOVER_EVERY:?}");
+                None
+            }
+        },
+        QueueSelection::Named(_) => None,
+    };
     loop {
         let wanted = match &selection {
             QueueSelection::Named(names) => names.clone(),
@@ -76,9 +89,19 @@ pub async fn run(
         if selection != QueueSelection::All && !started.is_empty() {
             break;
         }
-        tokio::select! {
+        let announcement = async {
+            match announced.as_mut() {
+                Some(subscription) => subscription.next().await.is_some(),
+                None => std::future::pending().await,
+            }
+        };
+        let still_listening = tokio::select! {
             () = shutdown.cancelled() => break,
-            () = tokio::time::sleep(DISCOVER_EVERY) => {}
+            () = tokio::time::sleep(DISCOVER_EVERY) => true,
+            heard = announcement => heard,
+        };
+        if !still_listening {
+            announced = None; // the hub is gone: the periodic look remains
         }
     }
     while tasks.join_next().await.is_some() {}

@@ -57,12 +57,12 @@ async fn events_are_published_and_replayed_in_order_with_their_data() {
     assert_eq!(page["events"][1]["data"], json!({"id": 1, "name": "Ada"}));
     assert_eq!(page["events"][3]["data"], "plain string");
     assert!(page["events"][0]["timestamp_ms"].as_u64().unwrap() > 1_700_000_000_000);
-    assert_eq!(page["next_after"], all[3]);
+    assert_eq!(page["next_cursor"], all[3]);
 
-    let rest = get(&app, &user, &format!("/v1/events/users?after={}&limit=2", all[0])).await;
+    let rest = get(&app, &user, &format!("/v1/events/users?cursor={}&limit=2", all[0])).await;
     assert_eq!(ids_of(&rest["events"]), all[1..3]);
     let end = get(&app, &user, &format!("/v1/events/users?after={}", all[3])).await;
-    assert!(end["events"].as_array().unwrap().is_empty() && end["next_after"].is_null());
+    assert!(end["events"].as_array().unwrap().is_empty() && end["next_cursor"].is_null());
     assert_eq!(get(&app, &user, "/v1/events/users/stats").await["length"], 4);
 }
 

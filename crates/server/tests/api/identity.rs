@@ -260,3 +260,29 @@ async fn a_password_reset_changes_the_password_once_and_revokes_every_session() 
     assert_eq!(app.login(&user.email, &user.password).await.status(), 401);
     assert_eq!(app.login(&user.email, "brand-new-pass").await.status(), 200);
 }
+
+#[tokio::test]
+async fn a_401_says_in_www_authenticate_whether_the_token_expired_or_is_invalid() {
+    let app =
+        crate::helpers::spawn_app_with(&[("access_token_ttl_secs", "1")], utoipa_axum::router::OpenApiRouter::new())
+            .await;
+    let user = app.new_user().await;
+    let challenge = |response: &reqwest::Response| response.headers()["www-authenticate"].to_str().unwrap().to_owned();
+
+    let missing = app.get("/v1/me").await;
+    assert_eq!(challenge(&missing), "Bearer");
+    assert_problem(missing, 401).await;
+
+    let invalid = app.authed(Method::GET, "/v1/me", "not-a-token").send().await.unwrap();
+    let header = challenge(&invalid);
+    assert!(header.starts_with(r#"Bearer error="invalid_token""#) && header.contains("not valid"), "{header}");
+    assert_problem(invalid, 401).await;
+
+    // The token lives one second; the exp claim has whole-second precision.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let expired = app.authed(Method::GET, "/v1/me", &user.access_token).send().await.unwrap();
+    let header = challenge(&expired);
+    assert!(header.starts_with(r#"Bearer error="invalid_token""#) && header.contains("expired"), "{header}");
+    let body = assert_problem(expired, 401).await;
+    assert_eq!(body["detail"], "the access token expired; refresh it");
+}

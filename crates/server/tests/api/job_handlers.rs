@@ -162,7 +162,7 @@ async fn a_4xx_is_final_after_one_attempt_but_a_429_is_retried() {
 
     assert!(app.runner("hooks-busy").run_one().await.unwrap());
     let record = job(&app, &user, &throttled).await;
-    assert_eq!(progress(&record), ("failed", 1), "a 429 waits for its retry: {record}");
+    assert_eq!(progress(&record), ("retrying", 1), "a 429 waits for its retry: {record}");
     assert!(record["last_error"].as_str().unwrap().contains("429"), "{record}");
     app.drain_jobs("hooks-busy").await;
     assert_eq!(progress(&job(&app, &user, &throttled).await), ("succeeded", 2));
@@ -224,7 +224,7 @@ async fn a_webhook_to_a_closed_port_is_retried_until_its_attempts_are_spent() {
             .await;
     assert!(app.runner("default").run_one().await.unwrap());
     let record = job(&app, &user, &id).await;
-    assert_eq!(progress(&record), ("failed", 1), "a connection error is retried: {record}");
+    assert_eq!(progress(&record), ("retrying", 1), "a connection error is retried: {record}");
     assert!(record["last_error"].as_str().unwrap().contains("could not be delivered"), "{record}");
     app.drain_jobs("default").await;
     let record = job(&app, &user, &id).await;

@@ -35,11 +35,11 @@ async fn scores_ranks_pages_and_neighbours() {
     let top: Value = get(&app, &user, "/v1/leaderboards/weekly/top?limit=3").await.json().await.unwrap();
     assert_eq!(
         top,
-        json!([
+        json!({"entries": [
             {"rank": 1, "member": "bob", "score": 35.0},
             {"rank": 2, "member": "ann", "score": 30.0},
             {"rank": 3, "member": "dee", "score": 20.0},
-        ])
+        ]})
     );
     let page: Value = get(&app, &user, "/v1/leaderboards/weekly?page=2&per_page=3").await.json().await.unwrap();
     assert_eq!(page["total"], 4);
@@ -48,7 +48,7 @@ async fn scores_ranks_pages_and_neighbours() {
     assert_eq!(member["rank"], 2);
     let around: Value =
         get(&app, &user, "/v1/leaderboards/weekly/members/dee/around?radius=1").await.json().await.unwrap();
-    let ranks: Vec<u64> = around.as_array().unwrap().iter().map(|s| s["rank"].as_u64().unwrap()).collect();
+    let ranks: Vec<u64> = around["entries"].as_array().unwrap().iter().map(|s| s["rank"].as_u64().unwrap()).collect();
     assert_eq!(ranks, [2, 3, 4]);
 
     assert_problem(get(&app, &user, "/v1/leaderboards/weekly/members/zed").await, 404).await;
@@ -59,7 +59,7 @@ async fn scores_ranks_pages_and_neighbours() {
     let reset = app.authed(Method::DELETE, "/v1/leaderboards/weekly", &user.access_token).send().await.unwrap();
     assert_eq!(reset.status(), 204);
     let empty: Value = get(&app, &user, "/v1/leaderboards/weekly/top").await.json().await.unwrap();
-    assert_eq!(empty, json!([]));
+    assert_eq!(empty, json!({"entries": []}));
 }
 
 #[tokio::test]
@@ -91,14 +91,14 @@ async fn tenants_never_see_each_others_boards_but_share_with_their_clients() {
     let (alice, bob) = (app.new_user().await, app.new_user().await);
     score(&app, &alice, "shared-name", json!({"member": "x", "score": 1})).await;
     let theirs: Value = get(&app, &bob, "/v1/leaderboards/shared-name/top").await.json().await.unwrap();
-    assert_eq!(theirs, json!([]));
+    assert_eq!(theirs, json!({"entries": []}));
 
     let created =
         json_of(app.authed(Method::POST, "/v1/clients", &alice.access_token).json(&json!({"name": "game-server"})))
             .await;
     let via_key =
         json_of(app.keyed(Method::GET, "/v1/leaderboards/shared-name/top", created["api_key"].as_str().unwrap())).await;
-    assert_eq!(via_key[0]["member"], "x", "a user's clients share the user's boards");
+    assert_eq!(via_key["entries"][0]["member"], "x", "a user's clients share the user's boards");
 }
 
 #[tokio::test]
@@ -139,10 +139,10 @@ async fn a_periodic_board_starts_over_and_keeps_the_previous_period_readable() {
         .unwrap();
 
     let current: Value = get(&app, &user, "/v1/leaderboards/daily-race/top").await.json().await.unwrap();
-    assert_eq!(current, json!([{"rank": 1, "member": "today", "score": 5.0}]));
+    assert_eq!(current, json!({"entries": [{"rank": 1, "member": "today", "score": 5.0}]}));
     let previous: Value =
         get(&app, &user, "/v1/leaderboards/daily-race/top?period=previous").await.json().await.unwrap();
-    assert_eq!(previous, json!([{"rank": 1, "member": "yesterday", "score": 9.0}]));
+    assert_eq!(previous, json!({"entries": [{"rank": 1, "member": "yesterday", "score": 9.0}]}));
 
     let mut conn = app.redis.clone();
     let ttl: i64 = redis::cmd("PTTL")
@@ -154,5 +154,5 @@ async fn a_periodic_board_starts_over_and_keeps_the_previous_period_readable() {
 
     configure("never").await.unwrap();
     let plain: Value = get(&app, &user, "/v1/leaderboards/daily-race/top").await.json().await.unwrap();
-    assert_eq!(plain, json!([]), "without a period the board is the plain, un-periodic one");
+    assert_eq!(plain, json!({"entries": []}), "without a period the board is the plain, un-periodic one");
 }
