@@ -130,15 +130,16 @@ pub struct EventBody {
     /// The JSON published (a string if it was stored by another writer as
     /// something that is not JSON).
     pub data: serde_json::Value,
-    /// When it was appended (Unix milliseconds).
-    pub timestamp_ms: Option<u64>,
+    /// When it was appended (RFC 3339, millisecond precision).
+    pub timestamp: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl From<Event> for EventBody {
     fn from(e: Event) -> Self {
-        let timestamp_ms = e.timestamp_ms();
+        let timestamp =
+            e.timestamp_ms().and_then(|ms| i64::try_from(ms).ok()).and_then(chrono::DateTime::from_timestamp_millis);
         let data = serde_json::from_str(&e.data).unwrap_or(serde_json::Value::String(e.data));
-        Self { id: e.id, kind: e.kind, data, timestamp_ms }
+        Self { id: e.id, kind: e.kind, data, timestamp }
     }
 }
 
@@ -287,8 +288,9 @@ pub struct GroupCreated {
     pub created: bool,
 }
 
-/// Create a consumer group (idempotent).
-#[utoipa::path(put, path = "/v1/events/{stream}/groups/{group}", tag = "events", request_body = CreateGroupRequest,
+/// Create a consumer group (idempotent). The body is optional: without one
+/// the group starts at the stream's end.
+#[utoipa::path(put, path = "/v1/events/{stream}/groups/{group}", tag = "events", request_body(content = Option<CreateGroupRequest>, description = "Optional"),
     security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path), ("group" = String, Path)),
     responses((status = 201, body = GroupCreated), (status = 200, description = "The group existed", body = GroupCreated),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
@@ -296,8 +298,9 @@ async fn create_group(
     State(events): State<Arc<Events>>,
     principal: Principal,
     ApiPath((stream, group)): ApiPath<(String, String)>,
-    ApiJson(body): ApiJson<CreateGroupRequest>,
+    body: Option<ApiJson<CreateGroupRequest>>,
 ) -> Result<(StatusCode, ApiJson<GroupCreated>), ApiError> {
+    let ApiJson(body) = body.unwrap_or_default();
     let created = events.create_group(principal.account(), &stream, &group, body.start.as_deref()).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, ApiJson(GroupCreated { created })))

@@ -3,17 +3,18 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRef, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use switchyard_kit::lock::Lease;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::service::{LockError, LockService};
 use crate::domain::Principal;
-use crate::http::{ApiError, ApiJson, ApiPath, Problem};
+use crate::http::{ApiError, ApiJson, ApiPath, ApiQuery, Problem};
+use crate::validation::FieldError;
 
 pub fn router<S>() -> OpenApiRouter<S>
 where
@@ -105,23 +106,42 @@ async fn extend(
     Ok(ApiJson(lease.into()))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseRequest {
     pub token: String,
 }
 
-/// Release a lock (holder only).
-#[utoipa::path(delete, path = "/v1/locks/{resource}", tag = "locks", request_body = ReleaseRequest,
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReleaseQuery {
+    /// The holder's token (or send it as the `Lock-Token` header, or in the body).
+    pub token: Option<String>,
+}
+
+/// Release a lock (holder only). The token goes in the `Lock-Token` header,
+/// the `token` query parameter, or a JSON body (many clients send no body
+/// with DELETE).
+#[utoipa::path(delete, path = "/v1/locks/{resource}", tag = "locks", request_body(content = Option<ReleaseRequest>, description = "Optional: the token may come in the header or query instead"),
     security(("bearer" = []), ("api_key" = [])),
-    params(("resource" = String, Path)),
+    params(("resource" = String, Path, description = "Lock name, scoped to the caller"), ReleaseQuery,
+        ("Lock-Token" = Option<String>, Header, description = "The holder's token")),
     responses((status = 204), (status = 409, description = "Not the holder's token", body = Problem, content_type = "application/problem+json")))]
 async fn release(
     State(locks): State<Arc<LockService>>,
     principal: Principal,
     ApiPath(resource): ApiPath<String>,
-    ApiJson(body): ApiJson<ReleaseRequest>,
+    ApiQuery(query): ApiQuery<ReleaseQuery>,
+    headers: HeaderMap,
+    body: Option<ApiJson<ReleaseRequest>>,
 ) -> Result<StatusCode, ApiError> {
-    locks.release(&principal.tenant(), &resource, &body.token).await?;
+    let from_header = headers.get("lock-token").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let token = from_header.or(query.token).or(body.map(|ApiJson(b)| b.token)).ok_or_else(|| {
+        ApiError::Validation(vec![FieldError::new(
+            "token",
+            "is required (Lock-Token header, token query parameter or body)",
+        )])
+    })?;
+    locks.release(&principal.tenant(), &resource, &token).await?;
     Ok(StatusCode::NO_CONTENT)
 }

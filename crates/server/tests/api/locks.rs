@@ -37,6 +37,20 @@ async fn a_lock_is_exclusive_released_only_by_its_holder_and_fenced() {
 
     let second: Value = lock(json!({"ttl_ms": 5000})).await.unwrap().json().await.unwrap();
     assert!(second["fencing_token"].as_u64().unwrap() > first["fencing_token"].as_u64().unwrap());
+    // DELETE without a body: the token in the Lock-Token header or the query.
+    let second_token = second["token"].as_str().unwrap();
+    let no_token = app.authed(Method::DELETE, "/v1/locks/report-42", &user.access_token).send().await.unwrap();
+    assert_eq!(assert_problem(no_token, 422).await["errors"][0]["field"], "token");
+    let by_header = app
+        .authed(Method::DELETE, "/v1/locks/report-42", &user.access_token)
+        .header("lock-token", second_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_header.status(), 204);
+    let third: Value = lock(json!({"ttl_ms": 5000})).await.unwrap().json().await.unwrap();
+    let path = format!("/v1/locks/report-42?token={}", third["token"].as_str().unwrap());
+    assert_eq!(app.authed(Method::DELETE, &path, &user.access_token).send().await.unwrap().status(), 204);
 }
 
 #[tokio::test]
