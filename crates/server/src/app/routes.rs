@@ -52,7 +52,9 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
 
 /// The complete OpenAPI document, as served at [`openapi::DOCUMENT_PATH`].
 pub fn document() -> Document {
-    api_routes().split_for_parts().1
+    let mut document = api_routes().split_for_parts().1;
+    openapi::add_common_responses(&mut document);
+    document
 }
 
 /// The complete application: documented routes, Swagger UI, fallbacks and
@@ -64,7 +66,8 @@ pub fn router(state: AppState) -> Router {
 /// [`router`] over a given set of routes (tests add routes that exercise
 /// the edge, such as a handler that panics, under the real middleware).
 pub fn router_with(state: AppState, routes: OpenApiRouter<AppState>) -> Router {
-    let (routes, document) = routes.split_for_parts();
+    let (routes, mut document) = routes.split_for_parts();
+    openapi::add_common_responses(&mut document);
     let settings = state.settings.clone();
     let gatekeeper = Arc::new(Gatekeeper { identity: state.identity.clone(), clients: state.clients.clone() });
     // One ServiceBuilder, listed outermost first, is one `Router::layer`

@@ -23,7 +23,15 @@ pub use crate::validation::FieldError;
 /// An RFC 9457 problem document.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Problem {
-    /// A URI reference naming the kind of problem, e.g. `/problems/validation`.
+    /// A URI reference naming the kind of problem: `/problems/validation`
+    /// (422, see `errors`), `/problems/malformed-request` (400),
+    /// `/problems/unauthorized` (401), `/problems/forbidden` (403),
+    /// `/problems/not-found` (404), `/problems/method-not-allowed` (405),
+    /// `/problems/timeout` (408), `/problems/conflict` (409),
+    /// `/problems/payload-too-large` (413), `/problems/unsupported-media-type`
+    /// (415), `/problems/too-many-requests` (429), `/problems/internal`
+    /// (500, a bug, logged), `/problems/unavailable` (503, retry later),
+    /// `/problems/http` (any other status).
     #[serde(rename = "type")]
     pub kind: String,
     pub title: String,

@@ -61,3 +61,103 @@ pub fn swagger_ui(document: Document) -> SwaggerUi {
     let config = Config::from(DOCUMENT_PATH).validator_url("none").try_it_out_enabled(true);
     SwaggerUi::new(DOCS_PATH).url(DOCUMENT_PATH, document).config(config)
 }
+
+/// The answers every operation can give besides its own, added to the
+/// assembled document once instead of by hand on each route: 401 and 403
+/// where credentials are needed, 400/413/415/422 where there is a body,
+/// 422 where there are parameters, and 429 and 503 on every `/v1` route
+/// (rate limited; a dependency not answering yet). Each is a problem
+/// document, defined once under `components.responses`; a route's own
+/// description of the same status is kept.
+pub fn add_common_responses(document: &mut Document) {
+    use utoipa::openapi::{ContentBuilder, HeaderBuilder, ObjectBuilder, Ref, RefOr, ResponseBuilder, Type};
+
+    let problem = |description: &str| {
+        ResponseBuilder::new().description(description).content(
+            super::error::PROBLEM_JSON,
+            ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+        )
+    };
+    let seconds = |description: &str| {
+        HeaderBuilder::new()
+            .schema(Some(ObjectBuilder::new().schema_type(Type::Integer)))
+            .description(Some(description))
+            .build()
+    };
+    let text = |description: &str| {
+        HeaderBuilder::new()
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+            .description(Some(description))
+            .build()
+    };
+    let common = [
+        ("BadRequest", problem("The body is not valid JSON (the detail says where)").build()),
+        (
+            "Unauthorized",
+            problem("No valid credentials: none sent, or refused (`WWW-Authenticate` says whether the token expired)")
+                .header(
+                    "WWW-Authenticate",
+                    text("`Bearer`, or `Bearer error=\"invalid_token\", error_description=\"...\"`"),
+                )
+                .build(),
+        ),
+        ("Forbidden", problem("The caller may not do this").build()),
+        ("PayloadTooLarge", problem("The body is larger than BODY_LIMIT_BYTES").build()),
+        ("UnsupportedMediaType", problem("The body is not application/json").build()),
+        ("Unprocessable", problem("A field or parameter is invalid, missing or unknown; each is named").build()),
+        (
+            "TooManyRequests",
+            problem("Rate limited")
+                .header("Retry-After", seconds("Seconds until the request may pass"))
+                .header("RateLimit-Policy", text("Every limit that applies (IETF draft)"))
+                .header("RateLimit", text("Each limit's remaining quota and reset seconds (IETF draft)"))
+                .header("RateLimit-Limit", seconds("The binding limit"))
+                .header("RateLimit-Remaining", seconds("What the binding limit has left"))
+                .header("RateLimit-Reset", seconds("Seconds until the request may pass (= Retry-After)"))
+                .build(),
+        ),
+        (
+            "Unavailable",
+            problem("A dependency (PostgreSQL, Redis) is not answering yet")
+                .header("Retry-After", seconds("Seconds after which to try again"))
+                .build(),
+        ),
+    ];
+    let components = document.components.get_or_insert_with(Default::default);
+    for (name, response) in common {
+        components.responses.insert(name.to_owned(), RefOr::T(response));
+    }
+
+    for (path, item) in document.paths.paths.iter_mut() {
+        let operations =
+            [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch].into_iter().flatten();
+        for operation in operations {
+            let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+            let has_body = operation.request_body.is_some();
+            let has_parameters = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+            let mut add = |status: &str, name: &str| {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| Ref::from_response_name(name).into());
+            };
+            if has_body {
+                add("400", "BadRequest");
+                add("413", "PayloadTooLarge");
+                add("415", "UnsupportedMediaType");
+            }
+            if has_body || has_parameters {
+                add("422", "Unprocessable");
+            }
+            if secured {
+                add("401", "Unauthorized");
+                add("403", "Forbidden");
+            }
+            if path.starts_with("/v1/") {
+                add("429", "TooManyRequests");
+                add("503", "Unavailable");
+            }
+        }
+    }
+}

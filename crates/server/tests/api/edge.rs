@@ -191,14 +191,37 @@ async fn the_openapi_document_is_valid_3_1_and_lists_the_routes() {
     for route in ["/health", "/ready", "/metrics"] {
         assert!(paths.contains_key(route), "{route} is documented");
     }
-    // Every $ref points at a schema that exists.
+    // Every $ref points at a schema or response that exists.
     let document: Value = serde_json::from_str(&text).unwrap();
     let mut refs = Vec::new();
     collect_refs(&document, &mut refs);
     assert!(!refs.is_empty());
     for reference in refs {
-        let name = reference.strip_prefix("#/components/schemas/").expect("local schema ref");
-        assert!(document["components"]["schemas"].get(name).is_some(), "{reference} resolves");
+        let (section, name) = reference
+            .strip_prefix("#/components/")
+            .and_then(|rest| rest.split_once('/'))
+            .expect("a local component ref");
+        assert!(matches!(section, "schemas" | "responses"), "{reference}");
+        assert!(document["components"][section].get(name).is_some(), "{reference} resolves");
+    }
+    // Every /v1 operation documents the answers the edge can give it.
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = operation["responses"].as_object().unwrap();
+            if path.starts_with("/v1/") {
+                for status in ["429", "503"] {
+                    assert!(responses.contains_key(status), "{method} {path} documents {status}");
+                }
+            }
+            if operation.get("requestBody").is_some() {
+                for status in ["400", "413", "415", "422"] {
+                    assert!(responses.contains_key(status), "{method} {path} documents {status}");
+                }
+            }
+            if operation.get("security").and_then(Value::as_array).is_some_and(|s| !s.is_empty()) {
+                assert!(responses.contains_key("401"), "{method} {path} documents 401");
+            }
+        }
     }
 }
 
