@@ -40,6 +40,18 @@ pub enum ActionError {
     Redis(#[from] KitError),
 }
 
+/// Whether any string or key of `value` holds a NUL character, which
+/// PostgreSQL's jsonb refuses.
+fn holds_nul(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
+    }
+}
+
 /// What a bad `Idempotency-Key` is told (the header is named as sent).
 pub fn invalid_idempotency_key() -> FieldError {
     FieldError::new("Idempotency-Key", "must be 1-255 printable ASCII characters")
@@ -112,8 +124,14 @@ fn validate(kind: &str, metadata: &serde_json::Value) -> Result<(), ActionError>
     }
     if !metadata.is_object() {
         violations.push(FieldError::new("metadata", "must be a JSON object"));
-    } else if metadata.to_string().len() > MAX_METADATA_BYTES {
-        violations.push(FieldError::new("metadata", "must be at most 16 KiB"));
+    } else {
+        let text = metadata.to_string();
+        if text.len() > MAX_METADATA_BYTES {
+            violations.push(FieldError::new("metadata", "must be at most 16 KiB"));
+        } else if holds_nul(metadata) {
+            // PostgreSQL's jsonb cannot hold a NUL character.
+            violations.push(FieldError::new("metadata", "must not contain NUL characters (\\u0000)"));
+        }
     }
     let errors = violations.into_errors();
     if errors.is_empty() {

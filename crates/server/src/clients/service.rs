@@ -121,8 +121,8 @@ impl Clients {
     ) -> Result<(ClientRow, NewKey), ClientsError> {
         let mut violations = Violations::default();
         let name = name.trim();
-        if name.is_empty() || name.chars().count() > 100 {
-            violations.push(FieldError::new("name", "must be 1-100 characters"));
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+            violations.push(FieldError::new("name", "must be 1-100 printable characters"));
         }
         let rate_limit = match rate_limit {
             None => None,

@@ -156,6 +156,9 @@ async fn bad_actions_are_refused_naming_the_field() {
     assert_eq!(fields, ["type", "metadata"]);
     let big = json!({"type": "BIG", "metadata": {"blob": "x".repeat(17 * 1024)}});
     assert_problem(post_action(&app, &user, big).await, 422).await;
+    // PostgreSQL cannot store a NUL character: a 422, not a 500.
+    let nul = json!({"type": "NUL", "metadata": {"note": "a\u{0}b"}});
+    assert_eq!(assert_problem(post_action(&app, &user, nul).await, 422).await["errors"][0]["field"], "metadata");
 }
 
 #[tokio::test]

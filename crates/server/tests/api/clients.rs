@@ -63,6 +63,9 @@ async fn a_client_gets_a_key_shown_once_that_authenticates() {
         .unwrap();
     let body = assert_problem(bad, 422).await;
     assert_eq!(body["errors"].as_array().unwrap().len(), 2);
+    // A control character (PostgreSQL refuses NUL in text) is a 422, not a 500.
+    let nul = app.authed(Method::POST, "/v1/clients", &user.access_token).json(&json!({"name": "a\u{0}b"}));
+    assert_eq!(assert_problem(nul.send().await.unwrap(), 422).await["errors"][0]["field"], "name");
 }
 
 #[tokio::test]
