@@ -82,6 +82,7 @@ impl From<ActionRow> for ActionBody {
 pub struct CreateAction {
     /// 1-64 of [A-Za-z0-9_.-], e.g. `UPLOAD`.
     #[serde(rename = "type")]
+    #[schema(pattern = r"^[A-Za-z0-9_.-]{1,64}$")]
     pub kind: String,
     /// Any JSON object up to 16 KiB.
     #[serde(default = "empty_object")]
@@ -127,6 +128,7 @@ async fn create(
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// 1-100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -179,6 +181,7 @@ pub struct AuditQuery {
     pub from: Option<String>,
     /// 1-1000, default 100 (`count` is accepted as an older name).
     #[serde(alias = "count")]
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u64>,
 }
 

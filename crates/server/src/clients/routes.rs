@@ -107,8 +107,13 @@ impl From<ClientWithKeys> for ClientWithKeysBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateClientRequest {
+    #[schema(
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
+        max_length = 100
+    )]
     pub name: String,
     /// Requests per minute; omit for the default policy.
+    #[schema(minimum = 1, maximum = 2147483647)]
     pub rate_limit: Option<i64>,
 }
 

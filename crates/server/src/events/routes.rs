@@ -48,6 +48,7 @@ impl From<EventsError> for ApiError {
 pub struct EventRequest {
     /// What happened, e.g. `user.created` (1-128 characters).
     #[serde(rename = "type")]
+    #[schema(pattern = r"^[^\u0000-\u001f\u007f-\u009f]{1,128}$")]
     pub kind: String,
     /// Any JSON, at most 64 KiB.
     #[serde(default)]
@@ -64,9 +65,11 @@ impl From<EventRequest> for NewEvent {
 #[serde(deny_unknown_fields)]
 pub struct PublishRequest {
     /// The stream, in the caller's account: 1-64 of [a-z0-9_.-].
+    #[schema(pattern = r"^[a-z0-9_.-]{1,64}$")]
     pub stream: String,
     /// What happened, e.g. `user.created` (1-128 characters).
     #[serde(rename = "type")]
+    #[schema(pattern = r"^[^\u0000-\u001f\u007f-\u009f]{1,128}$")]
     pub kind: String,
     /// Any JSON, at most 64 KiB.
     #[serde(default)]
@@ -96,8 +99,10 @@ async fn publish(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublishBatchRequest {
+    #[schema(pattern = r"^[a-z0-9_.-]{1,64}$")]
     pub stream: String,
     /// 1-100 events, appended in order in one round trip; a bad one appends none.
+    #[schema(min_items = 1, max_items = 100)]
     pub events: Vec<EventRequest>,
 }
 
@@ -152,6 +157,7 @@ pub struct PageQuery {
     #[serde(alias = "after")]
     pub cursor: Option<String>,
     /// 1-1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u64>,
 }
 
@@ -347,12 +353,15 @@ fn deliveries(list: Vec<Delivery>) -> Vec<DeliveryBody> {
 pub struct ReadRequest {
     /// Who reads (1-64 of [A-Za-z0-9_.-]); what it gets stays pending for
     /// it until acknowledged.
+    #[schema(pattern = r"^[A-Za-z0-9_.-]{1,64}$")]
     pub consumer: String,
     /// 1-100, default 10.
+    #[schema(minimum = 1, maximum = 100)]
     pub count: Option<u64>,
     /// When nothing is there yet, wait up to this long (at most 20000, and
     /// less than the request timeout) for events. When too many reads are
     /// waiting already, the read answers at once.
+    #[schema(minimum = 0, maximum = 20000)]
     pub wait_ms: Option<u64>,
 }
 
@@ -381,6 +390,7 @@ async fn read(
 #[serde(deny_unknown_fields)]
 pub struct AckRequest {
     /// 1-100 event ids.
+    #[schema(min_items = 1, max_items = 100)]
     pub ids: Vec<String>,
 }
 
@@ -408,13 +418,17 @@ async fn ack(
 #[serde(deny_unknown_fields)]
 pub struct ReclaimRequest {
     /// Who takes the events over.
+    #[schema(pattern = r"^[A-Za-z0-9_.-]{1,64}$")]
     pub consumer: String,
     /// Only events left unacknowledged at least this long (default 60000).
+    #[schema(minimum = 0, maximum = 86400000)]
     pub min_idle_ms: Option<u64>,
     /// 1-100, default 10.
+    #[schema(minimum = 1, maximum = 100)]
     pub count: Option<u64>,
     /// An event already delivered this often (1-100, default 5) goes to the
     /// dead-letter list instead.
+    #[schema(minimum = 1, maximum = 100)]
     pub max_deliveries: Option<u64>,
 }
 

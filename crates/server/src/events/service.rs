@@ -23,6 +23,8 @@ pub const MAX_WAIT: Duration = Duration::from_secs(20);
 /// Reads waiting at once per process; beyond it a read returns at once.
 pub const MAX_WAITING_READS: usize = 64;
 pub const MAX_DELIVERIES: u64 = 100;
+/// Longest `min_idle_ms` of a reclaim.
+pub const MAX_MIN_IDLE: Duration = Duration::from_secs(86_400);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EventsError {
@@ -277,12 +279,17 @@ impl Events {
     ) -> Result<Reclaimed, EventsError> {
         let count = bounded("count", spec.count, 10, MAX_READ);
         let max_deliveries = bounded("max_deliveries", spec.max_deliveries, 5, MAX_DELIVERIES);
+        // Redis keeps idle times as signed 64-bit milliseconds: a day is the
+        // longest that makes sense for a consumer to be gone.
+        let idle_error = (spec.min_idle > MAX_MIN_IDLE)
+            .then(|| FieldError::new("min_idle_ms", "must be at most a day (86400000 ms)"));
         checked([
             stream_name_error(stream),
             group_name_error(group),
             consumer_name_error(&spec.consumer),
             count.as_ref().err().cloned(),
             max_deliveries.as_ref().err().cloned(),
+            idle_error,
         ])?;
         let events = self.stream(account, stream);
         let (count, max_deliveries) = (count.unwrap_or(1), max_deliveries.unwrap_or(1));

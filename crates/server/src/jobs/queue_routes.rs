@@ -82,6 +82,7 @@ pub struct QueueList {
 #[into_params(parameter_in = Query)]
 pub struct DeadQuery {
     /// 1-500, default 50.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::service::{self, BoardError, BoardService, ResetPeriod, Which};
+use super::service::{BoardError, BoardService, Mode, ResetPeriod, Which};
 use crate::domain::Principal;
 use crate::http::{ApiError, ApiJson, ApiPath, ApiQuery, Problem};
 
@@ -42,7 +42,8 @@ impl From<BoardError> for ApiError {
 #[into_params(parameter_in = Query)]
 pub struct PeriodQuery {
     /// For boards with a reset period: `current` (default) or `previous`.
-    pub period: Option<String>,
+    #[param(inline)]
+    pub period: Option<Which>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -66,10 +67,12 @@ fn bodies(standings: Vec<Standing>) -> Vec<StandingBody> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScoreRequest {
+    #[schema(pattern = r"^[^\u0000-\u001f\u007f-\u009f]{1,128}$")]
     pub member: String,
+    #[schema(minimum = -1000000000000000.0, maximum = 1000000000000000.0)]
     pub score: f64,
     /// `set` (default), `increment` or `max`.
-    pub mode: Option<String>,
+    pub mode: Option<Mode>,
 }
 
 /// Record a score.
@@ -82,7 +85,7 @@ async fn submit_score(
     ApiPath(board): ApiPath<String>,
     ApiJson(body): ApiJson<ScoreRequest>,
 ) -> Result<ApiJson<StandingBody>, ApiError> {
-    let mode = service::parse_mode(body.mode.as_deref().unwrap_or("set"))?;
+    let mode = body.mode.unwrap_or_default().into();
     let standing = boards.submit(&principal, &board, &body.member, body.score, mode).await?;
     Ok(ApiJson(standing.into()))
 }
@@ -91,9 +94,11 @@ async fn submit_score(
 #[into_params(parameter_in = Query)]
 pub struct TopQuery {
     /// 1-100, default 10.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
     /// For boards with a reset period: `current` (default) or `previous`.
-    pub period: Option<String>,
+    #[param(inline)]
+    pub period: Option<Which>,
 }
 
 /// The top of a board.
@@ -106,7 +111,7 @@ async fn top(
     ApiPath(board): ApiPath<String>,
     ApiQuery(query): ApiQuery<TopQuery>,
 ) -> Result<ApiJson<StandingsBody>, ApiError> {
-    let which = Which::parse(query.period.as_deref())?;
+    let which = query.period.unwrap_or_default();
     let top = boards.top(&principal, &board, which, query.limit.unwrap_or(10)).await?;
     Ok(ApiJson(StandingsBody { entries: bodies(top) }))
 }
@@ -115,11 +120,14 @@ async fn top(
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// 1-based, default 1.
+    #[param(minimum = 1, maximum = 4294967295u64)]
     pub page: Option<u64>,
     /// 1-100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub per_page: Option<u64>,
     /// For boards with a reset period: `current` (default) or `previous`.
-    pub period: Option<String>,
+    #[param(inline)]
+    pub period: Option<Which>,
 }
 
 /// Standings, best first.
@@ -148,7 +156,7 @@ async fn page(
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<ApiJson<PageBody>, ApiError> {
     let (page, per_page) = (query.page.unwrap_or(1), query.per_page.unwrap_or(20));
-    let which = Which::parse(query.period.as_deref())?;
+    let which = query.period.unwrap_or_default();
     let (entries, total) = boards.page(&principal, &board, which, page, per_page).await?;
     Ok(ApiJson(PageBody { entries: bodies(entries), page, per_page, total }))
 }
@@ -172,7 +180,7 @@ pub struct BoardSettings {
     /// `never` (default), `daily` or `weekly` (UTC; weeks start on Monday).
     /// Each period starts empty; the previous one stays readable with
     /// `?period=previous` until the current one ends.
-    pub reset: String,
+    pub reset: ResetPeriod,
 }
 
 /// Configure a board's reset period.
@@ -185,9 +193,9 @@ async fn configure(
     ApiPath(board): ApiPath<String>,
     ApiJson(body): ApiJson<BoardSettings>,
 ) -> Result<ApiJson<BoardSettings>, ApiError> {
-    let period = ResetPeriod::parse(&body.reset)?;
+    let period = body.reset;
     boards.set_period(&principal, &board, period).await?;
-    Ok(ApiJson(BoardSettings { reset: period.as_str().to_owned() }))
+    Ok(ApiJson(BoardSettings { reset: period }))
 }
 
 /// One member's standing.
@@ -200,7 +208,7 @@ async fn member(
     ApiPath((board, member)): ApiPath<(String, String)>,
     ApiQuery(query): ApiQuery<PeriodQuery>,
 ) -> Result<ApiJson<StandingBody>, ApiError> {
-    let which = Which::parse(query.period.as_deref())?;
+    let which = query.period.unwrap_or_default();
     Ok(ApiJson(boards.member(&principal, &board, which, &member).await?.into()))
 }
 
@@ -221,9 +229,11 @@ async fn remove(
 #[into_params(parameter_in = Query)]
 pub struct AroundQuery {
     /// Neighbours on each side, 0-50, default 5.
+    #[param(minimum = 0, maximum = 50)]
     pub radius: Option<u64>,
     /// For boards with a reset period: `current` (default) or `previous`.
-    pub period: Option<String>,
+    #[param(inline)]
+    pub period: Option<Which>,
 }
 
 /// A member with its neighbours above and below.
@@ -237,7 +247,7 @@ async fn around(
     ApiQuery(query): ApiQuery<AroundQuery>,
 ) -> Result<ApiJson<StandingsBody>, ApiError> {
     let radius = query.radius.unwrap_or(5);
-    let which = Which::parse(query.period.as_deref())?;
+    let which = query.period.unwrap_or_default();
     let around = boards.around(&principal, &board, which, &member, radius).await?;
     Ok(ApiJson(StandingsBody { entries: bodies(around) }))
 }

@@ -29,7 +29,8 @@ pub enum BoardError {
 
 /// How often a board starts over. Each period is its own board; the
 /// previous one stays readable until the end of the current one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum ResetPeriod {
     Never,
     Daily,
@@ -72,20 +73,12 @@ impl ResetPeriod {
 }
 
 /// Which period of a periodic board to read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum Which {
+    #[default]
     Current,
     Previous,
-}
-
-impl Which {
-    pub fn parse(value: Option<&str>) -> Result<Self, BoardError> {
-        match value {
-            None | Some("current") => Ok(Self::Current),
-            Some("previous") => Ok(Self::Previous),
-            Some(_) => Err(BoardError::Validation(vec![FieldError::new("period", "must be current or previous")])),
-        }
-    }
 }
 
 /// The storage name of one period of a periodic board.
@@ -156,12 +149,26 @@ fn check_count(field: &str, value: u64, max: u64) -> Result<(), BoardError> {
     Ok(())
 }
 
-pub fn parse_mode(mode: &str) -> Result<ScoreMode, BoardError> {
-    match mode {
-        "set" => Ok(ScoreMode::Set),
-        "increment" => Ok(ScoreMode::Increment),
-        "max" => Ok(ScoreMode::Max),
-        _ => Err(BoardError::Validation(vec![FieldError::new("mode", "must be set, increment or max")])),
+/// How a submitted score combines with the member's current one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Replace it.
+    #[default]
+    Set,
+    /// Add to it.
+    Increment,
+    /// Keep the higher of the two.
+    Max,
+}
+
+impl From<Mode> for ScoreMode {
+    fn from(mode: Mode) -> Self {
+        match mode {
+            Mode::Set => ScoreMode::Set,
+            Mode::Increment => ScoreMode::Increment,
+            Mode::Max => ScoreMode::Max,
+        }
     }
 }
 

@@ -41,8 +41,10 @@ impl From<LockError> for ApiError {
 #[serde(deny_unknown_fields)]
 pub struct AcquireRequest {
     /// How long the lock is held unless extended or released (1 ms - 1 h).
+    #[schema(minimum = 1, maximum = 3600000)]
     pub ttl_ms: u64,
     /// How long to wait for a held lock (0 - 30 s); omitted = do not wait.
+    #[schema(minimum = 0, maximum = 30000)]
     pub wait_ms: Option<u64>,
 }
 
@@ -88,6 +90,7 @@ async fn acquire(
 #[serde(deny_unknown_fields)]
 pub struct ExtendRequest {
     pub token: String,
+    #[schema(minimum = 1, maximum = 3600000)]
     pub ttl_ms: u64,
 }
 

@@ -55,6 +55,7 @@ pub struct InboxQuery {
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// 1-100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
 }
 

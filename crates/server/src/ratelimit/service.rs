@@ -47,15 +47,23 @@ pub enum Algorithm {
 #[into_params(parameter_in = Query)]
 pub struct CheckRequest {
     /// What is limited, in the caller's own namespace (e.g. `user:42:upload`).
+    #[schema(min_length = 1, max_length = 256)]
     pub key: String,
     pub algorithm: Algorithm,
+    #[schema(minimum = 1, maximum = 1000000000)]
     pub limit: Option<u64>,
+    #[schema(minimum = 1, maximum = 31622400000u64)]
     pub window_ms: Option<u64>,
+    #[schema(minimum = 1, maximum = 1000000000)]
     pub capacity: Option<u64>,
+    #[schema(minimum = 0.000001, maximum = 1000000000.0)]
     pub refill_per_sec: Option<f64>,
+    #[schema(minimum = 0.000001, maximum = 1000000000.0)]
     pub rate: Option<f64>,
+    #[schema(minimum = 0, maximum = 1000000000)]
     pub burst: Option<u64>,
     /// How much this request costs (default 1).
+    #[schema(minimum = 1, maximum = 1000000)]
     pub cost: Option<u64>,
 }
 

@@ -98,6 +98,9 @@ async fn bad_input_is_422_naming_the_field() {
     assert_eq!(field(assert_problem(bad_consumer, 422).await).await, "consumer");
     let bad_wait = post(&app, &user, "/v1/events/s/groups/g/read", json!({"consumer": "a", "wait_ms": 60_000})).await;
     assert_eq!(field(assert_problem(bad_wait, 422).await).await, "wait_ms");
+    let huge_idle = json!({"consumer": "a", "min_idle_ms": 9_223_372_036_854_775_808u64});
+    let bad_idle = post(&app, &user, "/v1/events/s/groups/g/reclaim", huge_idle).await;
+    assert_eq!(field(assert_problem(bad_idle, 422).await).await, "min_idle_ms", "not a 500 from Redis");
     let bad_ids = post(&app, &user, "/v1/events/s/groups/g/ack", json!({"ids": ["nope"]})).await;
     assert_eq!(field(assert_problem(bad_ids, 422).await).await, "ids");
     let no_group = post(&app, &user, "/v1/events/s/groups/missing/read", json!({"consumer": "a"})).await;
