@@ -171,7 +171,7 @@ pub struct EventPage {
 
 /// Replay a stream from any point.
 #[utoipa::path(get, path = "/v1/events/{stream}", tag = "events",
-    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path), PageQuery),
+    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path, pattern = r"^[a-z0-9_.-]{1,64}$", description = "A stream of the caller's account: 1-64 of [a-z0-9_.-]"), PageQuery),
     responses((status = 200, body = EventPage), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn replay(
     State(events): State<Arc<Events>>,
@@ -231,7 +231,7 @@ impl From<StreamStats> for StatsBody {
 
 /// A stream's length, ends, dead letters and every group's progress.
 #[utoipa::path(get, path = "/v1/events/{stream}/stats", tag = "events",
-    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path)),
+    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path, pattern = r"^[a-z0-9_.-]{1,64}$", description = "A stream of the caller's account: 1-64 of [a-z0-9_.-]")),
     responses((status = 200, body = StatsBody), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn stats(
     State(events): State<Arc<Events>>,
@@ -267,7 +267,7 @@ pub struct DeadPage {
 
 /// Events a group gave up on after too many deliveries.
 #[utoipa::path(get, path = "/v1/events/{stream}/dead", tag = "events",
-    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path), PageQuery),
+    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path, pattern = r"^[a-z0-9_.-]{1,64}$", description = "A stream of the caller's account: 1-64 of [a-z0-9_.-]"), PageQuery),
     responses((status = 200, body = DeadPage), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn dead(
     State(events): State<Arc<Events>>,
@@ -297,7 +297,7 @@ pub struct GroupCreated {
 /// Create a consumer group (idempotent). The body is optional: without one
 /// the group starts at the stream's end.
 #[utoipa::path(put, path = "/v1/events/{stream}/groups/{group}", tag = "events", request_body(content = Option<CreateGroupRequest>, description = "Optional"),
-    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path), ("group" = String, Path)),
+    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path, pattern = r"^[a-z0-9_.-]{1,64}$", description = "A stream of the caller's account: 1-64 of [a-z0-9_.-]"), ("group" = String, Path, pattern = r"^[a-z0-9_.-]{1,64}$", description = "A consumer group of the stream: 1-64 of [a-z0-9_.-]")),
     responses((status = 201, body = GroupCreated), (status = 200, description = "The group existed", body = GroupCreated),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn create_group(
@@ -314,7 +314,7 @@ async fn create_group(
 
 /// Delete a consumer group and what it had pending (the events stay).
 #[utoipa::path(delete, path = "/v1/events/{stream}/groups/{group}", tag = "events",
-    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path), ("group" = String, Path)),
+    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path, pattern = r"^[a-z0-9_.-]{1,64}$", description = "A stream of the caller's account: 1-64 of [a-z0-9_.-]"), ("group" = String, Path, pattern = r"^[a-z0-9_.-]{1,64}$", description = "A consumer group of the stream: 1-64 of [a-z0-9_.-]")),
     responses((status = 204, description = "Deleted"), (status = 404, description = "No such group", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn delete_group(
@@ -372,7 +372,7 @@ pub struct Deliveries {
 
 /// Read events never delivered to the group.
 #[utoipa::path(post, path = "/v1/events/{stream}/groups/{group}/read", tag = "events", request_body = ReadRequest,
-    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path), ("group" = String, Path)),
+    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path, pattern = r"^[a-z0-9_.-]{1,64}$", description = "A stream of the caller's account: 1-64 of [a-z0-9_.-]"), ("group" = String, Path, pattern = r"^[a-z0-9_.-]{1,64}$", description = "A consumer group of the stream: 1-64 of [a-z0-9_.-]")),
     responses((status = 200, body = Deliveries), (status = 404, description = "No such group", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn read(
@@ -402,7 +402,7 @@ pub struct Acknowledged {
 
 /// Acknowledge events the group delivered.
 #[utoipa::path(post, path = "/v1/events/{stream}/groups/{group}/ack", tag = "events", request_body = AckRequest,
-    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path), ("group" = String, Path)),
+    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path, pattern = r"^[a-z0-9_.-]{1,64}$", description = "A stream of the caller's account: 1-64 of [a-z0-9_.-]"), ("group" = String, Path, pattern = r"^[a-z0-9_.-]{1,64}$", description = "A consumer group of the stream: 1-64 of [a-z0-9_.-]")),
     responses((status = 200, body = Acknowledged), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn ack(
     State(events): State<Arc<Events>>,
@@ -442,7 +442,7 @@ pub struct ReclaimedBody {
 
 /// Take over events another consumer left unacknowledged.
 #[utoipa::path(post, path = "/v1/events/{stream}/groups/{group}/reclaim", tag = "events", request_body = ReclaimRequest,
-    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path), ("group" = String, Path)),
+    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path, pattern = r"^[a-z0-9_.-]{1,64}$", description = "A stream of the caller's account: 1-64 of [a-z0-9_.-]"), ("group" = String, Path, pattern = r"^[a-z0-9_.-]{1,64}$", description = "A consumer group of the stream: 1-64 of [a-z0-9_.-]")),
     responses((status = 200, body = ReclaimedBody), (status = 404, description = "No such group", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn reclaim(

@@ -96,7 +96,7 @@ pub struct DeadPageView {
 }
 
 /// The queue's dead jobs, with their errors, a page at a time.
-#[utoipa::path(get, path = "/v1/queues/{queue}/dead", tag = "jobs", security(("bearer" = [])), params(("queue" = String, Path), DeadQuery),
+#[utoipa::path(get, path = "/v1/queues/{queue}/dead", tag = "jobs", security(("bearer" = [])), params(("queue" = String, Path, pattern = r"^[a-z0-9_-]{1,64}$", description = "A registered queue: 1-64 of [a-z0-9_-]"), DeadQuery),
     responses((status = 200, body = DeadPageView), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
 async fn list_dead(
     State(jobs): State<Arc<Jobs>>,
@@ -121,7 +121,7 @@ pub struct Affected {
 }
 
 /// Requeue dead jobs (the listed ones, or all) with fresh attempts.
-#[utoipa::path(post, path = "/v1/queues/{queue}/dead/retry", tag = "jobs", security(("bearer" = [])), params(("queue" = String, Path)),
+#[utoipa::path(post, path = "/v1/queues/{queue}/dead/retry", tag = "jobs", security(("bearer" = [])), params(("queue" = String, Path, pattern = r"^[a-z0-9_-]{1,64}$", description = "A registered queue: 1-64 of [a-z0-9_-]")),
     request_body(content = Option<RetryDeadRequest>),
     responses((status = 200, body = Affected), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
 async fn retry_dead(
@@ -136,7 +136,7 @@ async fn retry_dead(
 }
 
 /// Delete every dead job of the queue.
-#[utoipa::path(delete, path = "/v1/queues/{queue}/dead", tag = "jobs", security(("bearer" = [])), params(("queue" = String, Path)),
+#[utoipa::path(delete, path = "/v1/queues/{queue}/dead", tag = "jobs", security(("bearer" = [])), params(("queue" = String, Path, pattern = r"^[a-z0-9_-]{1,64}$", description = "A registered queue: 1-64 of [a-z0-9_-]")),
     responses((status = 200, body = Affected), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
 async fn purge_dead(
     State(jobs): State<Arc<Jobs>>,
@@ -147,7 +147,7 @@ async fn purge_dead(
 }
 
 /// Stop workers leasing the queue's jobs (enqueueing goes on).
-#[utoipa::path(post, path = "/v1/queues/{queue}/pause", tag = "jobs", security(("bearer" = [])), params(("queue" = String, Path)),
+#[utoipa::path(post, path = "/v1/queues/{queue}/pause", tag = "jobs", security(("bearer" = [])), params(("queue" = String, Path, pattern = r"^[a-z0-9_-]{1,64}$", description = "A registered queue: 1-64 of [a-z0-9_-]")),
     responses((status = 200, body = QueueView), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
 async fn pause(
     State(jobs): State<Arc<Jobs>>,
@@ -158,7 +158,7 @@ async fn pause(
 }
 
 /// Let workers lease the queue's jobs again.
-#[utoipa::path(post, path = "/v1/queues/{queue}/resume", tag = "jobs", security(("bearer" = [])), params(("queue" = String, Path)),
+#[utoipa::path(post, path = "/v1/queues/{queue}/resume", tag = "jobs", security(("bearer" = [])), params(("queue" = String, Path, pattern = r"^[a-z0-9_-]{1,64}$", description = "A registered queue: 1-64 of [a-z0-9_-]")),
     responses((status = 200, body = QueueView), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
 async fn resume(
     State(jobs): State<Arc<Jobs>>,

@@ -77,7 +77,7 @@ pub struct ScoreRequest {
 
 /// Record a score.
 #[utoipa::path(post, path = "/v1/leaderboards/{board}/scores", tag = "leaderboards", request_body = ScoreRequest,
-    security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path)),
+    security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path, pattern = r"^[a-z0-9_:-]{1,64}$", description = "A board of the caller's account: 1-64 of [a-z0-9_:-]")),
     responses((status = 200, body = StandingBody), (status = 403, description = "The actions board is read-only", body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn submit_score(
     State(boards): State<Arc<BoardService>>,
@@ -103,7 +103,7 @@ pub struct TopQuery {
 
 /// The top of a board.
 #[utoipa::path(get, path = "/v1/leaderboards/{board}/top", tag = "leaderboards",
-    security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path), TopQuery),
+    security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path, pattern = r"^[a-z0-9_:-]{1,64}$", description = "A board of the caller's account: 1-64 of [a-z0-9_:-]"), TopQuery),
     responses((status = 200, body = StandingsBody)))]
 async fn top(
     State(boards): State<Arc<BoardService>>,
@@ -147,7 +147,7 @@ pub struct PageBody {
 
 /// One page of a board.
 #[utoipa::path(get, path = "/v1/leaderboards/{board}", tag = "leaderboards",
-    security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path), PageQuery),
+    security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path, pattern = r"^[a-z0-9_:-]{1,64}$", description = "A board of the caller's account: 1-64 of [a-z0-9_:-]"), PageQuery),
     responses((status = 200, body = PageBody)))]
 async fn page(
     State(boards): State<Arc<BoardService>>,
@@ -163,7 +163,7 @@ async fn page(
 
 /// Empty a board.
 #[utoipa::path(delete, path = "/v1/leaderboards/{board}", tag = "leaderboards",
-    security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path)),
+    security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path, pattern = r"^[a-z0-9_:-]{1,64}$", description = "A board of the caller's account: 1-64 of [a-z0-9_:-]")),
     responses((status = 204), (status = 403, body = Problem, content_type = "application/problem+json")))]
 async fn reset(
     State(boards): State<Arc<BoardService>>,
@@ -185,7 +185,7 @@ pub struct BoardSettings {
 
 /// Configure a board's reset period.
 #[utoipa::path(put, path = "/v1/leaderboards/{board}", tag = "leaderboards", request_body = BoardSettings,
-    security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path)),
+    security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path, pattern = r"^[a-z0-9_:-]{1,64}$", description = "A board of the caller's account: 1-64 of [a-z0-9_:-]")),
     responses((status = 200, body = BoardSettings), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn configure(
     State(boards): State<Arc<BoardService>>,
@@ -200,7 +200,7 @@ async fn configure(
 
 /// One member's standing.
 #[utoipa::path(get, path = "/v1/leaderboards/{board}/members/{member}", tag = "leaderboards",
-    security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path), ("member" = String, Path), PeriodQuery),
+    security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path, pattern = r"^[a-z0-9_:-]{1,64}$", description = "A board of the caller's account: 1-64 of [a-z0-9_:-]"), ("member" = String, Path, pattern = r"^[^\u0000-\u001f\u007f-\u009f]{1,128}$", description = "A member of the board: 1-128 printable characters"), PeriodQuery),
     responses((status = 200, body = StandingBody), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn member(
     State(boards): State<Arc<BoardService>>,
@@ -214,7 +214,7 @@ async fn member(
 
 /// Remove a member.
 #[utoipa::path(delete, path = "/v1/leaderboards/{board}/members/{member}", tag = "leaderboards",
-    security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path), ("member" = String, Path)),
+    security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path, pattern = r"^[a-z0-9_:-]{1,64}$", description = "A board of the caller's account: 1-64 of [a-z0-9_:-]"), ("member" = String, Path, pattern = r"^[^\u0000-\u001f\u007f-\u009f]{1,128}$", description = "A member of the board: 1-128 printable characters")),
     responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn remove(
     State(boards): State<Arc<BoardService>>,
@@ -238,7 +238,7 @@ pub struct AroundQuery {
 
 /// A member with its neighbours above and below.
 #[utoipa::path(get, path = "/v1/leaderboards/{board}/members/{member}/around", tag = "leaderboards",
-    security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path), ("member" = String, Path), AroundQuery),
+    security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path, pattern = r"^[a-z0-9_:-]{1,64}$", description = "A board of the caller's account: 1-64 of [a-z0-9_:-]"), ("member" = String, Path, pattern = r"^[^\u0000-\u001f\u007f-\u009f]{1,128}$", description = "A member of the board: 1-128 printable characters"), AroundQuery),
     responses((status = 200, body = StandingsBody), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn around(
     State(boards): State<Arc<BoardService>>,

@@ -71,7 +71,7 @@ impl From<Lease> for LeaseBody {
 /// Acquire a lock.
 #[utoipa::path(post, path = "/v1/locks/{resource}", tag = "locks", request_body = AcquireRequest,
     security(("bearer" = []), ("api_key" = [])),
-    params(("resource" = String, Path, description = "Lock name, scoped to the caller")),
+    params(("resource" = String, Path, pattern = r"^[^\u0000-\u001f\u007f-\u009f]{1,200}$", description = "Lock name, scoped to the caller: 1-200 printable characters")),
     responses(
         (status = 200, body = LeaseBody),
         (status = 409, description = "Held by someone else", body = Problem, content_type = "application/problem+json"),
@@ -97,7 +97,7 @@ pub struct ExtendRequest {
 /// Extend a held lock (holder only).
 #[utoipa::path(post, path = "/v1/locks/{resource}/extend", tag = "locks", request_body = ExtendRequest,
     security(("bearer" = []), ("api_key" = [])),
-    params(("resource" = String, Path)),
+    params(("resource" = String, Path, pattern = r"^[^\u0000-\u001f\u007f-\u009f]{1,200}$", description = "Lock name, scoped to the caller: 1-200 printable characters")),
     responses((status = 200, body = LeaseBody), (status = 409, body = Problem, content_type = "application/problem+json")))]
 async fn extend(
     State(locks): State<Arc<LockService>>,
@@ -127,7 +127,7 @@ pub struct ReleaseQuery {
 /// with DELETE).
 #[utoipa::path(delete, path = "/v1/locks/{resource}", tag = "locks", request_body(content = Option<ReleaseRequest>, description = "Optional: the token may come in the header or query instead"),
     security(("bearer" = []), ("api_key" = [])),
-    params(("resource" = String, Path, description = "Lock name, scoped to the caller"), ReleaseQuery,
+    params(("resource" = String, Path, pattern = r"^[^\u0000-\u001f\u007f-\u009f]{1,200}$", description = "Lock name, scoped to the caller: 1-200 printable characters"), ReleaseQuery,
         ("Lock-Token" = Option<String>, Header, description = "The holder's token")),
     responses((status = 204), (status = 409, description = "Not the holder's token", body = Problem, content_type = "application/problem+json")))]
 async fn release(
