@@ -75,25 +75,30 @@ pub struct Refused(pub Rejection);
 
 /// Authenticates every request once; see the module docs.
 pub struct AuthLayer<A> {
+    // One reference count per request, whatever the layer holds.
+    shared: Arc<Shared<A>>,
+}
+
+struct Shared<A> {
     authenticator: Arc<A>,
-    trusted_proxies: Arc<[ipnet::IpNet]>,
+    trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl<A> AuthLayer<A> {
     pub fn new(authenticator: Arc<A>, trusted_proxies: &[ipnet::IpNet]) -> Self {
-        Self { authenticator, trusted_proxies: trusted_proxies.into() }
+        Self { shared: Arc::new(Shared { authenticator, trusted_proxies: trusted_proxies.to_vec() }) }
     }
 }
 
 impl<A> Clone for AuthLayer<A> {
     fn clone(&self) -> Self {
-        Self { authenticator: self.authenticator.clone(), trusted_proxies: self.trusted_proxies.clone() }
+        Self { shared: self.shared.clone() }
     }
 }
 
 impl<A> std::fmt::Debug for AuthLayer<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthLayer").field("trusted_proxies", &self.trusted_proxies).finish_non_exhaustive()
+        f.debug_struct("AuthLayer").field("trusted_proxies", &self.shared.trusted_proxies).finish_non_exhaustive()
     }
 }
 
@@ -143,15 +148,15 @@ where
         // stays behind for the next one.
         let ready = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, ready);
-        let layer = self.layer.clone();
+        let shared = self.layer.shared.clone();
         Box::pin(async move {
             let peer = request
                 .extensions()
                 .get::<ConnectInfo<SocketAddr>>()
                 .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| addr.ip());
-            let ip = client_ip(peer, request.headers(), &layer.trusted_proxies);
+            let ip = client_ip(peer, request.headers(), &shared.trusted_proxies);
             let outcome = match Credential::of(request.headers()) {
-                Some(credential) => layer.authenticator.authenticate(credential).await.map(Some),
+                Some(credential) => shared.authenticator.authenticate(credential).await.map(Some),
                 None => Ok(None),
             };
             let (principal, refused) = match outcome {

@@ -48,9 +48,7 @@ pub fn expected_in_words(expected: &str) -> String {
         "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "must be a whole number".into(),
         "f32" | "f64" => "must be a number".into(),
         "a boolean" | "bool" => "must be true or false".into(),
-        "a string" | "String" | "str" | "a borrowed string" | "char" | "a character" => "must be a string".into(),
-        "a sequence" | "a tuple" => "must be an array".into(),
-        "a map" => "must be a JSON object".into(),
+        "String" | "str" | "a borrowed string" | "char" | "a character" => "must be a string".into(),
         "Uuid" | "a UUID string" | "UUID parsing failed" => "must be a UUID".into(),
         "an RFC 3339 formatted date and time string" | "DateTime" => {
             "must be a date and time in RFC 3339 form, e.g. 2026-01-31T12:00:00Z".into()

@@ -49,18 +49,22 @@ where
                 error.column()
             ))
         })?;
-        serde_path_to_error::deserialize(value).map(ApiJson).map_err(|error| {
-            let path = error.path().to_string();
-            let parent = (path != ".").then_some(path);
-            ApiError::Validation(vec![field_error(parent, &error.inner().to_string())])
-        })
+        serde_path_to_error::deserialize(value).map(ApiJson).map_err(refusal)
     }
+}
+
+/// The 422 for a value that did not deserialize, naming the field where
+/// serde stopped (a body's or a query string's).
+pub(super) fn refusal<E: std::fmt::Display>(error: serde_path_to_error::Error<E>) -> ApiError {
+    let path = error.path().to_string();
+    let parent = (path != ".").then_some(path);
+    ApiError::Validation(vec![field_error(parent, &error.inner().to_string())])
 }
 
 /// The field error for a serde failure at `parent` (`None`: the top).
 /// Missing and unknown fields are reported at their parent's path by serde;
 /// the error names the field itself.
-pub(super) fn field_error(parent: Option<String>, message: &str) -> FieldError {
+fn field_error(parent: Option<String>, message: &str) -> FieldError {
     let child = |name: &str| parent.as_ref().map_or_else(|| name.to_owned(), |p| format!("{p}.{name}"));
     match describe(message) {
         Described::Missing(name) => FieldError::new(child(&name), "is required"),

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::described::{describe, expected_in_words, Described};
 use super::error::{ApiError, FieldError};
-use super::json::field_error;
+use super::json::refusal;
 
 /// Query-string parameters.
 #[derive(Debug, Clone, Copy, Default)]
@@ -26,11 +26,7 @@ where
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
         let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(deserializer).map(ApiQuery).map_err(|error| {
-            let path = error.path().to_string();
-            let parent = (path != ".").then_some(path);
-            ApiError::Validation(vec![field_error(parent, &error.inner().to_string())])
-        })
+        serde_path_to_error::deserialize(deserializer).map(ApiQuery).map_err(refusal)
     }
 }
 
