@@ -12,7 +12,19 @@ pub(crate) const LAYERS: &[&[&str]] = &[
     // The toolkit capabilities are written with.
     &["http", "telemetry", "mail"],
     // Capabilities.
-    &["ops", "identity", "clients", "locks", "ratelimit", "leaderboards", "events", "actions", "jobs", "notifications"],
+    &[
+        "ops",
+        "identity",
+        "clients",
+        "locks",
+        "ratelimit",
+        "leaderboards",
+        "events",
+        "actions",
+        "jobs",
+        "notifications",
+        "analytics",
+    ],
     // The composition root, and what the processes start with.
     &["app", "cli", "shutdown"],
     &["startup", "worker"],

@@ -13,6 +13,7 @@
 //!    router, OpenAPI), `startup`, `worker`, `cli`, `shutdown`.
 
 pub mod actions;
+pub mod analytics;
 pub mod app;
 pub mod cli;
 pub mod clients;

@@ -24,12 +24,14 @@ use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+mod analytics;
 mod identity;
 mod jobs;
 mod mail;
 mod ratelimit;
 mod server;
 
+pub use analytics::AnalyticsSettings;
 pub use identity::IdentitySettings;
 pub use jobs::{parse_schedule, CronSetting, JobSettings, MAX_CRON_CATCH_UP_SECS};
 pub use mail::{MailConfig, MailTransportSetting};
@@ -90,6 +92,20 @@ pub const ENV_VARS: &[&str] = &[
     "JOB_PREFETCH_PER_SLOT",
     "WEBHOOK_SECRET",
     "WEBHOOK_ALLOW_PRIVATE_NETWORKS",
+    "ACTIVITY_ENABLED",
+    "ACTIVITY_BATCH_SIZE",
+    "ACTIVITY_FLUSH_INTERVAL_MS",
+    "ACTIVITY_CHANNEL_CAPACITY",
+    "ACTIVITY_MEMORY_MAX_RECORDS",
+    "ACTIVITY_SPILL_MAXLEN",
+    "ACTIVITY_RETENTION_DAYS",
+    "ACTIVITY_PARTITIONS_AHEAD_DAYS",
+    "CACHE_TTL_USAGE_DAILY",
+    "CACHE_TTL_USAGE_TOP",
+    "CACHE_VERSION",
+    "CACHE_HIT_TRACKING_ENABLED",
+    "CACHE_PREWARM_ENABLED",
+    "CACHE_PREWARM_CRON_ENABLED",
 ];
 
 /// Deployment profile. `dev` tolerates missing secrets (and says so loudly);
@@ -159,6 +175,20 @@ struct RawSettings {
     webhook_secret: Option<String>,
     webhook_allow_private_networks: bool,
     cron: Vec<CronSetting>,
+    activity_enabled: bool,
+    activity_batch_size: usize,
+    activity_flush_interval_ms: u64,
+    activity_channel_capacity: usize,
+    activity_memory_max_records: usize,
+    activity_spill_maxlen: u64,
+    activity_retention_days: u32,
+    activity_partitions_ahead_days: u32,
+    cache_ttl_usage_daily: u64,
+    cache_ttl_usage_top: u64,
+    cache_version: String,
+    cache_hit_tracking_enabled: bool,
+    cache_prewarm_enabled: bool,
+    cache_prewarm_cron_enabled: bool,
 }
 
 impl Default for RawSettings {
@@ -218,6 +248,20 @@ impl Default for RawSettings {
             webhook_secret: None,
             webhook_allow_private_networks: false,
             cron: Vec::new(),
+            activity_enabled: true,
+            activity_batch_size: 100,
+            activity_flush_interval_ms: 5000,
+            activity_channel_capacity: 65_536,
+            activity_memory_max_records: 100_000,
+            activity_spill_maxlen: 100_000,
+            activity_retention_days: 30,
+            activity_partitions_ahead_days: 3,
+            cache_ttl_usage_daily: 3600,
+            cache_ttl_usage_top: 3600,
+            cache_version: "1".into(),
+            cache_hit_tracking_enabled: true,
+            cache_prewarm_enabled: true,
+            cache_prewarm_cron_enabled: true,
         }
     }
 }
@@ -251,6 +295,7 @@ pub struct Settings {
     /// Approximate cap of the audit stream (XADD MAXLEN ~).
     pub actions_audit_maxlen: u64,
     pub jobs: JobSettings,
+    pub analytics: AnalyticsSettings,
 }
 
 impl std::fmt::Debug for Settings {
@@ -332,6 +377,7 @@ impl RawSettings {
         let mail = mail::validate(raw.mail)?;
         let rate_limit = ratelimit::validate(raw.rate_limit)?;
         let jobs = jobs::validate(raw.jobs, profile)?;
+        let analytics = analytics::validate(raw.analytics)?;
 
         Ok(Settings {
             profile,
@@ -357,6 +403,7 @@ impl RawSettings {
             rate_limit,
             actions_audit_maxlen: server.actions_audit_maxlen,
             jobs,
+            analytics,
         })
     }
 
@@ -425,6 +472,22 @@ impl RawSettings {
                 webhook_allow_private_networks: self.webhook_allow_private_networks,
                 cron: self.cron,
             },
+            analytics: analytics::RawAnalytics {
+                activity_enabled: self.activity_enabled,
+                activity_batch_size: self.activity_batch_size,
+                activity_flush_interval_ms: self.activity_flush_interval_ms,
+                activity_channel_capacity: self.activity_channel_capacity,
+                activity_memory_max_records: self.activity_memory_max_records,
+                activity_spill_maxlen: self.activity_spill_maxlen,
+                activity_retention_days: self.activity_retention_days,
+                activity_partitions_ahead_days: self.activity_partitions_ahead_days,
+                cache_ttl_usage_daily: self.cache_ttl_usage_daily,
+                cache_ttl_usage_top: self.cache_ttl_usage_top,
+                cache_version: self.cache_version,
+                cache_hit_tracking_enabled: self.cache_hit_tracking_enabled,
+                cache_prewarm_enabled: self.cache_prewarm_enabled,
+                cache_prewarm_cron_enabled: self.cache_prewarm_cron_enabled,
+            },
         }
     }
 }
@@ -436,6 +499,7 @@ struct RawSections {
     mail: mail::RawMail,
     rate_limit: ratelimit::RawRateLimit,
     jobs: jobs::RawJobs,
+    analytics: analytics::RawAnalytics,
 }
 
 /// A secret setting: at least 32 characters when given; required in
