@@ -7,6 +7,8 @@
 //! Invariant: the request path does no I/O for recording; a record's id is
 //! made once, on arrival, so no stage ever writes a request twice.
 
+pub mod observer;
 pub mod record;
 
+pub use observer::BatchObserver;
 pub use record::{ActivityRecord, PrincipalKind};
