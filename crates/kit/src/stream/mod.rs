@@ -23,6 +23,18 @@ use crate::{Keyspace, KitError, RedisConnection};
 
 static RECLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("reclaim.lua")));
 
+/// A stream entry id as Redis takes it: `<ms>-<seq>`, or `<ms>` alone
+/// where `partial` allows it (range bounds), each part a decimal `u64`.
+/// Checked before it reaches Redis, which refuses anything else with an
+/// error that is the caller's fault, not the server's.
+pub fn is_entry_id(id: &str, partial: bool) -> bool {
+    let part = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u64>().is_ok();
+    match id.split_once('-') {
+        Some((ms, seq)) => part(ms) && part(seq),
+        None => partial && part(id),
+    }
+}
+
 /// Entries kept per stream unless [`EventStream::with_max_len`] says otherwise.
 pub const DEFAULT_MAX_LEN: u64 = 100_000;
 

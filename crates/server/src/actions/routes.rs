@@ -131,6 +131,7 @@ pub struct ListQuery {
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = r"^[0-9a-fA-F]{32}$")]
     pub cursor: Option<String>,
 }
 
@@ -178,6 +179,7 @@ pub struct AuditQuery {
     /// Stream entry id to start from (inclusive); default `-`, the start.
     /// `cursor` (the previous page's `next_cursor`) is the same parameter.
     #[serde(alias = "cursor")]
+    #[param(pattern = r"^(-|\(?[0-9]{1,19}(-[0-9]{1,19})?)$")]
     pub from: Option<String>,
     /// 1-1000, default 100 (`count` is accepted as an older name).
     #[serde(alias = "count")]

@@ -368,9 +368,5 @@ impl Actions {
 
 /// Whether a string is a well-formed audit stream position.
 pub fn valid_stream_id(id: &str) -> bool {
-    id == "-" || {
-        let mut parts = id.splitn(2, '-');
-        let ms = parts.next().is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-        ms && parts.next().is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-    }
+    id == "-" || switchyard_kit::stream::is_entry_id(id, true)
 }

@@ -155,6 +155,7 @@ pub struct PageQuery {
     /// (exclusive); none: from the oldest kept. (`after` is accepted as an
     /// older name.)
     #[serde(alias = "after")]
+    #[param(pattern = r"^[0-9]{1,19}-[0-9]{1,19}$")]
     pub cursor: Option<String>,
     /// 1-1000, default 100.
     #[param(minimum = 1, maximum = 1000)]
@@ -389,9 +390,21 @@ async fn read(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AckRequest {
-    /// 1-100 event ids.
-    #[schema(min_items = 1, max_items = 100)]
+    /// 1-100 event ids (`<ms>-<seq>`).
+    #[schema(schema_with = event_ids)]
     pub ids: Vec<String>,
+}
+
+/// The schema of `ids`: what the item pattern says cannot be written as an
+/// attribute on a `Vec<String>`.
+fn event_ids() -> utoipa::openapi::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(ObjectBuilder::new().schema_type(Type::String).pattern(Some(r"^[0-9]{1,19}-[0-9]{1,19}$")))
+        .min_items(Some(1))
+        .max_items(Some(100))
+        .description(Some("1-100 event ids (`<ms>-<seq>`)."))
+        .build()
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -83,11 +83,9 @@ fn consumer_name_error(name: &str) -> Option<FieldError> {
         .map(|_| FieldError::new("consumer", "must be 1-64 characters of [A-Za-z0-9_.-]"))
 }
 
-/// A stream entry id (`<ms>-<seq>`), as `after` and `ids` take them.
+/// A full stream entry id (`<ms>-<seq>`), as `after` and `ids` take them.
 fn is_entry_id(id: &str) -> bool {
-    id.split_once('-').is_some_and(|(ms, seq)| {
-        [ms, seq].iter().all(|part| !part.is_empty() && part.len() <= 20 && part.bytes().all(|b| b.is_ascii_digit()))
-    })
+    switchyard_kit::stream::is_entry_id(id, false)
 }
 
 fn check_event(event: &NewEvent, at: &str, v: &mut Violations) {
@@ -332,5 +330,6 @@ mod tests {
         assert!(!is_entry_id("-0"));
         assert!(!is_entry_id("1-x"));
         assert!(!is_entry_id("+"));
+        assert!(!is_entry_id("18446744073709551616-0"), "past u64");
     }
 }

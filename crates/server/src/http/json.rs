@@ -27,29 +27,60 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if !is_json(req.headers()) {
-            return Err(ApiError::UnsupportedMediaType);
+        decode(&read_body(req, state).await?).map(ApiJson)
+    }
+}
+
+/// The body of a JSON request, refused unless its content type says JSON.
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<axum::body::Bytes, ApiError> {
+    if !is_json(req.headers()) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    axum::body::Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::BadRequest(format!("the body could not be read ({})", rejection.status()))
         }
-        let body = axum::body::Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::BadRequest(format!("the body could not be read ({})", rejection.status()))
+    })
+}
+
+/// The body as `T`. The common case, a good body, takes one pass; only a
+/// bad one pays for finding out what is wrong with it. A whole number
+/// written with a fraction (`25162.0`, as JSON Schema allows for an
+/// integer) is taken as that whole number.
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if let Ok(value) = serde_json::from_slice::<T>(body) {
+        return Ok(value);
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(body).map_err(|error| {
+        ApiError::BadRequest(format!("the body is not valid JSON (line {}, column {})", error.line(), error.column()))
+    })?;
+    if integralize(&mut value) {
+        if let Ok(value) = T::deserialize(&value) {
+            return Ok(value);
+        }
+    }
+    serde_path_to_error::deserialize(value).map_err(refusal)
+}
+
+/// Rewrites every number with a zero fraction, within the range an integer
+/// field can hold exactly, as an integer; true when it changed something.
+fn integralize(value: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    /// 2^53: past it an f64 no longer holds every whole number.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    match value {
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() <= EXACT => {
+                *n = if f < 0.0 { (f as i64).into() } else { (f as u64).into() };
+                true
             }
-        })?;
-        // The common case, a good body, in one pass; only a bad one pays for
-        // finding out what is wrong with it.
-        if let Ok(value) = serde_json::from_slice::<T>(&body) {
-            return Ok(ApiJson(value));
-        }
-        let value: serde_json::Value = serde_json::from_slice(&body).map_err(|error| {
-            ApiError::BadRequest(format!(
-                "the body is not valid JSON (line {}, column {})",
-                error.line(),
-                error.column()
-            ))
-        })?;
-        serde_path_to_error::deserialize(value).map(ApiJson).map_err(refusal)
+            _ => false,
+        },
+        Value::Array(items) => items.iter_mut().fold(false, |changed, item| integralize(item) | changed),
+        Value::Object(fields) => fields.values_mut().fold(false, |changed, field| integralize(field) | changed),
+        _ => false,
     }
 }
 
@@ -79,7 +110,8 @@ fn field_error(parent: Option<String>, message: &str) -> FieldError {
     }
 }
 
-/// An optional body: a request without a `Content-Type` has none.
+/// An optional body: a request without a `Content-Type` has none, and an
+/// empty body or a JSON `null` is none too.
 impl<S, T> axum::extract::OptionalFromRequest<S> for ApiJson<T>
 where
     T: DeserializeOwned,
@@ -91,7 +123,11 @@ where
         if !req.headers().contains_key(axum::http::header::CONTENT_TYPE) {
             return Ok(None);
         }
-        <Self as FromRequest<S>>::from_request(req, state).await.map(Some)
+        let body = read_body(req, state).await?;
+        if body.trim_ascii().is_empty() || body.trim_ascii() == b"null" {
+            return Ok(None);
+        }
+        decode(&body).map(|value| Some(ApiJson(value)))
     }
 }
 

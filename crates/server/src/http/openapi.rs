@@ -51,6 +51,14 @@ impl utoipa::Modify for SecuritySchemes {
     }
 }
 
+/// A schema written as JSON, for the bodies whose rules depend on one of
+/// their fields (a job's payload on its type, a check's parameters on its
+/// algorithm), which derive macros cannot say. The JSON is the code's own,
+/// so a schema that does not parse is a bug the document tests catch.
+pub fn schema_from_json(schema: serde_json::Value) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    serde_json::from_value(schema).expect("a hand-written schema is a valid OpenAPI schema")
+}
+
 /// The document's fixed part (info, shared schemas, tags); routes add paths.
 pub fn base_document() -> Document {
     BaseDocument::openapi()

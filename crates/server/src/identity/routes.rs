@@ -83,7 +83,7 @@ pub struct UserEnvelope {
 pub struct SignupRequest {
     #[schema(pattern = r"^[A-Za-z0-9_.-]{3,32}$")]
     pub username: String,
-    #[schema(pattern = r"^[^@\s]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$", max_length = 254)]
+    #[schema(pattern = r"^[!-?A-~]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$", max_length = 254)]
     pub email: String,
     #[schema(min_length = 8, max_length = 128)]
     pub password: String,
@@ -239,7 +239,7 @@ async fn me(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmailRequest {
-    #[schema(pattern = r"^[^@\s]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$", max_length = 254)]
+    #[schema(pattern = r"^[!-?A-~]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$", max_length = 254)]
     pub email: String,
 }
 
@@ -257,7 +257,7 @@ async fn otp_request(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OtpVerifyRequest {
-    #[schema(pattern = r"^[^@\s]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$", max_length = 254)]
+    #[schema(pattern = r"^[!-?A-~]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$", max_length = 254)]
     pub email: String,
     #[schema(pattern = r"^[0-9]{6}$")]
     pub code: String,

@@ -53,6 +53,7 @@ pub struct InboxQuery {
     #[serde(default)]
     pub unread: bool,
     /// `next_cursor` of the previous page.
+    #[param(pattern = r"^[0-9]{1,16}\.[0-9a-fA-F]{32}$")]
     pub cursor: Option<String>,
     /// 1-100, default 20.
     #[param(minimum = 1, maximum = 100)]

@@ -4,12 +4,16 @@ use std::sync::Arc;
 
 use axum::extract::{FromRef, State};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use switchyard_kit::Decision;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::service::{CheckError, CheckRequest, CheckService};
+use super::service::{
+    CheckError, CheckRequest, CheckService, MAX_COST, MAX_COUNT, MAX_RATE, MAX_WINDOW_MS, MIN_RATE,
+};
+use crate::http::openapi::schema_from_json;
 use crate::http::{ApiError, ApiJson, ApiQuery, CurrentClient, Problem};
 
 pub fn router<S>() -> OpenApiRouter<S>
@@ -26,6 +30,76 @@ impl From<CheckError> for ApiError {
             CheckError::Validation(errors) => errors.into(),
             CheckError::Redis(e) => e.into(),
         }
+    }
+}
+
+/// A check's shapes, one per algorithm family, each requiring the
+/// parameters [`CheckRequest::limit`] requires for it.
+fn check_shapes() -> serde_json::Value {
+    let count = json!({"type": "integer", "minimum": 1, "maximum": MAX_COUNT});
+    let rate = json!({"type": "number", "minimum": MIN_RATE, "maximum": MAX_RATE, "description": "Per second."});
+    let shape = |algorithms: &[&str], mut params: serde_json::Value, required: &[&str]| {
+        let properties = params.as_object_mut().expect("parameters are an object");
+        properties.insert(
+            "key".into(),
+            json!({"type": "string", "minLength": 1, "maxLength": 256,
+                "description": "What is limited, in the caller's own namespace (e.g. `user:42:upload`)."}),
+        );
+        properties.insert("algorithm".into(), json!({"type": "string", "enum": algorithms}));
+        properties.insert(
+            "cost".into(),
+            json!({"type": "integer", "minimum": 1, "maximum": MAX_COST,
+                "description": "How much this request costs (default 1)."}),
+        );
+        let mut all_required = vec!["key", "algorithm"];
+        all_required.extend_from_slice(required);
+        json!({"type": "object", "title": algorithms.join(" | "), "required": all_required,
+            "properties": properties, "additionalProperties": false})
+    };
+    json!({
+        "description": "One decision. Parameters by algorithm: `fixed_window`, `sliding_window` (exact) and \
+            `sliding_window_approx` take `limit` and `window_ms`; `token_bucket` takes `capacity` and \
+            `refill_per_sec`; `gcra` takes `rate` (per second) and `burst` (default 0).",
+        "oneOf": [
+            shape(
+                &["fixed_window", "sliding_window", "sliding_window_approx"],
+                json!({"limit": count, "window_ms": {"type": "integer", "minimum": 1, "maximum": MAX_WINDOW_MS}}),
+                &["limit", "window_ms"],
+            ),
+            shape(&["token_bucket"], json!({"capacity": count, "refill_per_sec": rate}), &["capacity", "refill_per_sec"]),
+            shape(&["gcra"], json!({"rate": rate, "burst": {"type": "integer", "minimum": 0, "maximum": MAX_COUNT}}), &["rate"]),
+        ],
+        "example": {"key": "user:42:upload", "algorithm": "token_bucket", "capacity": 10, "refill_per_sec": 0.5},
+    })
+}
+
+impl utoipa::PartialSchema for CheckRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        schema_from_json(check_shapes())
+    }
+}
+
+impl ToSchema for CheckRequest {}
+
+/// `/v1/ratelimit/status` takes a check as its query string: one object
+/// parameter, each field its own `name=value` pair (form style, exploded).
+struct CheckQuery;
+
+impl utoipa::IntoParams for CheckQuery {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn, ParameterStyle};
+        use utoipa::openapi::Required;
+        vec![ParameterBuilder::new()
+            .name("check")
+            .parameter_in(ParameterIn::Query)
+            .required(Required::True)
+            .description(Some("The check, as for `POST /v1/ratelimit/check`: `key`, `algorithm` and its parameters."))
+            .style(Some(ParameterStyle::Form))
+            .explode(Some(true))
+            .schema(Some(schema_from_json(check_shapes())))
+            .build()]
     }
 }
 
@@ -92,7 +166,7 @@ async fn check_batch(
 
 /// The current state of a key without consuming (would a request of `cost`
 /// pass now, and what remains).
-#[utoipa::path(get, path = "/v1/ratelimit/status", tag = "ratelimit", security(("api_key" = [])), params(CheckRequest),
+#[utoipa::path(get, path = "/v1/ratelimit/status", tag = "ratelimit", security(("api_key" = [])), params(CheckQuery),
     responses((status = 200, body = DecisionBody), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn status(
     State(checks): State<Arc<CheckService>>,

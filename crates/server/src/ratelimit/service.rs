@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use switchyard_kit::{Check, Decision, KitError, Limit, RateLimiter};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::validation::FieldError;
@@ -21,6 +21,8 @@ pub const MAX_WINDOW_MS: u64 = 366 * 24 * 3600 * 1000;
 pub const MAX_RATE: f64 = 1e9;
 /// Smallest `rate` and `refill_per_sec`: one per about 11.6 days.
 pub const MIN_RATE: f64 = 1e-6;
+/// Largest `cost` of one request.
+pub const MAX_COST: u64 = 1_000_000;
 
 const RATE_RULE: &str = "is required and must be a number from 0.000001 to 1000000000 (per second)";
 
@@ -37,33 +39,20 @@ pub enum Algorithm {
     Gcra,
 }
 
-/// One decision. Parameters by algorithm: `fixed_window`,
-/// `sliding_window` (exact) and `sliding_window_approx` take `limit` and
-/// `window_ms`; `token_bucket` takes `capacity` and `refill_per_sec`;
-/// `gcra` takes `rate` (per second) and `burst`.
-// Validated by `CheckRequest::limit`.
-#[derive(Debug, Clone, Deserialize, ToSchema, IntoParams)]
+/// One decision: a key, an algorithm and that algorithm's parameters.
+/// Validated by [`CheckRequest::limit`]; its schema (one shape per
+/// algorithm) is written out in the routes.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
 pub struct CheckRequest {
-    /// What is limited, in the caller's own namespace (e.g. `user:42:upload`).
-    #[schema(min_length = 1, max_length = 256)]
     pub key: String,
     pub algorithm: Algorithm,
-    #[schema(minimum = 1, maximum = 1000000000)]
     pub limit: Option<u64>,
-    #[schema(minimum = 1, maximum = 31622400000u64)]
     pub window_ms: Option<u64>,
-    #[schema(minimum = 1, maximum = 1000000000)]
     pub capacity: Option<u64>,
-    #[schema(minimum = 0.000001, maximum = 1000000000.0)]
     pub refill_per_sec: Option<f64>,
-    #[schema(minimum = 0.000001, maximum = 1000000000.0)]
     pub rate: Option<f64>,
-    #[schema(minimum = 0, maximum = 1000000000)]
     pub burst: Option<u64>,
-    /// How much this request costs (default 1).
-    #[schema(minimum = 1, maximum = 1000000)]
     pub cost: Option<u64>,
 }
 
@@ -126,8 +115,8 @@ impl CheckRequest {
             }
         };
         let cost = self.cost.unwrap_or(1);
-        if cost == 0 || cost > 1_000_000 {
-            errors.push(FieldError::new(field("cost"), "must be between 1 and 1000000"));
+        if cost == 0 || cost > MAX_COST {
+            errors.push(FieldError::new(field("cost"), format!("must be between 1 and {MAX_COST}")));
         }
         if errors.is_empty() {
             Ok((limit, cost))
