@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// A principal as it is named wherever something belongs to it or counts
-/// against it: `user:<id>` or `client:<id>`, in tenant namespaces, job
-/// owners, session key tags and the rate limiter's allow and deny lists.
+/// against it: `user:<id>` or `client:<id>`, in account namespaces (an
+/// account is always a user's), job owners, session key tags and the rate limiter's allow and deny lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PrincipalId {
     User(Uuid),
@@ -26,6 +26,14 @@ impl fmt::Display for PrincipalId {
         match self {
             PrincipalId::User(id) => write!(f, "user:{id}"),
             PrincipalId::Client(id) => write!(f, "client:{id}"),
+        }
+    }
+}
+
+impl PrincipalId {
+    pub fn id(self) -> Uuid {
+        match self {
+            PrincipalId::User(id) | PrincipalId::Client(id) => id,
         }
     }
 }
@@ -82,6 +90,13 @@ pub struct AuthenticatedClient {
     pub owner_role: Role,
 }
 
+impl AuthenticatedClient {
+    /// The account the client acts for: its owner's.
+    pub fn account(&self) -> PrincipalId {
+        PrincipalId::User(self.owner_id)
+    }
+}
+
 /// Either kind of caller.
 #[derive(Debug, Clone)]
 pub enum Principal {
@@ -90,12 +105,6 @@ pub enum Principal {
 }
 
 impl Principal {
-    /// The namespace this caller's resources live in; two principals never
-    /// share one.
-    pub fn tenant(&self) -> String {
-        self.principal_id().to_string()
-    }
-
     pub fn principal_id(&self) -> PrincipalId {
         match self {
             Principal::User(user) => PrincipalId::User(user.user_id),
@@ -109,7 +118,7 @@ impl Principal {
     pub fn account(&self) -> PrincipalId {
         match self {
             Principal::User(user) => PrincipalId::User(user.user_id),
-            Principal::Client(client) => PrincipalId::User(client.owner_id),
+            Principal::Client(client) => client.account(),
         }
     }
 

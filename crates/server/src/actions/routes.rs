@@ -79,18 +79,26 @@ impl From<ActionRow> for ActionBody {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"type": "UPLOAD", "metadata": {"file": "report.pdf", "bytes": 52311}}))]
 pub struct CreateAction {
     /// 1-64 of [A-Za-z0-9_.-], e.g. `UPLOAD`.
     #[serde(rename = "type")]
     #[schema(pattern = r"^[A-Za-z0-9_.-]{1,64}$")]
     pub kind: String,
-    /// Any JSON object up to 16 KiB.
-    #[serde(default = "empty_object")]
+    /// Any JSON object up to 16 KiB (absent or null: `{}`).
+    #[serde(default = "empty_object", deserialize_with = "object_or_empty")]
+    #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
 }
 
 fn empty_object() -> serde_json::Value {
     serde_json::json!({})
+}
+
+/// `null` is no metadata, as an absent field is.
+fn object_or_empty<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<serde_json::Value, D::Error> {
+    let value = serde_json::Value::deserialize(deserializer)?;
+    Ok(if value.is_null() { empty_object() } else { value })
 }
 
 /// Record an action (rate-limited by the `actions` policies). With an
@@ -142,7 +150,7 @@ pub struct ActionPage {
     pub next_cursor: Option<String>,
 }
 
-/// The caller's actions, newest first.
+/// The action log of the caller's account (the user's and its API clients' actions), newest first.
 #[utoipa::path(get, path = "/v1/actions", tag = "actions", security(("bearer" = []), ("api_key" = [])), params(ListQuery),
     responses((status = 200, body = ActionPage)))]
 async fn list(

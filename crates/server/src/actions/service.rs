@@ -15,7 +15,7 @@ use switchyard_kit::{Cache, CacheStatus, Keyspace, KitError, Leaderboards, Redis
 use uuid::Uuid;
 
 use super::batch::Batcher;
-use super::store::{self, ActionRow, NewAction};
+use super::store::{self, ActionRow, NewAction, Owner};
 use crate::domain::Principal;
 use crate::validation::{FieldError, Violations};
 
@@ -174,6 +174,7 @@ impl Actions {
             id: Uuid::now_v7(),
             actor_kind: actor_kind.to_owned(),
             actor_id,
+            account_id: principal.account().id(),
             kind: kind.to_owned(),
             metadata,
         };
@@ -291,11 +292,13 @@ impl Actions {
         let item = format!("{kind}:{id}");
         self.last_cache()
             .get_or_load(&item, LAST_ACTION_TTL, || async {
-                Ok::<_, ActionError>(store::page(&self.db, kind, id, None, 1).await?.into_iter().next())
+                Ok::<_, ActionError>(store::page(&self.db, Owner::Actor(kind, id), None, 1).await?.into_iter().next())
             })
             .await
     }
 
+    /// The action log of the caller's account (its user's and every API
+    /// client's), newest first.
     pub async fn list(
         &self,
         principal: &Principal,
@@ -311,9 +314,9 @@ impl Actions {
                 ActionError::Validation(vec![FieldError::new("cursor", "is not a cursor from this API")])
             })?),
         };
-        let (kind, id) = actor(principal);
         let limit = i64::try_from(limit).unwrap_or(100);
-        let mut rows = store::page(&self.db, kind, id, before, limit + 1).await?;
+        let account = Owner::Account(principal.account().id());
+        let mut rows = store::page(&self.db, account, before, limit + 1).await?;
         let next = if rows.len() as i64 > limit {
             rows.truncate(limit as usize);
             rows.last().map(|r| r.id.simple().to_string())

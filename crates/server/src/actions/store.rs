@@ -25,6 +25,8 @@ pub struct NewAction {
     pub id: Uuid,
     pub actor_kind: String,
     pub actor_id: Uuid,
+    /// The actor's account (the user, or the client's owner).
+    pub account_id: Uuid,
     pub kind: String,
     pub metadata: serde_json::Value,
 }
@@ -34,17 +36,20 @@ pub async fn insert_many(db: impl PgExecutor<'_>, actions: &[NewAction]) -> Resu
     let ids: Vec<Uuid> = actions.iter().map(|a| a.id).collect();
     let kinds: Vec<&str> = actions.iter().map(|a| a.actor_kind.as_str()).collect();
     let actors: Vec<Uuid> = actions.iter().map(|a| a.actor_id).collect();
+    let accounts: Vec<Uuid> = actions.iter().map(|a| a.account_id).collect();
     let types: Vec<&str> = actions.iter().map(|a| a.kind.as_str()).collect();
     let metadata: Vec<&serde_json::Value> = actions.iter().map(|a| &a.metadata).collect();
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO actions (id, actor_kind, actor_id, type, metadata)
-         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::jsonb[]) RETURNING {COLUMNS}"
+        "INSERT INTO actions (id, actor_kind, actor_id, type, metadata, account_id)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::jsonb[], $6::uuid[])
+         RETURNING {COLUMNS}"
     )))
     .bind(ids)
     .bind(kinds)
     .bind(actors)
     .bind(types)
     .bind(metadata)
+    .bind(accounts)
     .fetch_all(db)
     .await
 }
@@ -57,20 +62,33 @@ pub async fn mark_published(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<u64
     Ok(done.rows_affected())
 }
 
-/// The actor's actions, newest first, before `before` (a cursor: an id).
+/// Whose actions a page holds.
+#[derive(Debug, Clone, Copy)]
+pub enum Owner<'a> {
+    /// One actor's own (`user` or `client`, and its id).
+    Actor(&'a str, Uuid),
+    /// Every action of an account: its user's and its clients'.
+    Account(Uuid),
+}
+
+/// Actions of `owner`, newest first, before `before` (a cursor: an id).
 pub async fn page(
     db: impl PgExecutor<'_>,
-    actor_kind: &str,
-    actor_id: Uuid,
+    owner: Owner<'_>,
     before: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<ActionRow>, sqlx::Error> {
+    // Both filters take the same parameters, so the rest of the query and
+    // its bindings are shared; the account filter only types `$1`.
+    let (filter, kind, id) = match owner {
+        Owner::Actor(kind, id) => ("actor_kind = $1 AND actor_id = $2", Some(kind), id),
+        Owner::Account(id) => ("$1::text IS NULL AND account_id = $2", None, id),
+    };
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM actions WHERE actor_kind = $1 AND actor_id = $2 AND ($3::uuid IS NULL OR id < $3)
-         ORDER BY id DESC LIMIT $4"
+        "SELECT {COLUMNS} FROM actions WHERE {filter} AND ($3::uuid IS NULL OR id < $3) ORDER BY id DESC LIMIT $4"
     )))
-    .bind(actor_kind)
-    .bind(actor_id)
+    .bind(kind)
+    .bind(id)
     .bind(before)
     .bind(limit)
     .fetch_all(db)

@@ -106,6 +106,7 @@ impl From<ClientWithKeys> for ClientWithKeysBody {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "billing-service", "rate_limit": 600}))]
 pub struct CreateClientRequest {
     #[schema(
         pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
@@ -158,7 +159,7 @@ async fn list_clients(
 
 /// One of the caller's clients with its keys.
 #[utoipa::path(get, path = "/v1/clients/{id}", tag = "clients", security(("bearer" = [])),
-    params(("id" = Uuid, Path)),
+    params(("id" = Uuid, Path, description = "The id of one of the caller's API clients")),
     responses((status = 200, body = ClientWithKeysBody), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn get_client(
     State(clients): State<Arc<Clients>>,
@@ -178,7 +179,7 @@ pub struct RotatedKey {
 
 /// Issue a new key; the previous one works until the grace period ends.
 #[utoipa::path(post, path = "/v1/clients/{id}/keys/rotate", tag = "clients", security(("bearer" = [])),
-    params(("id" = Uuid, Path)),
+    params(("id" = Uuid, Path, description = "The id of one of the caller's API clients")),
     responses(
         (status = 201, body = RotatedKey),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -202,7 +203,7 @@ async fn rotate_key(
 
 /// Revoke a key at once.
 #[utoipa::path(delete, path = "/v1/clients/{id}/keys/{key_id}", tag = "clients", security(("bearer" = [])),
-    params(("id" = Uuid, Path), ("key_id" = Uuid, Path)),
+    params(("id" = Uuid, Path, description = "The id of one of the caller's API clients"), ("key_id" = Uuid, Path, description = "The id of one of that client's keys")),
     responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn revoke_key(
     State(clients): State<Arc<Clients>>,

@@ -63,6 +63,7 @@ impl From<EventRequest> for NewEvent {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"stream": "orders", "type": "order.created", "data": {"order_id": 1042, "total_cents": 1999}}))]
 pub struct PublishRequest {
     /// The stream, in the caller's account: 1-64 of [a-z0-9_.-].
     #[schema(pattern = r"^[a-z0-9_.-]{1,64}$")]
@@ -98,6 +99,7 @@ async fn publish(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"stream": "orders", "events": [{"type": "order.created", "data": {"order_id": 1042}}, {"type": "order.paid", "data": {"order_id": 1042}}]}))]
 pub struct PublishBatchRequest {
     #[schema(pattern = r"^[a-z0-9_.-]{1,64}$")]
     pub stream: String,
@@ -283,10 +285,22 @@ async fn dead(
 
 #[derive(Debug, Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"start": "beginning"}))]
 pub struct CreateGroupRequest {
     /// `end` (default: only events appended from now on) or `beginning`
     /// (every event still kept).
+    #[schema(value_type = Option<GroupStart>)]
     pub start: Option<String>,
+}
+
+/// Where a new group starts reading (documentation of `start`; the service
+/// checks the value).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum GroupStart {
+    Beginning,
+    End,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -351,6 +365,7 @@ fn deliveries(list: Vec<Delivery>) -> Vec<DeliveryBody> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"consumer": "worker-1", "count": 10, "wait_ms": 5000}))]
 pub struct ReadRequest {
     /// Who reads (1-64 of [A-Za-z0-9_.-]); what it gets stays pending for
     /// it until acknowledged.
@@ -389,6 +404,7 @@ async fn read(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"ids": ["1700000000000-0", "1700000000000-1"]}))]
 pub struct AckRequest {
     /// 1-100 event ids (`<ms>-<seq>`).
     #[schema(schema_with = event_ids)]
@@ -429,6 +445,7 @@ async fn ack(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"consumer": "worker-2", "min_idle_ms": 60000, "count": 10, "max_deliveries": 5}))]
 pub struct ReclaimRequest {
     /// Who takes the events over.
     #[schema(pattern = r"^[A-Za-z0-9_.-]{1,64}$")]

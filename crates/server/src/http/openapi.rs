@@ -59,6 +59,15 @@ pub fn schema_from_json(schema: serde_json::Value) -> utoipa::openapi::RefOr<uto
     serde_json::from_value(schema).expect("a hand-written schema is a valid OpenAPI schema")
 }
 
+/// The hand-written schema of a field that takes any JSON value, with its
+/// description (utoipa reads a schema without a `type` as none at all).
+pub fn any_json(description: &str) -> serde_json::Value {
+    serde_json::json!({
+        "type": ["object", "array", "string", "number", "integer", "boolean", "null"],
+        "description": description,
+    })
+}
+
 /// The document's fixed part (info, shared schemas, tags); routes add paths.
 pub fn base_document() -> Document {
     BaseDocument::openapi()

@@ -80,6 +80,7 @@ pub struct UserEnvelope {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"username": "ada", "email": "ada@example.com", "password": "correct horse battery"}))]
 pub struct SignupRequest {
     #[schema(pattern = r"^[A-Za-z0-9_.-]{3,32}$")]
     pub username: String,
@@ -106,6 +107,7 @@ async fn signup(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "ada@example.com", "password": "correct horse battery"}))]
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
@@ -151,6 +153,7 @@ async fn login(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"refresh_token": "the refresh token from login"}))]
 pub struct RefreshRequest {
     pub refresh_token: String,
 }
@@ -238,6 +241,7 @@ async fn me(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "ada@example.com"}))]
 pub struct EmailRequest {
     #[schema(pattern = r"^[!-?A-~]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$", max_length = 254)]
     pub email: String,
@@ -256,6 +260,7 @@ async fn otp_request(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "ada@example.com", "code": "042137"}))]
 pub struct OtpVerifyRequest {
     #[schema(pattern = r"^[!-?A-~]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$", max_length = 254)]
     pub email: String,
@@ -287,6 +292,7 @@ async fn password_forgot(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"token": "the token from the reset mail", "new_password": "a new long passphrase"}))]
 pub struct ResetRequest {
     pub token: String,
     #[schema(min_length = 8, max_length = 128)]

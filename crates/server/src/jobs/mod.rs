@@ -5,6 +5,7 @@
 pub mod cron;
 pub mod handlers;
 pub mod queue_routes;
+mod request_schema;
 pub mod routes;
 pub mod runner;
 pub mod service;

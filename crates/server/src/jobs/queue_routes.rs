@@ -85,6 +85,7 @@ pub struct DeadQuery {
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = r"^[0-9]{1,19}$")]
     pub cursor: Option<String>,
 }
 
@@ -110,6 +111,7 @@ async fn list_dead(
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"ids": ["01934f6e-7d2a-7c1e-9a4b-2f6d8e0c1a3b"]}))]
 pub struct RetryDeadRequest {
     /// The dead jobs to requeue (at most 1000); omit to requeue all.
     pub ids: Option<Vec<String>>,

@@ -43,7 +43,7 @@ impl From<JobError> for ApiError {
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackoffRequest {
     /// `exponential` (with jitter) or `fixed`.
@@ -52,33 +52,31 @@ pub struct BackoffRequest {
     pub max_ms: Option<u64>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+/// A job to enqueue; its schema is written out in `request_schema`.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnqueueRequest {
-    /// Default `default`; [a-z0-9_-], at most 64.
     pub queue: Option<String>,
-    /// A job type: `noop`, `sleep` {"ms"}, `flaky` {"fail_times"},
-    /// `webhook` {"url", "body", "headers"?, "timeout_ms"?}, and for admins
-    /// and their API clients `notify` {"user_id", "title", "body"?, "data"?}.
     #[serde(rename = "type")]
     pub kind: String,
     #[serde(default)]
     pub payload: serde_json::Value,
-    /// -1000..1000, higher first (FIFO within a priority).
     pub priority: Option<i32>,
-    /// Run this many milliseconds from now (at most a year).
     pub delay_ms: Option<u64>,
-    /// Or run at this time (RFC 3339); a past time means now.
     pub run_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// 1-100, default 3.
     pub max_attempts: Option<u32>,
     pub backoff: Option<BackoffRequest>,
-    /// Hard limit on one attempt's run time (default JOB_DEFAULT_TIMEOUT_MS):
-    /// an attempt running longer fails and is retried.
     pub timeout_ms: Option<u64>,
-    /// While a job with this key is pending, enqueueing returns its id.
     pub unique_key: Option<String>,
 }
+
+impl utoipa::PartialSchema for EnqueueRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::http::openapi::schema_from_json(super::request_schema::enqueue_request())
+    }
+}
+
+impl ToSchema for EnqueueRequest {}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Enqueued {
@@ -94,16 +92,17 @@ async fn enqueue(
     principal: Principal,
     ApiJson(body): ApiJson<EnqueueRequest>,
 ) -> Result<(StatusCode, ApiJson<Enqueued>), ApiError> {
-    let tenant = principal.tenant();
-    let (id, job_state) = jobs.enqueue(enqueuer(&principal, &tenant), &body.into()).await?;
+    let account = principal.account().to_string();
+    let (id, job_state) = jobs.enqueue(enqueuer(&principal, &account), &body.into()).await?;
     Ok((StatusCode::CREATED, ApiJson(Enqueued { id, state: job_state })))
 }
 
-/// The caller as the job catalog sees it; `tenant` is its
-/// [`Principal::tenant`], borrowed from the handler.
-fn enqueuer<'a>(principal: &Principal, tenant: &'a str) -> Enqueuer<'a> {
+/// The caller as the job catalog sees it; `account` is its
+/// [`Principal::account`] (jobs belong to the account: a user sees the
+/// jobs its API clients enqueued), borrowed from the handler.
+fn enqueuer<'a>(principal: &Principal, account: &'a str) -> Enqueuer<'a> {
     let clearance = if principal.is_operator() { Clearance::Operator } else { Clearance::Member };
-    Enqueuer { owner: tenant, clearance }
+    Enqueuer { owner: account, clearance }
 }
 
 impl From<EnqueueRequest> for JobSpec {
@@ -130,8 +129,10 @@ impl From<EnqueueRequest> for JobSpec {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"jobs": [{"type": "noop"}, {"type": "sleep", "payload": {"ms": 250}, "priority": 5}]}))]
 pub struct EnqueueBatchRequest {
     /// 1-100 jobs, each as for POST /v1/jobs.
+    #[schema(min_items = 1, max_items = 100)]
     pub jobs: Vec<EnqueueRequest>,
 }
 
@@ -150,8 +151,8 @@ async fn enqueue_batch(
     ApiJson(body): ApiJson<EnqueueBatchRequest>,
 ) -> Result<(StatusCode, ApiJson<BatchEnqueued>), ApiError> {
     let specs: Vec<JobSpec> = body.jobs.into_iter().map(Into::into).collect();
-    let tenant = principal.tenant();
-    let ids = jobs.enqueue_batch(enqueuer(&principal, &tenant), &specs).await?;
+    let account = principal.account().to_string();
+    let ids = jobs.enqueue_batch(enqueuer(&principal, &account), &specs).await?;
     Ok((StatusCode::CREATED, ApiJson(BatchEnqueued { ids })))
 }
 
@@ -220,36 +221,36 @@ impl From<JobRecord> for JobView {
 }
 
 /// A job's record: state, attempts, errors, result and timestamps.
-#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", security(("bearer" = []), ("api_key" = [])), params(("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", security(("bearer" = []), ("api_key" = [])), params(("id" = String, Path, description = "The job id `POST /v1/jobs` returned")),
     responses((status = 200, body = JobView), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn get_job(
     State(jobs): State<Arc<Jobs>>,
     principal: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<JobView>, ApiError> {
-    Ok(ApiJson(jobs.get(&principal.tenant(), &id).await?.into()))
+    Ok(ApiJson(jobs.get(&principal.account().to_string(), &id).await?.into()))
 }
 
 /// Cancel a scheduled or queued job (409 otherwise).
-#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs", security(("bearer" = []), ("api_key" = [])), params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs", security(("bearer" = []), ("api_key" = [])), params(("id" = String, Path, description = "The job id `POST /v1/jobs` returned")),
     responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json")))]
 async fn cancel(
     State(jobs): State<Arc<Jobs>>,
     principal: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    jobs.cancel(&principal.tenant(), &id).await?;
+    jobs.cancel(&principal.account().to_string(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Put a dead or retry-waiting job back in the queue now (409 otherwise).
-#[utoipa::path(post, path = "/v1/jobs/{id}/retry", tag = "jobs", security(("bearer" = []), ("api_key" = [])), params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/jobs/{id}/retry", tag = "jobs", security(("bearer" = []), ("api_key" = [])), params(("id" = String, Path, description = "The job id `POST /v1/jobs` returned")),
     responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json")))]
 async fn retry(
     State(jobs): State<Arc<Jobs>>,
     principal: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    jobs.retry(&principal.tenant(), &id).await?;
+    jobs.retry(&principal.account().to_string(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

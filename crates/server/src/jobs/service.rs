@@ -14,12 +14,12 @@ use super::handlers::{self, Clearance, SYSTEM_OWNER};
 use crate::config::JobSettings;
 use crate::validation::{FieldError, Violations};
 
-const MAX_PAYLOAD: usize = 256 * 1024;
-const MAX_DELAY_MS: u64 = 366 * 24 * 3600 * 1000;
+pub const MAX_PAYLOAD: usize = 256 * 1024;
+pub const MAX_DELAY_MS: u64 = 366 * 24 * 3600 * 1000;
 /// Longest back-off between attempts: a week.
-const MAX_BACKOFF_MS: u64 = 7 * 24 * 3600 * 1000;
+pub const MAX_BACKOFF_MS: u64 = 7 * 24 * 3600 * 1000;
 /// Longest run time of one attempt: a day.
-const MAX_TIMEOUT_MS: u64 = 24 * 3600 * 1000;
+pub const MAX_TIMEOUT_MS: u64 = 24 * 3600 * 1000;
 
 /// How long finished jobs stay readable.
 #[derive(Debug, Clone, Copy)]
@@ -275,13 +275,9 @@ impl Jobs {
                 0
             }
             (Some(ms), None) => ms,
-            (None, Some(at_time)) => {
-                let ms = (at_time - chrono::Utc::now()).num_milliseconds().max(0).unsigned_abs();
-                if ms > MAX_DELAY_MS {
-                    v.push(FieldError::new(format!("{at}run_at"), "must be within one year"));
-                }
-                ms
-            }
+            // Any RFC 3339 time (years up to 9999) is a whole number of
+            // milliseconds a queue score holds exactly.
+            (None, Some(at_time)) => (at_time - chrono::Utc::now()).num_milliseconds().max(0).unsigned_abs(),
             (None, None) => 0,
         };
         let priority = spec.priority.unwrap_or(0);
@@ -314,7 +310,7 @@ impl Jobs {
             v.push(FieldError::new(format!("{at}timeout_ms"), "must be at most a day (86400000 ms)"));
         }
         if let Some(key) = &spec.unique_key {
-            if key.is_empty() || key.len() > 200 {
+            if key.is_empty() || key.chars().count() > 200 {
                 v.push(FieldError::new(format!("{at}unique_key"), "must be 1-200 characters"));
             }
         }

@@ -66,6 +66,7 @@ fn bodies(standings: Vec<Standing>) -> Vec<StandingBody> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"member": "ada", "score": 1250, "mode": "max"}))]
 pub struct ScoreRequest {
     #[schema(pattern = r"^[^\u0000-\u001f\u007f-\u009f]{1,128}$")]
     pub member: String,
@@ -176,6 +177,7 @@ async fn reset(
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"reset": "weekly"}))]
 pub struct BoardSettings {
     /// `never` (default), `daily` or `weekly` (UTC; weeks start on Monday).
     /// Each period starts empty; the previous one stays readable with

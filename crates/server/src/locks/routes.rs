@@ -39,6 +39,7 @@ impl From<LockError> for ApiError {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"ttl_ms": 30000, "wait_ms": 2000}))]
 pub struct AcquireRequest {
     /// How long the lock is held unless extended or released (1 ms - 1 h).
     #[schema(minimum = 1, maximum = 3600000)]
@@ -82,12 +83,13 @@ async fn acquire(
     ApiPath(resource): ApiPath<String>,
     ApiJson(body): ApiJson<AcquireRequest>,
 ) -> Result<ApiJson<LeaseBody>, ApiError> {
-    let lease = locks.acquire(&principal.tenant(), &resource, body.ttl_ms, body.wait_ms).await?;
+    let lease = locks.acquire(&principal.account().to_string(), &resource, body.ttl_ms, body.wait_ms).await?;
     Ok(ApiJson(lease.into()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"token": "the token from acquire", "ttl_ms": 30000}))]
 pub struct ExtendRequest {
     pub token: String,
     #[schema(minimum = 1, maximum = 3600000)]
@@ -105,12 +107,13 @@ async fn extend(
     ApiPath(resource): ApiPath<String>,
     ApiJson(body): ApiJson<ExtendRequest>,
 ) -> Result<ApiJson<LeaseBody>, ApiError> {
-    let lease = locks.extend(&principal.tenant(), &resource, &body.token, body.ttl_ms).await?;
+    let lease = locks.extend(&principal.account().to_string(), &resource, &body.token, body.ttl_ms).await?;
     Ok(ApiJson(lease.into()))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"token": "the token from acquire"}))]
 pub struct ReleaseRequest {
     pub token: String,
 }
@@ -128,7 +131,7 @@ pub struct ReleaseQuery {
 #[utoipa::path(delete, path = "/v1/locks/{resource}", tag = "locks", request_body(content = Option<ReleaseRequest>, description = "Optional: the token may come in the header or query instead"),
     security(("bearer" = []), ("api_key" = [])),
     params(("resource" = String, Path, pattern = r"^[^\u0000-\u001f\u007f-\u009f]{1,200}$", description = "Lock name, scoped to the caller: 1-200 printable characters"), ReleaseQuery,
-        ("Lock-Token" = Option<String>, Header, description = "The holder's token")),
+        ("Lock-Token" = String, Header, description = "The holder's token. Documented as required so one way is always given; the `token` query parameter or a JSON body `{\"token\"}` may carry it instead.")),
     responses((status = 204), (status = 409, description = "Not the holder's token", body = Problem, content_type = "application/problem+json")))]
 async fn release(
     State(locks): State<Arc<LockService>>,
@@ -145,6 +148,6 @@ async fn release(
             "is required (Lock-Token header, token query parameter or body)",
         )])
     })?;
-    locks.release(&principal.tenant(), &resource, &token).await?;
+    locks.release(&principal.account().to_string(), &resource, &token).await?;
     Ok(StatusCode::NO_CONTENT)
 }

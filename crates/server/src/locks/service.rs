@@ -1,7 +1,8 @@
-//! Lock operations for one tenant, over the kit's `Locks` primitive.
+//! Lock operations for one account, over the kit's `Locks` primitive.
 //!
-//! Invariant: a caller only ever names resources inside its own tenant's
-//! namespace (`<tenant>/<resource>`), so tenants never contend.
+//! Invariant: a caller only ever names resources inside its account's
+//! namespace (`<account>/<resource>`): a user and its API clients contend
+//! for the same locks, two accounts never do.
 
 use std::time::Duration;
 
@@ -46,8 +47,8 @@ fn check_duration(field: &str, ms: u64, max: Duration, allow_zero: bool) -> Resu
     Ok(value)
 }
 
-fn scoped(tenant: &str, resource: &str) -> String {
-    format!("{tenant}/{resource}")
+fn scoped(account: &str, resource: &str) -> String {
+    format!("{account}/{resource}")
 }
 
 /// The locks capability's service.
@@ -63,7 +64,7 @@ impl LockService {
 
     pub async fn acquire(
         &self,
-        tenant: &str,
+        account: &str,
         resource: &str,
         ttl_ms: u64,
         wait_ms: Option<u64>,
@@ -71,18 +72,18 @@ impl LockService {
         check_resource(resource)?;
         let ttl = check_duration("ttl_ms", ttl_ms, MAX_TTL, false)?;
         let wait = wait_ms.map(|ms| check_duration("wait_ms", ms, MAX_WAIT, true)).transpose()?;
-        self.locks.acquire(&scoped(tenant, resource), ttl, wait).await?.ok_or(LockError::Held)
+        self.locks.acquire(&scoped(account, resource), ttl, wait).await?.ok_or(LockError::Held)
     }
 
-    pub async fn extend(&self, tenant: &str, resource: &str, token: &str, ttl_ms: u64) -> Result<Lease, LockError> {
+    pub async fn extend(&self, account: &str, resource: &str, token: &str, ttl_ms: u64) -> Result<Lease, LockError> {
         check_resource(resource)?;
         let ttl = check_duration("ttl_ms", ttl_ms, MAX_TTL, false)?;
-        self.locks.extend(&scoped(tenant, resource), token, ttl).await?.ok_or(LockError::NotHolder)
+        self.locks.extend(&scoped(account, resource), token, ttl).await?.ok_or(LockError::NotHolder)
     }
 
-    pub async fn release(&self, tenant: &str, resource: &str, token: &str) -> Result<(), LockError> {
+    pub async fn release(&self, account: &str, resource: &str, token: &str) -> Result<(), LockError> {
         check_resource(resource)?;
-        if self.locks.release(&scoped(tenant, resource), token).await? {
+        if self.locks.release(&scoped(account, resource), token).await? {
             Ok(())
         } else {
             Err(LockError::NotHolder)

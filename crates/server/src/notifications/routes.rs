@@ -132,7 +132,7 @@ async fn live(
 
 /// Mark one notification read (again: no change).
 #[utoipa::path(post, path = "/v1/notifications/{id}/read", tag = "notifications", security(("bearer" = [])),
-    params(("id" = Uuid, Path)),
+    params(("id" = Uuid, Path, description = "The id of one of the caller's notifications")),
     responses((status = 204, description = "Read"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn mark_read(
     State(notifications): State<Arc<Notifications>>,

@@ -136,13 +136,15 @@ async fn check_one(
     CurrentClient(client): CurrentClient,
     ApiJson(body): ApiJson<CheckRequest>,
 ) -> Result<ApiJson<DecisionBody>, ApiError> {
-    Ok(ApiJson(checks.check(client.client_id, &body).await?.into()))
+    Ok(ApiJson(checks.check(client.account(), &body).await?.into()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"checks": [{"key": "user:42:upload", "algorithm": "fixed_window", "limit": 10, "window_ms": 60000}, {"key": "user:42:export", "algorithm": "gcra", "rate": 2, "burst": 5}]}))]
 pub struct CheckBatchRequest {
     /// 1-100 checks, decided in one Redis round trip.
+    #[schema(min_items = 1, max_items = 100)]
     pub checks: Vec<CheckRequest>,
 }
 
@@ -160,7 +162,7 @@ async fn check_batch(
     CurrentClient(client): CurrentClient,
     ApiJson(body): ApiJson<CheckBatchRequest>,
 ) -> Result<ApiJson<CheckBatchResponse>, ApiError> {
-    let decisions = checks.check_batch(client.client_id, &body.checks).await?;
+    let decisions = checks.check_batch(client.account(), &body.checks).await?;
     Ok(ApiJson(CheckBatchResponse { results: decisions.into_iter().map(Into::into).collect() }))
 }
 
@@ -173,5 +175,5 @@ async fn status(
     CurrentClient(client): CurrentClient,
     ApiQuery(query): ApiQuery<CheckRequest>,
 ) -> Result<ApiJson<DecisionBody>, ApiError> {
-    Ok(ApiJson(checks.status(client.client_id, &query).await?.into()))
+    Ok(ApiJson(checks.status(client.account(), &query).await?.into()))
 }

@@ -1,14 +1,15 @@
 //! Rate limiting as a service: other systems ask "may `key` do this now?"
-//! with the limit in the request. Keys are namespaced by the calling API
-//! client, so tenants never touch each other's counters.
+//! with the limit in the request. Keys are namespaced by the caller's
+//! account: every API client of one user shares them, and two accounts
+//! never touch each other's counters.
 
 use std::time::Duration;
 
 use serde::Deserialize;
 use switchyard_kit::{Check, Decision, KitError, Limit, RateLimiter};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
+use crate::domain::PrincipalId;
 use crate::validation::FieldError;
 
 /// Most checks in one batch.
@@ -126,8 +127,8 @@ impl CheckRequest {
     }
 }
 
-fn subject(client_id: Uuid, key: &str) -> String {
-    format!("svc:{client_id}:{key}")
+fn subject(account: PrincipalId, key: &str) -> String {
+    format!("svc:{account}:{key}")
 }
 
 /// The binding decision of a one-limit verdict.
@@ -142,7 +143,7 @@ fn first(decisions: Vec<Decision>) -> Decision {
 }
 
 /// The check API's service: one limiter shared by every caller, keys
-/// namespaced per API client.
+/// namespaced per account (every API client of a user shares them).
 #[derive(Debug, Clone)]
 pub struct CheckService {
     limiter: RateLimiter,
@@ -153,23 +154,23 @@ impl CheckService {
         Self { limiter }
     }
 
-    pub async fn check(&self, client_id: Uuid, spec: &CheckRequest) -> Result<Decision, CheckError> {
+    pub async fn check(&self, account: PrincipalId, spec: &CheckRequest) -> Result<Decision, CheckError> {
         let (limit, cost) = spec.limit("").map_err(CheckError::Validation)?;
-        let subject = subject(client_id, &spec.key);
+        let subject = subject(account, &spec.key);
         let verdict = self.limiter.check(&Check { subject: &subject, names: &["svc"], limits: &[limit], cost }).await?;
         Ok(first(verdict.decisions))
     }
 
-    pub async fn status(&self, client_id: Uuid, spec: &CheckRequest) -> Result<Decision, CheckError> {
+    pub async fn status(&self, account: PrincipalId, spec: &CheckRequest) -> Result<Decision, CheckError> {
         let (limit, cost) = spec.limit("").map_err(CheckError::Validation)?;
-        let subject = subject(client_id, &spec.key);
+        let subject = subject(account, &spec.key);
         let verdict = self.limiter.peek(&Check { subject: &subject, names: &["svc"], limits: &[limit], cost }).await?;
         Ok(first(verdict.decisions))
     }
 
     /// Every check in one Redis round trip; all are validated first, so a bad
     /// item consumes nothing from the others.
-    pub async fn check_batch(&self, client_id: Uuid, specs: &[CheckRequest]) -> Result<Vec<Decision>, CheckError> {
+    pub async fn check_batch(&self, account: PrincipalId, specs: &[CheckRequest]) -> Result<Vec<Decision>, CheckError> {
         if specs.is_empty() || specs.len() > MAX_BATCH {
             return Err(CheckError::Validation(vec![FieldError::new(
                 "checks",
@@ -187,7 +188,7 @@ impl CheckService {
         if !errors.is_empty() {
             return Err(CheckError::Validation(errors));
         }
-        let subjects: Vec<String> = specs.iter().map(|s| subject(client_id, &s.key)).collect();
+        let subjects: Vec<String> = specs.iter().map(|s| subject(account, &s.key)).collect();
         let limits: Vec<[Limit; 1]> = parsed.iter().map(|(l, _)| [*l]).collect();
         let checks: Vec<Check<'_>> = subjects
             .iter()

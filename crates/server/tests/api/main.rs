@@ -3,6 +3,7 @@
 //! PostgreSQL (a fresh database of its own) and Redis (a key prefix of its
 //! own), so tests run in parallel and leave nothing behind.
 
+mod accounts;
 mod actions;
 mod binary;
 mod clients;

@@ -37,6 +37,24 @@ fn optional_u64(payload: &Value, field: &'static str, max: u64) -> Option<(&'sta
     }
 }
 
+/// The schema of an optional whole-number payload field (what
+/// `optional_u64` checks).
+fn optional_u64_schema(field: &str, max: u64, description: &str) -> Value {
+    json!({"type": "object", "properties": {field: {"type": "integer", "minimum": 0, "maximum": max, "description": description}}})
+}
+
+pub fn sleep_schema() -> Value {
+    optional_u64_schema("ms", MAX_SLEEP_MS, "How long to sleep (default 0).")
+}
+
+pub fn flaky_schema() -> Value {
+    optional_u64_schema("fail_times", 100, "How many first attempts fail (default 0).")
+}
+
+pub fn noop_schema() -> Value {
+    crate::http::openapi::any_json("Ignored.")
+}
+
 pub fn check_sleep(payload: &Value) -> Option<(&'static str, String)> {
     optional_u64(payload, "ms", MAX_SLEEP_MS)
 }

@@ -151,6 +151,25 @@ const CATALOG: &[(&str, Audience)] = &[
     ("mail", Audience::Internal),
 ];
 
+/// The job types callers may enqueue over the API, each with the schema
+/// of its payload, for the OpenAPI document.
+pub fn api_payload_schemas() -> Vec<(&'static str, Value)> {
+    CATALOG
+        .iter()
+        .filter(|(_, audience)| *audience != Audience::Internal)
+        .map(|(kind, _)| {
+            let schema = match *kind {
+                "sleep" => basic::sleep_schema(),
+                "flaky" => basic::flaky_schema(),
+                "webhook" => webhook::payload_schema(),
+                "notify" => notify::payload_schema(),
+                _ => basic::noop_schema(),
+            };
+            (*kind, schema)
+        })
+        .collect()
+}
+
 /// Checks that an enqueuer of `clearance` may enqueue `kind` (`Err` with
 /// the reason when not: the caller lacks the standing, a 403), and that the
 /// payload suits the type (the fields that do not). `at` prefixes field

@@ -73,6 +73,20 @@ impl super::Handler for NotifyHandler {
     }
 }
 
+/// What [`check`] accepts, as a JSON Schema.
+pub fn payload_schema() -> Value {
+    serde_json::json!({
+        "type": "object",
+        "required": ["user_id", "title"],
+        "properties": {
+            "user_id": {"type": "string", "format": "uuid", "description": "The user to notify."},
+            "title": {"type": "string", "minLength": 1, "maxLength": 200},
+            "body": {"type": "string", "maxLength": 4000},
+            "data": crate::http::openapi::any_json("Any JSON, stored with the notification."),
+        },
+    })
+}
+
 pub fn check(payload: &Value) -> Option<(&'static str, String)> {
     if payload.get("user_id").and_then(Value::as_str).is_none_or(|s| Uuid::parse_str(s).is_err()) {
         return Some(("user_id", "must be a user's id (UUID)".into()));

@@ -203,6 +203,36 @@ impl super::Handler for WebhookHandler {
 const FORBIDDEN_HEADERS: &[&str] =
     &["host", "content-length", "content-type", "transfer-encoding", "connection", SIGNATURE_HEADER];
 
+/// What [`check`] accepts, as a JSON Schema. The URL pattern is a plain
+/// host name (and port) over http(s), narrower than what `check` parses;
+/// header names exclude the ones switchyard sets itself, in any case.
+pub fn payload_schema() -> Value {
+    let label = "[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?";
+    let any_case = |name: &str| -> String {
+        name.chars()
+            .map(|c| if c.is_ascii_alphabetic() { format!("[{}{}]", c.to_ascii_lowercase(), c.to_ascii_uppercase()) } else { c.to_string() })
+            .collect()
+    };
+    let reserved: Vec<String> = FORBIDDEN_HEADERS.iter().map(|h| any_case(h)).chain([format!("{}.*", any_case("switchyard-"))]).collect();
+    serde_json::json!({
+        "type": "object",
+        "required": ["url"],
+        "properties": {
+            "url": {"type": "string", "maxLength": 2000,
+                // The last label starts with a letter: a numeric one makes
+                // the host an IPv4 address to URL parsers.
+                "pattern": format!("^https?://({label}\\.)*[a-z]([a-z0-9-]{{0,61}}[a-z0-9])?(:[1-9][0-9]{{0,3}})?(/[A-Za-z0-9._~/-]*)?$"),
+                "description": "Where to POST: an http:// or https:// URL."},
+            "body": crate::http::openapi::any_json("Any JSON: the request body."),
+            "headers": {"type": "object", "maxProperties": 20,
+                "propertyNames": {"type": "string", "pattern": format!("^(?!({})$)[A-Za-z0-9-]{{1,64}}$", reserved.join("|"))},
+                "additionalProperties": {"type": "string", "pattern": "^[\\t\\x20-\\x7e]*$"},
+                "description": "Extra request headers (not Host, Content-Length, Content-Type, Transfer-Encoding, Connection or switchyard-*)."},
+            "timeout_ms": {"type": "integer", "minimum": 1, "maximum": MAX_TIMEOUT_MS},
+        },
+    })
+}
+
 pub fn check(payload: &Value) -> Option<(&'static str, String)> {
     let url_ok = payload
         .get("url")
