@@ -105,7 +105,7 @@ fn object_or_empty<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<
 /// `Idempotency-Key` header, a retry returns the first response.
 #[utoipa::path(post, path = "/v1/actions", tag = "actions", request_body = CreateAction,
     security(("bearer" = []), ("api_key" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe for 24 h")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]([ -~]{0,253}[!-~])?$", description = "Makes retries safe for 24 h: 1-255 printable ASCII characters")),
     responses(
         (status = 201, body = ActionBody),
         (status = 409, description = "Same Idempotency-Key still in progress", body = Problem, content_type = "application/problem+json"),

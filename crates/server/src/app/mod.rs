@@ -126,7 +126,7 @@ pub fn assemble(settings: Settings, connections: Connections) -> Result<AppState
         clients: Arc::new(clients),
         checks: Arc::new(CheckService::new(limiter)),
         rate_limits,
-        locks: Arc::new(LockService::new(Locks::new(redis.clone(), keys.clone()))),
+        locks: Arc::new(LockService::new(Locks::new(redis.clone(), keys.clone()), settings.request_timeout)),
         boards: Arc::new(BoardService::new(redis.clone(), Leaderboards::new(redis.clone(), keys.clone()))),
         actions: Arc::new(Actions::new(db.clone(), redis.clone(), keys.clone(), settings.actions_audit_maxlen)),
         events: Arc::new(Events::new(redis.clone(), keys.clone(), &redis_config, settings.request_timeout)),

@@ -64,15 +64,19 @@ fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(refusal)
 }
 
+/// Whether `f` is a whole number an f64 holds exactly (|f| <= 2^53), such
+/// as `238.0`, which JSON Schema counts as an integer.
+pub fn is_exact_whole(f: f64) -> bool {
+    f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0
+}
+
 /// Rewrites every number with a zero fraction, within the range an integer
 /// field can hold exactly, as an integer; true when it changed something.
 fn integralize(value: &mut serde_json::Value) -> bool {
     use serde_json::Value;
-    /// 2^53: past it an f64 no longer holds every whole number.
-    const EXACT: f64 = 9_007_199_254_740_992.0;
     match value {
         Value::Number(n) => match n.as_f64() {
-            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() <= EXACT => {
+            Some(f) if n.is_f64() && is_exact_whole(f) => {
                 *n = if f < 0.0 { (f as i64).into() } else { (f as u64).into() };
                 true
             }
@@ -143,5 +147,44 @@ fn is_json(headers: &axum::http::HeaderMap) -> bool {
 impl<T: Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        ttl_ms: u64,
+        delta: Option<i32>,
+        ratio: Option<f64>,
+    }
+
+    #[test]
+    fn whole_numbers_with_a_zero_fraction_are_integers_and_other_fractions_are_named() {
+        let body: Body = decode(br#"{"ttl_ms": 25162.0, "delta": -3.0, "ratio": 2.0}"#).unwrap();
+        assert_eq!(body, Body { ttl_ms: 25162, delta: Some(-3), ratio: Some(2.0) });
+        let body: Body = decode(br#"{"ttl_ms": 1, "ratio": 0.5}"#).unwrap();
+        assert_eq!(body.ratio, Some(0.5), "a fraction stays where a fraction is wanted");
+        let ApiError::Validation(errors) = decode::<Body>(br#"{"ttl_ms": 1.5}"#).unwrap_err() else {
+            panic!("a 422")
+        };
+        assert_eq!(errors[0].field, "ttl_ms");
+        let ApiError::Validation(errors) = decode::<Body>(br#"{"ttl_ms": 1e300}"#).unwrap_err() else {
+            panic!("a 422")
+        };
+        assert_eq!(errors[0].field, "ttl_ms", "past 2^53 a float is not taken for an integer");
+    }
+
+    #[test]
+    fn malformed_json_says_where() {
+        let ApiError::BadRequest(detail) = decode::<Body>(b"{\n  \"ttl_ms\": }").unwrap_err() else {
+            panic!("a 400")
+        };
+        assert!(detail.contains("line 2"), "{detail}");
     }
 }

@@ -133,6 +133,7 @@ pub fn add_common_responses(document: &mut Document) {
                 .header("RateLimit-Reset", seconds("Seconds until the request may pass (= Retry-After)"))
                 .build(),
         ),
+        ("RequestTimeout", problem("The request took longer than REQUEST_TIMEOUT_SECS").build()),
         (
             "Unavailable",
             problem("A dependency (PostgreSQL, Redis) is not answering yet")
@@ -172,6 +173,7 @@ pub fn add_common_responses(document: &mut Document) {
                 add("403", "Forbidden");
             }
             if path.starts_with("/v1/") {
+                add("408", "RequestTimeout");
                 add("429", "TooManyRequests");
                 add("503", "Unavailable");
             }

@@ -55,11 +55,14 @@ fn scoped(account: &str, resource: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct LockService {
     locks: Locks,
+    max_wait: Duration,
 }
 
 impl LockService {
-    pub fn new(locks: Locks) -> Self {
-        Self { locks }
+    /// `request_timeout` bounds how long an acquire may wait: a wait that
+    /// would outlast the request ends a second before it, as a 409.
+    pub fn new(locks: Locks, request_timeout: Duration) -> Self {
+        Self { locks, max_wait: MAX_WAIT.min(request_timeout.saturating_sub(Duration::from_secs(1))) }
     }
 
     pub async fn acquire(
@@ -72,6 +75,7 @@ impl LockService {
         check_resource(resource)?;
         let ttl = check_duration("ttl_ms", ttl_ms, MAX_TTL, false)?;
         let wait = wait_ms.map(|ms| check_duration("wait_ms", ms, MAX_WAIT, true)).transpose()?;
+        let wait = wait.map(|w| w.min(self.max_wait));
         self.locks.acquire(&scoped(account, resource), ttl, wait).await?.ok_or(LockError::Held)
     }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{JobContext, JobFailure};
+use super::{whole_number, JobContext, JobFailure};
 
 const MAX_SLEEP_MS: u64 = 600_000;
 
@@ -14,14 +14,14 @@ pub async fn noop(_job: JobContext) -> Result<Value, JobFailure> {
 }
 
 pub async fn sleep(job: JobContext) -> Result<Value, JobFailure> {
-    let ms = job.payload.get("ms").and_then(Value::as_u64).unwrap_or(0).min(MAX_SLEEP_MS);
+    let ms = job.payload.get("ms").and_then(whole_number).unwrap_or(0).min(MAX_SLEEP_MS);
     tokio::time::sleep(Duration::from_millis(ms)).await;
     Ok(json!({"slept_ms": ms}))
 }
 
 /// Fails its first `fail_times` attempts, then succeeds.
 pub async fn flaky(job: JobContext) -> Result<Value, JobFailure> {
-    let fail_times = job.payload.get("fail_times").and_then(Value::as_u64).unwrap_or(0);
+    let fail_times = job.payload.get("fail_times").and_then(whole_number).unwrap_or(0);
     if u64::from(job.attempt) <= fail_times {
         Err(JobFailure::retry(format!("flaky: failing attempt {} of the first {fail_times}", job.attempt)))
     } else {
@@ -32,7 +32,7 @@ pub async fn flaky(job: JobContext) -> Result<Value, JobFailure> {
 fn optional_u64(payload: &Value, field: &'static str, max: u64) -> Option<(&'static str, String)> {
     match payload.get(field) {
         None => None,
-        Some(v) if v.as_u64().is_some_and(|n| n <= max) => None,
+        Some(v) if whole_number(v).is_some_and(|n| n <= max) => None,
         Some(_) => Some((field, format!("must be an integer from 0 to {max}"))),
     }
 }

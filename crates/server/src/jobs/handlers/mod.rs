@@ -151,6 +151,13 @@ const CATALOG: &[(&str, Audience)] = &[
     ("mail", Audience::Internal),
 ];
 
+/// A payload field as a whole number: an integer, or a number with a zero
+/// fraction (`238.0`, which JSON Schema counts as an integer).
+pub fn whole_number(value: &Value) -> Option<u64> {
+    let exact = |f: &f64| *f >= 0.0 && crate::http::json::is_exact_whole(*f);
+    value.as_u64().or_else(|| value.as_f64().filter(exact).map(|f| f as u64))
+}
+
 /// The job types callers may enqueue over the API, each with the schema
 /// of its payload, for the OpenAPI document.
 pub fn api_payload_schemas() -> Vec<(&'static str, Value)> {

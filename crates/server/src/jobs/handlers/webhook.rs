@@ -20,7 +20,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use super::{JobContext, JobFailure};
+use super::{whole_number, JobContext, JobFailure};
 use crate::config::JobSettings;
 
 const DEFAULT_TIMEOUT_MS: u64 = 10_000;
@@ -135,7 +135,7 @@ impl WebhookHandler {
             }
         }
         let body = serde_json::to_vec(job.payload.get("body").unwrap_or(&Value::Null)).unwrap_or_default();
-        let timeout = job.payload.get("timeout_ms").and_then(Value::as_u64).unwrap_or(DEFAULT_TIMEOUT_MS);
+        let timeout = job.payload.get("timeout_ms").and_then(whole_number).unwrap_or(DEFAULT_TIMEOUT_MS);
         let timestamp = chrono::Utc::now().timestamp();
         let mut request = self
             .client
@@ -243,7 +243,7 @@ pub fn check(payload: &Value) -> Option<(&'static str, String)> {
         return Some(("url", "must be an http:// or https:// URL".into()));
     }
     if let Some(t) = payload.get("timeout_ms") {
-        if !t.as_u64().is_some_and(|t| (1..=MAX_TIMEOUT_MS).contains(&t)) {
+        if !whole_number(t).is_some_and(|t| (1..=MAX_TIMEOUT_MS).contains(&t)) {
             return Some(("timeout_ms", format!("must be 1-{MAX_TIMEOUT_MS}")));
         }
     }
