@@ -30,6 +30,10 @@ use uuid::Uuid;
 
 use crate::config::AnalyticsSettings;
 
+/// The kit cache family of the reports (its hit and miss totals are
+/// exported as metrics under this name).
+pub const FAMILY: &str = "reports";
+
 /// How long per-item hit and miss counts live after their last lookup.
 const TRACKING_TTL: Duration = Duration::from_secs(7 * 86_400);
 
@@ -142,7 +146,7 @@ pub struct ReportCache {
 
 impl ReportCache {
     pub fn new(conn: RedisConnection, keys: Keyspace, settings: &AnalyticsSettings) -> Self {
-        let mut cache = Cache::new(conn, keys, "reports");
+        let mut cache = Cache::new(conn, keys, FAMILY);
         if settings.cache_hit_tracking {
             cache = cache.with_key_tracking(KeyTracking { ttl: TRACKING_TTL, ranked: RANKED_ITEMS });
         }
