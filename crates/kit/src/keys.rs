@@ -78,6 +78,31 @@ pub fn escape(segment: &str) -> String {
     out
 }
 
+/// The segment [`escape`] was given: `%XX` sequences decoded.
+pub fn unescape(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        let decoded = (bytes[at] == b'%')
+            .then(|| bytes.get(at + 1..at + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match decoded {
+            Some(byte) => {
+                out.push(byte);
+                at += 3;
+            }
+            None => {
+                out.push(bytes[at]);
+                at += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Copies runs of safe bytes whole and only looks at characters that may
 /// need escaping: keys are built on every request (a rate-limit check builds
 /// one per limit), and a per-character push with a `format!` per escape was
@@ -198,6 +223,7 @@ mod tests {
             "ends with %",
         ] {
             assert_eq!(escape(segment), reference(segment), "{segment:?}");
+            assert_eq!(unescape(&escape(segment)), segment, "{segment:?} round-trips");
         }
     }
 

@@ -36,7 +36,7 @@ pub mod testing;
 
 pub use attempts::Attempts;
 pub use blocking::{BlockingConnection, BlockingConnections};
-pub use cache::{Cache, CacheStatus};
+pub use cache::{Cache, CacheStatus, KeyTracking, Missed};
 pub use connection::{RedisConfig, RedisConnection, RedisTopology};
 pub use error::KitError;
 pub use heartbeat::Heartbeats;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_kit::testing::TestPrefix;
-use switchyard_kit::{Cache, CacheStatus, KitError, RedisConfig, RedisConnection};
+use switchyard_kit::{Cache, CacheStatus, KeyTracking, KitError, RedisConfig, RedisConnection};
 
 async fn cache(family: &str) -> (Cache, TestPrefix) {
     let url = std::env::var("SWITCHYARD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
@@ -66,4 +66,35 @@ async fn a_hundred_concurrent_misses_load_once() {
         assert_eq!(task.await.unwrap(), Some(42));
     }
     assert_eq!(loads.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn key_tracking_counts_each_item_and_ranks_the_most_missed_with_their_recipes() {
+    let (c, _prefix) = cache("tracked").await;
+    let c = c.with_key_tracking(KeyTracking { ttl: Duration::from_secs(60), ranked: 2 });
+    let ttl = Duration::from_secs(60);
+    for (item, recipe) in [("a:1", "recipe a"), ("b/2", "recipe b"), ("c", "recipe c")] {
+        // Each item misses as often as its rank says: c three times, b twice.
+        let times = match item {
+            "c" => 3,
+            "b/2" => 2,
+            _ => 1,
+        };
+        for _ in 0..times {
+            c.bump_version().await.unwrap();
+            let (_, status) = c.get_or_load_with_recipe(item, recipe, ttl, || load(1)).await.unwrap();
+            assert_eq!(status, CacheStatus::Miss);
+        }
+    }
+    let (_, status) = c.get_or_load_with_recipe("c", "recipe c", ttl, || load(1)).await.unwrap();
+    assert_eq!(status, CacheStatus::Hit);
+    assert_eq!(c.key_stats("c").await.unwrap(), (1, 3));
+    assert_eq!(c.key_stats("b/2").await.unwrap(), (0, 2));
+    assert_eq!(c.stats().await.unwrap(), (1, 6), "the family's counts still add up");
+
+    let ranked = c.most_missed(10).await.unwrap();
+    let ranked: Vec<(&str, &str, u64)> =
+        ranked.iter().map(|m| (m.item.as_str(), m.recipe.as_str(), m.misses)).collect();
+    // Capped at two: the least missed item ("a:1") and its recipe are gone.
+    assert_eq!(ranked, [("c", "recipe c", 3), ("b/2", "recipe b", 2)]);
 }

@@ -80,6 +80,17 @@ async fn run(cli: Cli) -> Result<(), StartupError> {
             if !no_migrate {
                 startup::migrate(&state.db).await?;
             }
+            if state.settings.analytics.cache_prewarm {
+                // Beside serving, not before it: a slow warm-up must not
+                // hold up readiness.
+                let reports = state.reports.clone();
+                tokio::spawn(async move {
+                    match reports.prewarm(switchyard::analytics::reports::PREWARM_REPORTS).await {
+                        Ok(warmed) => tracing::info!(warmed, "pre-warmed the most-missed usage reports"),
+                        Err(error) => tracing::warn!(%error, "pre-warming usage reports failed"),
+                    }
+                });
+            }
             let app = Application::bind(state).await?;
             tracing::info!(address = %app.local_addr(), "switchyard listening");
             app.run_until_stopped(shutdown::on_signal()).await?;
@@ -88,8 +99,8 @@ async fn run(cli: Cli) -> Result<(), StartupError> {
             let shutdown = shutdown::on_signal();
             let selection = queues.map_or(QueueSelection::All, QueueSelection::Named);
             let handlers = Arc::new(app::job_handlers(&state));
-            let cron =
-                CronScheduler::new(state.jobs.clone(), &state.settings.jobs.cron).map_err(StartupError::Admin)?;
+            let cron = CronScheduler::new(state.jobs.clone(), &app::cron_entries(&state.settings))
+                .map_err(StartupError::Admin)?;
             let jobs = tokio::spawn(worker::jobs::run(
                 state.clone(),
                 handlers,

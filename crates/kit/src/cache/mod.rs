@@ -10,6 +10,12 @@
 //! - Hit and miss counts per family are kept in Redis (HINCRBY, in the same
 //!   script as the lookup) so every instance's traffic adds up; the server
 //!   exports them as metrics.
+//! - Optionally ([`Cache::with_key_tracking`]) hits and misses are also
+//!   counted per item (INCRBY, same script), and each miss ranks the item
+//!   in the family's most-missed set together with a caller-given recipe
+//!   (how to recompute the value), so a warmer can refill the items that
+//!   miss most ([`Cache::most_missed`]). The ranking is capped and every
+//!   tracking key expires.
 //!
 //! All keys of a family share its hash tag.
 
@@ -45,11 +51,37 @@ pub struct Cache {
     family: String,
     /// How long another caller's load is waited for.
     wait: Duration,
+    tracking: Option<KeyTracking>,
+}
+
+/// Per-item hit and miss counting (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyTracking {
+    /// How long an item's counts (and the ranking) live after its last
+    /// lookup.
+    pub ttl: Duration,
+    /// How many items the most-missed ranking keeps.
+    pub ranked: u32,
+}
+
+/// One item of the most-missed ranking.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Missed {
+    pub item: String,
+    /// What the caller gave with the lookup that missed.
+    pub recipe: String,
+    pub misses: u64,
 }
 
 impl Cache {
     pub fn new(conn: RedisConnection, keys: Keyspace, family: &str) -> Self {
-        Self { conn, keys, family: family.to_owned(), wait: Duration::from_millis(500) }
+        Self { conn, keys, family: family.to_owned(), wait: Duration::from_millis(500), tracking: None }
+    }
+
+    /// Also counts hits and misses per item and ranks the items that miss.
+    pub fn with_key_tracking(mut self, tracking: KeyTracking) -> Self {
+        self.tracking = Some(tracking);
+        self
     }
 
     /// How long callers wait for a concurrent load of the same key.
@@ -75,26 +107,31 @@ impl Cache {
         format!("{}:", self.keys.tagged(&self.tag(), &["v"]))
     }
 
+    /// `<prefix>:{cache:<family>}:key:` — followed by `hits:<item>`,
+    /// `misses:<item>`, `missed` or `recipes`.
+    fn tracking_prefix(&self) -> String {
+        format!("{}:", self.keys.tagged(&self.tag(), &["key"]))
+    }
+
     fn value_key(&self, version: &str, item: &str) -> String {
         self.keys.tagged(&self.tag(), &["v", version, item])
     }
 
-    async fn lookup(&self, item: &str) -> Result<(String, Option<String>), KitError> {
+    async fn lookup(&self, item: &str, recipe: &str) -> Result<(String, Option<String>), KitError> {
         let mut conn = self.conn.clone();
         // Escaped like any key part, so the script's key matches `value_key`.
         let escaped = crate::keys::escape(item);
-        Ok(GET
-            .key(self.version_key())
-            .key(self.stats_key())
-            .arg(self.value_prefix())
-            .arg(&escaped)
-            .invoke_async(&mut conn)
-            .await?)
+        let mut invocation = GET.key(self.version_key());
+        invocation.key(self.stats_key()).arg(self.value_prefix()).arg(&escaped);
+        if let Some(tracking) = self.tracking {
+            invocation.arg(self.tracking_prefix()).arg(recipe).arg(millis(tracking.ttl).max(1)).arg(tracking.ranked);
+        }
+        Ok(invocation.invoke_async(&mut conn).await?)
     }
 
     /// The cached value of `item`, if any (counts a hit or a miss).
     pub async fn get<T: DeserializeOwned>(&self, item: &str) -> Result<Option<T>, KitError> {
-        let (_, raw) = self.lookup(item).await?;
+        let (_, raw) = self.lookup(item, "").await?;
         Ok(raw.and_then(|raw| serde_json::from_str(&raw).ok()))
     }
 
@@ -156,7 +193,26 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<T>, E>>,
     {
-        let (version, raw) = self.lookup(item).await?;
+        self.get_or_load_with_recipe(item, "", ttl, load).await
+    }
+
+    /// [`Cache::get_or_load`], keeping `recipe` with the item's miss count
+    /// when key tracking is on (so [`Cache::most_missed`] can say how to
+    /// recompute it).
+    pub async fn get_or_load_with_recipe<T, E, F, Fut>(
+        &self,
+        item: &str,
+        recipe: &str,
+        ttl: Duration,
+        load: F,
+    ) -> Result<(Option<T>, CacheStatus), E>
+    where
+        T: Serialize + DeserializeOwned,
+        E: From<KitError>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>, E>>,
+    {
+        let (version, raw) = self.lookup(item, recipe).await?;
         if let Some(value) = raw.and_then(|raw| serde_json::from_str(&raw).ok()) {
             return Ok((Some(value), CacheStatus::Hit));
         }
@@ -214,6 +270,48 @@ impl Cache {
     pub async fn bump_version(&self) -> Result<u64, KitError> {
         let mut conn = self.conn.clone();
         Ok(redis::cmd("INCR").arg(self.version_key()).query_async(&mut conn).await?)
+    }
+
+    /// (hits, misses) counted for `item` (zero unless key tracking is on).
+    pub async fn key_stats(&self, item: &str) -> Result<(u64, u64), KitError> {
+        let mut conn = self.conn.clone();
+        let (hits, misses): (Option<u64>, Option<u64>) = redis::cmd("MGET")
+            .arg(self.keys.tagged(&self.tag(), &["key", "hits", item]))
+            .arg(self.keys.tagged(&self.tag(), &["key", "misses", item]))
+            .query_async(&mut conn)
+            .await?;
+        Ok((hits.unwrap_or(0), misses.unwrap_or(0)))
+    }
+
+    /// The `limit` items that missed most (most first), with their recipes.
+    pub async fn most_missed(&self, limit: usize) -> Result<Vec<Missed>, KitError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let prefix = self.tracking_prefix();
+        let mut conn = self.conn.clone();
+        let ranked: Vec<(String, f64)> = redis::cmd("ZREVRANGE")
+            .arg(format!("{prefix}missed"))
+            .arg(0)
+            .arg(limit - 1)
+            .arg("WITHSCORES")
+            .query_async(&mut conn)
+            .await?;
+        if ranked.is_empty() {
+            return Ok(Vec::new());
+        }
+        let escaped: Vec<&str> = ranked.iter().map(|(item, _)| item.as_str()).collect();
+        let recipes: Vec<Option<String>> =
+            redis::cmd("HMGET").arg(format!("{prefix}recipes")).arg(&escaped).query_async(&mut conn).await?;
+        Ok(ranked
+            .into_iter()
+            .zip(recipes)
+            .filter_map(|((item, misses), recipe)| {
+                // Scores are whole counts (RESP3 sends them as doubles).
+                let misses = misses as u64;
+                Some(Missed { item: crate::keys::unescape(&item), recipe: recipe?, misses })
+            })
+            .collect())
     }
 
     /// (hits, misses) counted for this family across all instances.

@@ -10,15 +10,17 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use switchyard_kit::{Keyspace, RedisConnection};
 
+use crate::analytics::reports::PREWARM_REPORTS;
+use crate::analytics::Reports;
 use crate::clients::keys::KEY_PREFIX;
 use crate::clients::Clients;
-use crate::config::{MailTransportSetting, Settings};
+use crate::config::{AnalyticsSettings, CronSetting, MailTransportSetting, Settings};
 use crate::domain::{Principal, Rejection};
 use crate::http::auth::{Authenticator, Credential};
 use crate::http::ApiError;
 use crate::identity::{Identity, MailOutbox};
 use crate::jobs::handlers::notify::{Notification, NotificationSink};
-use crate::jobs::handlers::JobFailure;
+use crate::jobs::handlers::{Handlers, JobContext, JobFailure, REPORT_PREWARM, USAGE_ROLLUP};
 use crate::jobs::service::{BackoffKind, BackoffSpec, JobSpec};
 use crate::jobs::Jobs;
 use crate::mail::{Email, MailSettings, MailTransport};
@@ -126,4 +128,52 @@ impl Signals for OpsSignals {
             self.jobs.record_queue_gauges().await;
         })
     }
+}
+
+/// The queue the built-in analytics jobs run on.
+pub const ANALYTICS_QUEUE: &str = "analytics";
+
+/// Adds the analytics jobs' handlers: the usage roll-up and the report
+/// warm-up, over `reports`.
+pub(super) fn with_analytics_jobs(handlers: Handlers, reports: Arc<Reports>) -> Handlers {
+    let rolling = reports.clone();
+    handlers
+        .with(USAGE_ROLLUP, move |_job: JobContext| {
+            let reports = rolling.clone();
+            async move {
+                let today = chrono::Utc::now().date_naive();
+                match reports.rollup().catch_up(today).await {
+                    Ok(days) => Ok(json!({ "rolled": days })),
+                    Err(error) => Err(JobFailure::retry(format!("rolling up usage failed: {error}"))),
+                }
+            }
+        })
+        .with(REPORT_PREWARM, move |_job: JobContext| {
+            let reports = reports.clone();
+            async move {
+                match reports.prewarm(PREWARM_REPORTS).await {
+                    Ok(warmed) => Ok(json!({ "warmed": warmed })),
+                    Err(error) => Err(JobFailure::retry(format!("warming reports failed: {error}"))),
+                }
+            }
+        })
+}
+
+/// The built-in analytics cron entries: the roll-up hourly (a missed run
+/// is caught up: each run rolls every finished day not rolled yet), and
+/// the report warm-up every 5 minutes when `CACHE_PREWARM_CRON_ENABLED`.
+pub(super) fn analytics_cron(settings: &AnalyticsSettings) -> Vec<CronSetting> {
+    let entry = |name: &str, schedule: &str, kind: &str| CronSetting {
+        name: name.into(),
+        schedule: schedule.into(),
+        queue: ANALYTICS_QUEUE.into(),
+        kind: kind.into(),
+        payload: Value::Null,
+        catch_up_secs: 3600,
+    };
+    let mut entries = vec![entry("usage-rollup", "0 5 * * * *", USAGE_ROLLUP)];
+    if settings.cache_prewarm_cron {
+        entries.push(entry("report-prewarm", "0 */5 * * * *", REPORT_PREWARM));
+    }
+    entries
 }

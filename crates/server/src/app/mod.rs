@@ -20,8 +20,9 @@ use switchyard_kit::{Keyspace, Leaderboards, Locks, PubSubHub, RateLimiter, Redi
 use tokio_util::sync::CancellationToken;
 
 use crate::actions::Actions;
+use crate::analytics::Reports;
 use crate::clients::Clients;
-use crate::config::Settings;
+use crate::config::{CronSetting, Settings};
 use crate::events::Events;
 use crate::identity::Identity;
 use crate::jobs::handlers::Handlers;
@@ -76,6 +77,8 @@ pub struct Services {
     pub jobs: Arc<Jobs>,
     pub events: Arc<Events>,
     pub notifications: Arc<Notifications>,
+    /// Usage reports, the live usage counters and the daily roll-up.
+    pub reports: Arc<Reports>,
 }
 
 /// What `assemble` could not build, naming the setting at fault.
@@ -131,6 +134,7 @@ pub fn assemble(settings: Settings, connections: Connections) -> Result<AppState
         actions: Arc::new(Actions::new(db.clone(), redis.clone(), keys.clone(), settings.actions_audit_maxlen)),
         events: Arc::new(Events::new(redis.clone(), keys.clone(), &redis_config, settings.request_timeout)),
         notifications: Arc::new(Notifications::new(db.clone(), redis.clone(), hub, keys.clone(), closing.clone())),
+        reports: Arc::new(Reports::new(db.clone(), redis.clone(), keys.clone(), &settings.analytics)),
         jobs,
         mailer,
         closing,
@@ -143,7 +147,22 @@ pub fn assemble(settings: Settings, connections: Connections) -> Result<AppState
 
 /// The job handlers a worker runs, wired to this process's services.
 pub fn job_handlers(state: &AppState) -> Handlers {
-    Handlers::builtin(state.mailer.clone(), &state.settings.jobs, state.notifications.clone())
+    let handlers = Handlers::builtin(state.mailer.clone(), &state.settings.jobs, state.notifications.clone());
+    adapters::with_analytics_jobs(handlers, state.reports.clone())
+}
+
+/// The recurring jobs a worker schedules: the configured `[[cron]]`
+/// entries, then the built-in analytics ones (the hourly usage roll-up;
+/// the report warm-up every 5 minutes with `CACHE_PREWARM_CRON_ENABLED`)
+/// unless an entry of the same name replaces them.
+pub fn cron_entries(settings: &Settings) -> Vec<CronSetting> {
+    let mut entries = settings.jobs.cron.clone();
+    for entry in adapters::analytics_cron(&settings.analytics) {
+        if !entries.iter().any(|e| e.name == entry.name) {
+            entries.push(entry);
+        }
+    }
+    entries
 }
 
 /// Each capability's router asks for its own service by type.
@@ -169,4 +188,5 @@ substates! {
     jobs: Jobs,
     events: Events,
     notifications: Notifications,
+    reports: Reports,
 }

@@ -28,7 +28,7 @@ use crate::http::{self, middleware, openapi, REQUEST_ID};
 use crate::telemetry::metrics::HttpMetricsLayer;
 
 /// Every capability's routes. A new capability adds its `router()` here.
-fn capability_routers() -> [OpenApiRouter<AppState>; 11] {
+fn capability_routers() -> [OpenApiRouter<AppState>; 12] {
     [
         crate::ops::routes::router(),
         crate::identity::routes::router(),
@@ -41,6 +41,7 @@ fn capability_routers() -> [OpenApiRouter<AppState>; 11] {
         crate::ratelimit::routes::router(),
         crate::events::routes::router(),
         crate::notifications::routes::router(),
+        crate::analytics::report_routes::router(),
     ]
 }
 

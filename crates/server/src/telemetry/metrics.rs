@@ -169,7 +169,7 @@ pub fn record_pool_gauges(db: &PgPool, max_connections: u32) {
 
 /// Cache families whose hit/miss counts (kept in Redis, across instances)
 /// are exported.
-pub const CACHE_FAMILIES: &[&str] = &["last-action"];
+pub const CACHE_FAMILIES: &[&str] = &["last-action", "reports"];
 
 /// Sets `cache_hits_total` / `cache_misses_total` from the counts in Redis;
 /// called at scrape time. A Redis error leaves the previous values.

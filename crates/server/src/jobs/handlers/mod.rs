@@ -142,6 +142,12 @@ pub enum Clearance {
 /// The owner of jobs switchyard enqueues for itself.
 pub const SYSTEM_OWNER: &str = "system";
 
+/// Rolls finished days of activity into `usage_daily` (a built-in cron
+/// job; its handler is wired by the composition root over analytics).
+pub const USAGE_ROLLUP: &str = "usage-rollup";
+/// Recomputes the most-missed cached usage reports (likewise).
+pub const REPORT_PREWARM: &str = "report-prewarm";
+
 const CATALOG: &[(&str, Audience)] = &[
     ("noop", Audience::Everyone),
     ("sleep", Audience::Everyone),
@@ -149,6 +155,8 @@ const CATALOG: &[(&str, Audience)] = &[
     ("webhook", Audience::Everyone),
     ("notify", Audience::Operators),
     ("mail", Audience::Internal),
+    (USAGE_ROLLUP, Audience::Internal),
+    (REPORT_PREWARM, Audience::Internal),
 ];
 
 /// A payload field as a whole number: an integer, or a number with a zero
