@@ -442,3 +442,25 @@ fn time_ms(record: &Value, field: &str) -> i64 {
     let text = record[field].as_str().unwrap_or_else(|| panic!("{field} is an RFC 3339 string: {record}"));
     chrono::DateTime::parse_from_rfc3339(text).unwrap().timestamp_millis()
 }
+
+#[tokio::test]
+async fn what_the_document_allows_is_accepted_far_future_times_and_whole_floats_included() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    // Any RFC 3339 time: a job may wait years; a past time means now.
+    let far = enqueue(&app, &user, json!({"type": "noop", "run_at": "2999-01-01T00:00:00Z"})).await;
+    assert_eq!(far.status(), 201);
+    let far: Value = far.json().await.unwrap();
+    assert_eq!(far["state"], "scheduled");
+    // Whole numbers written with a fraction, at the top and in a payload.
+    let floats = json!({"type": "sleep", "payload": {"ms": 5.0}, "priority": -480.0, "max_attempts": 2.0});
+    let r = enqueue(&app, &user, floats).await;
+    assert_eq!(r.status(), 201);
+    let job = job(&app, &user, r.json::<Value>().await.unwrap()["id"].as_str().unwrap()).await;
+    assert_eq!(job["max_attempts"], 2);
+    let r = enqueue(&app, &user, json!({"type": "sleep", "payload": {"ms": 5.5}})).await;
+    assert_eq!(assert_problem(r, 422).await["errors"][0]["field"], "payload.ms");
+    // delay_ms and run_at exclude each other.
+    let both = json!({"type": "noop", "delay_ms": 10, "run_at": "2999-01-01T00:00:00Z"});
+    assert_eq!(assert_problem(enqueue(&app, &user, both).await, 422).await["errors"][0]["field"], "run_at");
+}
