@@ -8,7 +8,7 @@
 //!    `mail`;
 //! 3. capabilities, one module each, never importing one another: `ops`,
 //!    `identity`, `clients`, `locks`, `ratelimit`, `leaderboards`,
-//!    `events`, `actions`, `jobs`, `notifications`;
+//!    `events`, `actions`, `jobs`, `notifications`, `analytics`;
 //! 4. the composition root and the processes: `app` (state, wiring,
 //!    router, OpenAPI), `startup`, `worker`, `cli`, `shutdown`.
 
