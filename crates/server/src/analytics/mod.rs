@@ -7,8 +7,25 @@
 //! Invariant: the request path does no I/O for recording; a record's id is
 //! made once, on arrival, so no stage ever writes a request twice.
 
-pub mod observer;
-pub mod record;
+//!
+//! The recording half: `layer` (the tower layer on the request path),
+//! `recorder` (the task that batches, writes, spills and drains), `spill`
+//! (the Redis stream batches wait in while PostgreSQL is away), `store`
+//! (the `activity` table's SQL), `partitions` (daily partitions, created
+//! ahead and dropped past the retention), `live` (the live feed),
+//! `activity` (the `Activity` service) and `activity_routes`.
 
+pub mod activity;
+pub mod activity_routes;
+pub mod layer;
+pub mod live;
+pub mod observer;
+pub mod partitions;
+pub mod record;
+pub mod recorder;
+pub mod spill;
+pub mod store;
+
+pub use activity::{Activity, ActivityError, ClientOwners};
 pub use observer::BatchObserver;
 pub use record::{ActivityRecord, PrincipalKind};

@@ -11,6 +11,8 @@ use sqlx::PgPool;
 use switchyard_kit::{Keyspace, RedisConnection};
 
 use crate::clients::keys::KEY_PREFIX;
+use crate::analytics::ClientOwners;
+use crate::clients::service::ClientsError;
 use crate::clients::Clients;
 use crate::config::{MailTransportSetting, Settings};
 use crate::domain::{Principal, Rejection};
@@ -124,6 +126,22 @@ impl Signals for OpsSignals {
             crate::telemetry::metrics::record_pool_gauges(&self.db, self.max_connections);
             crate::telemetry::metrics::record_cache_stats(&self.redis, &self.keys).await;
             self.jobs.record_queue_gauges().await;
+        })
+    }
+}
+
+/// Activity asks the clients capability whose an API client is.
+#[derive(Debug)]
+pub(super) struct ClientDirectory(pub Arc<Clients>);
+
+impl ClientOwners for ClientDirectory {
+    fn owns(&self, account: uuid::Uuid, client_id: uuid::Uuid) -> futures::future::BoxFuture<'_, anyhow::Result<bool>> {
+        Box::pin(async move {
+            match self.0.get(account, client_id).await {
+                Ok(_) => Ok(true),
+                Err(ClientsError::NotFound) => Ok(false),
+                Err(error) => Err(error.into()),
+            }
         })
     }
 }

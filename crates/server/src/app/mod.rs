@@ -20,6 +20,7 @@ use switchyard_kit::{Keyspace, Leaderboards, Locks, PubSubHub, RateLimiter, Redi
 use tokio_util::sync::CancellationToken;
 
 use crate::actions::Actions;
+use crate::analytics::Activity;
 use crate::clients::Clients;
 use crate::config::Settings;
 use crate::events::Events;
@@ -76,6 +77,8 @@ pub struct Services {
     pub jobs: Arc<Jobs>,
     pub events: Arc<Events>,
     pub notifications: Arc<Notifications>,
+    /// Activity recording (the recorder's handle) and its queries.
+    pub activity: Arc<Activity>,
 }
 
 /// What `assemble` could not build, naming the setting at fault.
@@ -106,7 +109,8 @@ pub fn assemble(settings: Settings, connections: Connections) -> Result<AppState
     let outbox = Arc::new(adapters::JobsMailOutbox(jobs.clone()));
     let identity = Identity::new(&settings, db.clone(), redis.clone(), keys.clone(), outbox)
         .map_err(|e| AssembleError { setting: "ARGON2_MEMORY_KIB", message: e.to_string() })?;
-    let clients = Clients::new(db.clone(), redis.clone(), keys.clone(), identity.hasher().clone(), &settings.identity);
+    let clients =
+        Arc::new(Clients::new(db.clone(), redis.clone(), keys.clone(), identity.hasher().clone(), &settings.identity));
     let limiter = RateLimiter::new(redis.clone(), keys.clone());
     let rate_limits = Arc::new(RateLimits::new(limiter.clone(), &settings.rate_limit));
     let closing = CancellationToken::new();
@@ -120,10 +124,21 @@ pub fn assemble(settings: Settings, connections: Connections) -> Result<AppState
         rate_limits: rate_limits.clone(),
     };
     let ops = Ops::new(db.clone(), redis.clone(), metrics, settings.ready_check_timeout, Arc::new(signals));
+    let activity = Arc::new(Activity::new(
+        db.clone(),
+        redis.clone(),
+        hub.clone(),
+        keys.clone(),
+        &settings.analytics,
+        Arc::new(adapters::ClientDirectory(clients.clone())),
+        // Observers of each batch besides the live feed (which it adds).
+        Vec::new(),
+        closing.clone(),
+    ));
     Ok(AppState(Arc::new(Services {
         ops: Arc::new(ops),
         identity: Arc::new(identity),
-        clients: Arc::new(clients),
+        clients,
         checks: Arc::new(CheckService::new(limiter)),
         rate_limits,
         locks: Arc::new(LockService::new(Locks::new(redis.clone(), keys.clone()))),
@@ -131,6 +146,7 @@ pub fn assemble(settings: Settings, connections: Connections) -> Result<AppState
         actions: Arc::new(Actions::new(db.clone(), redis.clone(), keys.clone(), settings.actions_audit_maxlen)),
         events: Arc::new(Events::new(redis.clone(), keys.clone(), &redis_config, settings.request_timeout)),
         notifications: Arc::new(Notifications::new(db.clone(), redis.clone(), hub, keys.clone(), closing.clone())),
+        activity,
         jobs,
         mailer,
         closing,
@@ -169,4 +185,5 @@ substates! {
     jobs: Jobs,
     events: Events,
     notifications: Notifications,
+    activity: Activity,
 }
