@@ -4,6 +4,7 @@
 //! own), so tests run in parallel and leave nothing behind.
 
 mod actions;
+mod activity;
 mod binary;
 mod clients;
 mod edge;
