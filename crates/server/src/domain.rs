@@ -204,7 +204,8 @@ mod tests {
 
     #[test]
     fn page_cursors_round_trip_and_foreign_ones_are_refused() {
-        let cursor = PageCursor::new(chrono::DateTime::from_timestamp_micros(1_800_000_000_123_456).unwrap(), Uuid::new_v4());
+        let cursor =
+            PageCursor::new(chrono::DateTime::from_timestamp_micros(1_800_000_000_123_456).unwrap(), Uuid::new_v4());
         assert_eq!(PageCursor::parse(&cursor.encode()), Some(cursor));
         for foreign in ["", "123", "x.y", "123.not-a-uuid", &cursor.id.to_string()] {
             assert_eq!(PageCursor::parse(foreign), None, "{foreign}");

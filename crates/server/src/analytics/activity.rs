@@ -181,7 +181,10 @@ impl Activity {
     /// Stops the recorder after it has written (or spilled) everything it
     /// holds, or at `deadline`. Call after the HTTP server has drained.
     pub async fn stop_recorder(&self, deadline: Instant) {
-        let state = std::mem::replace(&mut *self.recorder.lock().unwrap_or_else(PoisonError::into_inner), RecorderTask::Stopped);
+        let state = std::mem::replace(
+            &mut *self.recorder.lock().unwrap_or_else(PoisonError::into_inner),
+            RecorderTask::Stopped,
+        );
         if let RecorderTask::Running { stop, task } = state {
             let _ = stop.send(deadline);
             if let Err(error) = task.await {
@@ -207,7 +210,8 @@ impl Activity {
             errors.push(FieldError::new("status", "must be an HTTP status, 100-599"));
         }
         if query.route.as_ref().is_some_and(|r| r.is_empty() || r.chars().count() > MAX_ROUTE_CHARS) {
-            errors.push(FieldError::new("route", format!("must be a route template of 1-{MAX_ROUTE_CHARS} characters")));
+            errors
+                .push(FieldError::new("route", format!("must be a route template of 1-{MAX_ROUTE_CHARS} characters")));
         }
         let mut bound = |field: &str, value: Option<&str>, end: bool| {
             value.and_then(|v| parse_bound(field, v, end).map_err(|e| errors.push(e)).ok())

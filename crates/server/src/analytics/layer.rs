@@ -38,8 +38,8 @@ use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 use uuid::Uuid;
 
-use super::recorder::ActivitySink;
 use super::record::USER_AGENT_MAX_CHARS;
+use super::recorder::ActivitySink;
 use super::{ActivityRecord, PrincipalKind};
 use crate::domain::{ClientIp, Principal};
 use crate::http::auth::Authenticated;
@@ -137,7 +137,12 @@ impl Arrival {
             status: response.status().as_u16(),
             latency_us: u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX),
             request_bytes: self.request_bytes,
-            response_bytes: response.body().size_hint().exact().or_else(|| content_length(response.headers())).unwrap_or(0),
+            response_bytes: response
+                .body()
+                .size_hint()
+                .exact()
+                .or_else(|| content_length(response.headers()))
+                .unwrap_or(0),
             client_ip: extensions.get::<ClientIp>().map(|ClientIp(ip)| ip.to_string()),
             user_agent: self.user_agent.as_ref().map(|ua| text(ua).chars().take(USER_AGENT_MAX_CHARS).collect()),
         }

@@ -99,9 +99,11 @@ pub async fn maintain(
                     done.dropped.push(name.clone());
                 }
             }
-            sqlx::query(AssertSqlSafe(format!("DELETE FROM activity_default WHERE occurred_at < '{cutoff}T00:00:00Z'")))
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM activity_default WHERE occurred_at < '{cutoff}T00:00:00Z'"
+            )))
+            .execute(&mut *tx)
+            .await?;
         }
     }
     tx.commit().await?;

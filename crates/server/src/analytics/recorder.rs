@@ -392,7 +392,8 @@ impl Recorder {
             self.memory_len -= batch.len();
             self.memory.pop_front();
         }
-        let drained = if self.spill_waiting && self.memory.is_empty() { self.drain_step().await } else { Drain::Failed };
+        let drained =
+            if self.spill_waiting && self.memory.is_empty() { self.drain_step().await } else { Drain::Failed };
         match drained {
             Drain::Empty => self.spill_waiting = false,
             Drain::More => {

@@ -10,8 +10,8 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use switchyard_kit::{Keyspace, RedisConnection};
 
-use crate::clients::keys::KEY_PREFIX;
 use crate::analytics::ClientOwners;
+use crate::clients::keys::KEY_PREFIX;
 use crate::clients::service::ClientsError;
 use crate::clients::Clients;
 use crate::config::{MailTransportSetting, Settings};

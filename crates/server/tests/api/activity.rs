@@ -146,6 +146,9 @@ fn synthetic(n: usize, agent: &str) -> Vec<ActivityRecord> {
         .collect()
 }
 
+/// (route, principal kind, account, client, requests).
+type RouteCount = (String, String, Option<uuid::Uuid>, Option<uuid::Uuid>, i64);
+
 #[tokio::test]
 async fn n_requests_become_exactly_n_rows_with_their_route_template_and_caller() {
     let app = spawn_app_with(FAST, OpenApiRouter::new()).await;
@@ -163,7 +166,7 @@ async fn n_requests_become_exactly_n_rows_with_their_route_template_and_caller()
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(rows_by_agent(&app.db, agent).await, 15, "exactly one row per /v1 request; /health is not recorded");
 
-    let by_route: Vec<(String, String, Option<uuid::Uuid>, Option<uuid::Uuid>, i64)> = sqlx::query_as(
+    let by_route: Vec<RouteCount> = sqlx::query_as(
         "SELECT route, principal_kind, account_id, client_id, count(*) FROM activity WHERE user_agent = $1
          GROUP BY 1, 2, 3, 4 ORDER BY 1",
     )
@@ -173,7 +176,10 @@ async fn n_requests_become_exactly_n_rows_with_their_route_template_and_caller()
     .unwrap();
     let user_id: uuid::Uuid = user.id.parse().unwrap();
     assert_eq!(by_route.len(), 3, "{by_route:?}");
-    assert_eq!((by_route[0].0.as_str(), by_route[0].1.as_str(), by_route[0].2), ("/v1/auth/whoami", "client", Some(user_id)));
+    assert_eq!(
+        (by_route[0].0.as_str(), by_route[0].1.as_str(), by_route[0].2),
+        ("/v1/auth/whoami", "client", Some(user_id))
+    );
     assert!(by_route[0].3.is_some(), "the client is recorded");
     assert_eq!((by_route[1].0.as_str(), by_route[1].1.as_str(), by_route[1].2), ("/v1/me", "user", Some(user_id)));
     assert_eq!((by_route[2].0.as_str(), by_route[2].1.as_str(), by_route[2].2), ("unmatched", "anonymous", None));
@@ -297,11 +303,9 @@ async fn with_redis_and_postgres_both_down_memory_is_bounded_and_drops_are_count
 async fn sigterm_writes_every_buffered_record_before_the_process_exits() {
     let database = crate::helpers::TestDatabase::create().await;
     // Nothing is flushed before the signal: a long interval, a big batch.
-    let (child, base, _keys) = crate::binary::serve(
-        &database,
-        &[("ACTIVITY_FLUSH_INTERVAL_MS", "600000"), ("ACTIVITY_BATCH_SIZE", "10000")],
-    )
-    .await;
+    let (child, base, _keys) =
+        crate::binary::serve(&database, &[("ACTIVITY_FLUSH_INTERVAL_MS", "600000"), ("ACTIVITY_BATCH_SIZE", "10000")])
+            .await;
     send_tagged(&base, "sigterm", 20).await;
     let pool = PgPool::connect(&database.url).await.unwrap();
     assert_eq!(rows_by_agent(&pool, "sigterm").await, 0, "still buffered");
@@ -345,7 +349,8 @@ async fn partitions_are_created_ahead_rows_in_default_are_moved_and_old_ones_dro
     // ... and moves to its day's partition when that is created, even by
     // two maintenance runs at once.
     let from = today + chrono::Days::new(8);
-    let (a, b) = tokio::join!(partitions::maintain(&app.db, from, 3, None), partitions::maintain(&app.db, from, 3, None));
+    let (a, b) =
+        tokio::join!(partitions::maintain(&app.db, from, 3, None), partitions::maintain(&app.db, from, 3, None));
     let created: Vec<String> = [a.unwrap().created, b.unwrap().created].concat();
     assert_eq!(created.len(), 4, "each partition created once: {created:?}");
     assert_eq!(in_default().await, 0);
@@ -467,15 +472,14 @@ async fn the_live_feed_shows_the_callers_account_only_and_ends_on_shutdown() {
     let seen = read_until(&mut live, "alice-was-here").await;
     assert!(seen.contains("event: activity"), "{seen}");
     assert!(!seen.contains("bob-was-here"), "another account's requests never appear: {seen}");
-    let data = seen.lines().filter_map(|l| l.strip_prefix("data: ")).last().unwrap();
+    let data = seen.lines().filter_map(|l| l.strip_prefix("data: ")).next_back().unwrap();
     let entry: Value = serde_json::from_str(data).unwrap();
     assert_eq!((entry["route"].as_str(), entry["account_id"].as_str()), (Some("/v1/me"), Some(alice.id.as_str())));
 
     app.shut_down();
-    let ended = tokio::time::timeout(Duration::from_secs(10), async {
-        while live.chunk().await.ok().flatten().is_some() {}
-    })
-    .await;
+    let ended =
+        tokio::time::timeout(Duration::from_secs(10), async { while live.chunk().await.ok().flatten().is_some() {} })
+            .await;
     assert!(ended.is_ok(), "the stream ends when the server shuts down");
 }
 
