@@ -159,11 +159,6 @@ impl Activity {
         self.settings.enabled.then(|| RecordingLayer::new(self.sink.clone()))
     }
 
-    /// The recording side, for tests and tools that record directly.
-    pub fn sink(&self) -> &ActivitySink {
-        &self.sink
-    }
-
     /// Starts the recorder task (once; later calls do nothing). It also
     /// creates the coming days' partitions and drains what an earlier
     /// process spilled.

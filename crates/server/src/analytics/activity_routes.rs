@@ -8,7 +8,6 @@ use std::time::Duration;
 use axum::extract::{FromRef, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
-use chrono::{DateTime, Utc};
 use futures::{stream, StreamExt as _};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -18,7 +17,7 @@ use uuid::Uuid;
 
 use super::activity::{Activity, ActivityError, ActivityQuery};
 use super::live::LiveItem;
-use super::{ActivityRecord, PrincipalKind};
+use super::ActivityRecord;
 use crate::domain::Principal;
 use crate::http::{ApiError, ApiJson, ApiQuery, Problem};
 
@@ -66,59 +65,10 @@ pub struct ActivityParams {
     pub limit: Option<u64>,
 }
 
-/// One recorded request.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ActivityEntry {
-    /// Made when the request arrived (UUIDv7).
-    pub id: Uuid,
-    pub occurred_at: DateTime<Utc>,
-    /// The request's `x-request-id`.
-    pub request_id: String,
-    pub principal_kind: PrincipalKind,
-    pub user_id: Option<Uuid>,
-    pub client_id: Option<Uuid>,
-    /// The account the caller acted for.
-    pub account_id: Option<Uuid>,
-    pub method: String,
-    /// The route template, or `unmatched`.
-    pub route: String,
-    pub status: u16,
-    /// From the request's arrival to the response head.
-    pub latency_us: u64,
-    /// The request body's declared length.
-    pub request_bytes: u64,
-    /// The uncompressed response body's length; 0 for streams.
-    pub response_bytes: u64,
-    pub client_ip: Option<String>,
-    pub user_agent: Option<String>,
-}
-
-impl From<ActivityRecord> for ActivityEntry {
-    fn from(r: ActivityRecord) -> Self {
-        Self {
-            id: r.id,
-            occurred_at: r.occurred_at,
-            request_id: r.request_id,
-            principal_kind: r.principal_kind,
-            user_id: r.user_id,
-            client_id: r.client_id,
-            account_id: r.account_id,
-            method: r.method,
-            route: r.route,
-            status: r.status,
-            latency_us: r.latency_us,
-            request_bytes: r.request_bytes,
-            response_bytes: r.response_bytes,
-            client_ip: r.client_ip,
-            user_agent: r.user_agent,
-        }
-    }
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ActivityList {
     /// Newest first.
-    pub activity: Vec<ActivityEntry>,
+    pub activity: Vec<ActivityRecord>,
     /// Pass as `cursor` for the next (older) page; null on the last page.
     pub next_cursor: Option<String>,
 }
@@ -146,14 +96,11 @@ async fn list(
         limit: params.limit,
     };
     let page = activity.list(&principal, query).await?;
-    Ok(ApiJson(ActivityList {
-        activity: page.records.into_iter().map(ActivityEntry::from).collect(),
-        next_cursor: page.next_cursor,
-    }))
+    Ok(ApiJson(ActivityList { activity: page.records, next_cursor: page.next_cursor }))
 }
 
-fn entry_event(record: ActivityRecord) -> Event {
-    let json = serde_json::to_string(&ActivityEntry::from(record)).unwrap_or_default();
+fn entry_event(record: &ActivityRecord) -> Event {
+    let json = serde_json::to_string(&record).unwrap_or_default();
     Event::default().event("activity").data(json)
 }
 
@@ -171,7 +118,7 @@ async fn live(State(activity): State<Arc<Activity>>, principal: Principal) -> Re
     let feed = activity.live(&principal).await?;
     let events = stream::unfold(feed, |mut feed| async move {
         let events: Vec<Event> = match feed.next().await? {
-            LiveItem::Records(records) => records.into_iter().map(entry_event).collect(),
+            LiveItem::Records(records) => records.iter().map(entry_event).collect(),
             LiveItem::Lagged(missed) => vec![Event::default().event("lagged").data(missed.to_string())],
         };
         Some((stream::iter(events.into_iter().map(Ok::<_, Infallible>)), feed))

@@ -255,11 +255,13 @@ impl Recorder {
     /// drop log.
     async fn step(&mut self) {
         let now = Instant::now();
-        let full = self.pending.len() >= self.config.batch_size;
-        if self.observed < self.pending.len() && (full || self.observe_due.is_some_and(|at| at <= now)) {
+        let flush_due = self.pending.len() >= self.config.batch_size
+            || self.batch_started.is_some_and(|at| at + self.config.flush_interval <= now);
+        // Every record is observed before it is written.
+        if self.observed < self.pending.len() && (flush_due || self.observe_due.is_some_and(|at| at <= now)) {
             self.observe().await;
         }
-        if full || self.batch_started.is_some_and(|at| at + self.config.flush_interval <= now) {
+        if flush_due {
             let batch = self.take_batch();
             self.write(batch).await;
         }
@@ -271,6 +273,7 @@ impl Recorder {
 
     fn take_batch(&mut self) -> Vec<ActivityRecord> {
         self.batch_started = None;
+        self.observe_due = None;
         self.observed = 0;
         std::mem::take(&mut self.pending)
     }

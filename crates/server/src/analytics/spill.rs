@@ -1,5 +1,5 @@
-//! Where batches wait while PostgreSQL is away: one capped Redis stream
-//! (`<prefix>:activity:spill`), one entry per batch (field `batch`, the
+//! Where batches wait while PostgreSQL is away: one capped event stream of
+//! the kit (`EventStream` named `activity-spill`), one entry per batch (the
 //! records as JSON), drained oldest first once PostgreSQL answers again —
 //! by this process or, after a restart, the next one.
 //!
@@ -8,9 +8,14 @@
 //! makes harmless; the stream is capped with `MAXLEN ~` (the oldest
 //! batches go first when it is full), so a long outage cannot fill Redis.
 
-use switchyard_kit::{Keyspace, KitError, RedisConnection};
+use switchyard_kit::{EventStream, Keyspace, KitError, NewEvent, RedisConnection};
 
 use super::ActivityRecord;
+
+/// The stream's name; event streams of accounts are `<account>/<name>`, so
+/// this one cannot collide with theirs.
+const STREAM: &str = "activity-spill";
+const KIND: &str = "batch";
 
 /// Why a spill operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -24,9 +29,7 @@ pub enum SpillError {
 /// The spill stream of one deployment.
 #[derive(Debug, Clone)]
 pub struct Spill {
-    redis: RedisConnection,
-    key: String,
-    maxlen: u64,
+    stream: EventStream,
 }
 
 /// One spilled batch: its entry id, and its records (`None` when the entry
@@ -35,65 +38,40 @@ pub type SpilledBatch = (String, Option<Vec<ActivityRecord>>);
 
 impl Spill {
     pub fn new(redis: RedisConnection, keys: &Keyspace, maxlen: u64) -> Self {
-        Self { redis, key: keys.key(&["activity", "spill"]), maxlen }
+        Self { stream: EventStream::new(redis, keys.clone(), STREAM).with_max_len(maxlen) }
     }
 
-    pub fn key(&self) -> &str {
-        &self.key
+    /// The stream's Redis key.
+    pub fn key(&self) -> String {
+        self.stream.key()
     }
 
     /// Appends a batch (one XADD).
     pub async fn push(&self, batch: &[ActivityRecord]) -> Result<(), SpillError> {
-        let json = serde_json::to_string(batch)?;
-        let mut conn = self.redis.clone();
-        let _: String = redis::cmd("XADD")
-            .arg(&self.key)
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(self.maxlen)
-            .arg("*")
-            .arg("batch")
-            .arg(json)
-            .query_async(&mut conn)
-            .await
-            .map_err(KitError::from)?;
+        self.stream.publish(&NewEvent::new(KIND, &serde_json::to_string(batch)?)).await?;
         Ok(())
     }
 
     /// The oldest `count` batches, oldest first.
     pub async fn oldest(&self, count: usize) -> Result<Vec<SpilledBatch>, SpillError> {
-        let mut conn = self.redis.clone();
-        let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
-            .arg(&self.key)
-            .arg("-")
-            .arg("+")
-            .arg("COUNT")
-            .arg(count)
-            .query_async(&mut conn)
-            .await
-            .map_err(KitError::from)?;
-        Ok(entries
+        let events = self.stream.range(None, count as u64).await?;
+        Ok(events
             .into_iter()
-            .map(|(id, fields)| {
-                let batch = fields
-                    .into_iter()
-                    .find(|(name, _)| name == "batch")
-                    .and_then(|(_, json)| serde_json::from_str(&json).ok());
-                (id, batch)
+            .map(|event| {
+                let batch = (event.kind == KIND).then(|| serde_json::from_str(&event.data).ok()).flatten();
+                (event.id, batch)
             })
             .collect())
     }
 
     /// Deletes one entry (after its batch is committed).
     pub async fn delete(&self, id: &str) -> Result<(), SpillError> {
-        let mut conn = self.redis.clone();
-        let _: u64 = redis::cmd("XDEL").arg(&self.key).arg(id).query_async(&mut conn).await.map_err(KitError::from)?;
+        self.stream.delete(&[id]).await?;
         Ok(())
     }
 
     /// Batches waiting.
     pub async fn waiting(&self) -> Result<u64, SpillError> {
-        let mut conn = self.redis.clone();
-        Ok(redis::cmd("XLEN").arg(&self.key).query_async(&mut conn).await.map_err(KitError::from)?)
+        Ok(self.stream.stats().await?.length)
     }
 }

@@ -17,7 +17,9 @@ use switchyard_kit::testing::RedisProcess;
 use tokio_util::sync::CancellationToken;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::helpers::{admin_database_url, assert_problem, json_of, spawn_app_with, test_settings_with, TestApp};
+use crate::helpers::{
+    admin_database_url, assert_problem, json_of, read_until, spawn_app_with, test_settings_with, TestApp,
+};
 
 /// Short flushes, so tests wait milliseconds, not seconds.
 const FAST: &[(&str, &str)] = &[("activity_flush_interval_ms", "50")];
@@ -443,20 +445,6 @@ async fn a_caller_reads_only_its_own_accounts_activity() {
         assert_eq!(body["errors"][0]["field"], field, "{query}: {body}");
     }
     assert_problem(app.get("/v1/activity").await, 401).await;
-}
-
-/// Reads the event stream until `needle` appears; everything read so far.
-async fn read_until(response: &mut reqwest::Response, needle: &str) -> String {
-    let mut seen = String::new();
-    while !seen.contains(needle) {
-        let chunk = tokio::time::timeout(Duration::from_secs(10), response.chunk())
-            .await
-            .unwrap_or_else(|_| panic!("`{needle}` within 10 s; got {seen:?}"))
-            .unwrap()
-            .unwrap_or_else(|| panic!("the stream ended before `{needle}`; got {seen:?}"));
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
-    seen
 }
 
 #[tokio::test]
