@@ -5,6 +5,10 @@
 //! session, or an API client by key. Its [`PrincipalId`] names it wherever
 //! something belongs to it or counts against it. The authentication layer
 //! builds principals; capabilities only read them.
+//!
+//! [`PageCursor`] is the opaque cursor of every list paged newest first on
+//! (time, id): one encoding, so no capability parses another's by accident
+//! and none keeps a copy of the code.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -19,6 +23,15 @@ use uuid::Uuid;
 pub enum PrincipalId {
     User(Uuid),
     Client(Uuid),
+}
+
+impl PrincipalId {
+    /// The user's or the client's id, whichever this names.
+    pub fn uuid(self) -> Uuid {
+        match self {
+            PrincipalId::User(id) | PrincipalId::Client(id) => id,
+        }
+    }
 }
 
 impl fmt::Display for PrincipalId {
@@ -166,4 +179,45 @@ pub struct ClientIp(pub IpAddr);
 pub struct ClientMeta {
     pub ip: String,
     pub user_agent: String,
+}
+
+/// A keyset position in a list ordered newest first by (time, id): the
+/// last row of a page. Callers see it as an opaque string,
+/// `<time in µs since the epoch>.<id as 32 hex digits>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageCursor {
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub id: Uuid,
+}
+
+impl PageCursor {
+    pub fn new(at: chrono::DateTime<chrono::Utc>, id: Uuid) -> Self {
+        Self { at, id }
+    }
+
+    /// The opaque form handed to callers as `next_cursor`.
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.at.timestamp_micros(), self.id.simple())
+    }
+
+    /// A cursor this API handed out; `None` for anything else.
+    pub fn parse(cursor: &str) -> Option<Self> {
+        let (micros, id) = cursor.split_once('.')?;
+        Some(Self { at: chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?, id: Uuid::try_parse(id).ok()? })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_cursors_round_trip_and_foreign_ones_are_refused() {
+        let cursor =
+            PageCursor::new(chrono::DateTime::from_timestamp_micros(1_800_000_000_123_456).unwrap(), Uuid::new_v4());
+        assert_eq!(PageCursor::parse(&cursor.encode()), Some(cursor));
+        for foreign in ["", "123", "x.y", "123.not-a-uuid", &cursor.id.to_string()] {
+            assert_eq!(PageCursor::parse(foreign), None, "{foreign}");
+        }
+    }
 }

@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use secrecy::ExposeSecret;
@@ -136,6 +137,10 @@ where
     }
 }
 
+/// The least time the activity recorder gets to write what it holds at
+/// shutdown, even when draining requests used the whole budget.
+pub const RECORDER_MIN_GRACE: Duration = Duration::from_secs(1);
+
 /// A bound, ready-to-serve HTTP application.
 #[derive(Debug)]
 pub struct Application {
@@ -167,12 +172,16 @@ impl Application {
     }
 
     /// Serves until `shutdown` fires, then stops accepting, lets in-flight
-    /// requests finish (for at most `SHUTDOWN_TIMEOUT_SECS`) and closes the
-    /// database pool.
+    /// requests finish, stops the activity recorder (which writes what it
+    /// holds) and closes the database pool, all within
+    /// `SHUTDOWN_TIMEOUT_SECS` of the signal (the recorder gets at least
+    /// [`RECORDER_MIN_GRACE`] when the drain used it all).
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), StartupError> {
         let Self { listener, state, router } = self;
         let grace = state.settings.shutdown_timeout;
         let signal = shutdown.clone();
+        // Started here, not at assembly: only the serving process records.
+        state.activity.start_recorder();
         // Responses are written whole, in one call: Nagle's algorithm could
         // only hold them back behind an unacknowledged earlier one.
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -187,16 +196,25 @@ impl Application {
                 // Long-lived responses (live streams) end now, not at the deadline.
                 closing.cancel();
             });
+        let began = Arc::new(OnceLock::new());
         let drain_deadline = async {
             shutdown.cancelled().await;
+            began.get_or_init(Instant::now);
             tokio::time::sleep(grace).await;
         };
-        tokio::select! {
-            result = server => result.map_err(StartupError::Serve)?,
-            () = drain_deadline => tracing::warn!(?grace, "in-flight requests did not finish in time; closing anyway"),
-        }
+        let served = tokio::select! {
+            result = server => result.map_err(StartupError::Serve),
+            () = drain_deadline => {
+                tracing::warn!(?grace, "in-flight requests did not finish in time; closing anyway");
+                Ok(())
+            }
+        };
+        // After the drain, so the last requests are recorded too.
+        let deadline = began.get().map_or_else(Instant::now, |at| *at + grace).max(Instant::now() + RECORDER_MIN_GRACE);
+        state.activity.stop_recorder(deadline.into()).await;
         state.db.close().await;
         tracing::info!("HTTP server stopped");
+        served?;
         Ok(())
     }
 }

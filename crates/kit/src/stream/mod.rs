@@ -322,6 +322,16 @@ impl EventStream {
         Ok(redis::cmd("XACK").arg(self.key()).arg(group).arg(ids).query_async(&mut conn).await?)
     }
 
+    /// Deletes the entries `ids` (a work list consumed without groups, once
+    /// each entry is done); returns how many existed.
+    pub async fn delete(&self, ids: &[&str]) -> Result<u64, KitError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.conn.clone();
+        Ok(redis::cmd("XDEL").arg(self.key()).arg(ids).query_async(&mut conn).await?)
+    }
+
     /// Takes over up to `count` of `group`'s entries left unacknowledged for
     /// at least `min_idle` (their consumer crashed or stalled) for
     /// `consumer`; an entry already delivered `max_deliveries` times goes to

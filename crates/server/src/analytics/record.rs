@@ -31,8 +31,10 @@ impl PrincipalKind {
 /// Longest user agent kept, in characters.
 pub const USER_AGENT_MAX_CHARS: usize = 256;
 
-/// One request under `/v1`, as recorded.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One request under `/v1`, as recorded. Also the entry of
+/// `GET /v1/activity` and of the live feed: one shape from the channel to
+/// the client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ActivityRecord {
     /// Made by the server when the request arrived (UUIDv7): the row's key.
     pub id: Uuid,
@@ -53,8 +55,11 @@ pub struct ActivityRecord {
     /// raw path; unmatched paths are recorded as `unmatched`.
     pub route: String,
     pub status: u16,
+    /// From the request's arrival to the response head being ready.
     pub latency_us: u64,
+    /// The request's `Content-Length` (0 for a chunked body).
     pub request_bytes: u64,
+    /// The uncompressed response body's length; 0 for streams.
     pub response_bytes: u64,
     /// After the trusted-proxy rule.
     pub client_ip: Option<String>,

@@ -11,8 +11,10 @@ use sqlx::PgPool;
 use switchyard_kit::{Keyspace, RedisConnection};
 
 use crate::analytics::reports::PREWARM_REPORTS;
+use crate::analytics::ClientOwners;
 use crate::analytics::Reports;
 use crate::clients::keys::KEY_PREFIX;
+use crate::clients::service::ClientsError;
 use crate::clients::Clients;
 use crate::config::{AnalyticsSettings, CronSetting, MailTransportSetting, Settings};
 use crate::domain::{Principal, Rejection};
@@ -176,4 +178,20 @@ pub(super) fn analytics_cron(settings: &AnalyticsSettings) -> Vec<CronSetting> {
         entries.push(entry("report-prewarm", "0 */5 * * * *", REPORT_PREWARM));
     }
     entries
+}
+
+/// Activity asks the clients capability who owns an API client.
+#[derive(Debug)]
+pub(super) struct ClientDirectory(pub Arc<Clients>);
+
+impl ClientOwners for ClientDirectory {
+    fn owns(&self, account: uuid::Uuid, client_id: uuid::Uuid) -> futures::future::BoxFuture<'_, anyhow::Result<bool>> {
+        Box::pin(async move {
+            match self.0.get(account, client_id).await {
+                Ok(_) => Ok(true),
+                Err(ClientsError::NotFound) => Ok(false),
+                Err(error) => Err(error.into()),
+            }
+        })
+    }
 }

@@ -20,6 +20,7 @@ use switchyard_kit::{Keyspace, Leaderboards, Locks, PubSubHub, RateLimiter, Redi
 use tokio_util::sync::CancellationToken;
 
 use crate::actions::Actions;
+use crate::analytics::Activity;
 use crate::analytics::Reports;
 use crate::clients::Clients;
 use crate::config::{CronSetting, Settings};
@@ -79,6 +80,8 @@ pub struct Services {
     pub notifications: Arc<Notifications>,
     /// Usage reports, the live usage counters and the daily roll-up.
     pub reports: Arc<Reports>,
+    /// Activity recording (the recorder's handle) and its queries.
+    pub activity: Arc<Activity>,
 }
 
 /// What `assemble` could not build, naming the setting at fault.
@@ -109,7 +112,8 @@ pub fn assemble(settings: Settings, connections: Connections) -> Result<AppState
     let outbox = Arc::new(adapters::JobsMailOutbox(jobs.clone()));
     let identity = Identity::new(&settings, db.clone(), redis.clone(), keys.clone(), outbox)
         .map_err(|e| AssembleError { setting: "ARGON2_MEMORY_KIB", message: e.to_string() })?;
-    let clients = Clients::new(db.clone(), redis.clone(), keys.clone(), identity.hasher().clone(), &settings.identity);
+    let clients =
+        Arc::new(Clients::new(db.clone(), redis.clone(), keys.clone(), identity.hasher().clone(), &settings.identity));
     let limiter = RateLimiter::new(redis.clone(), keys.clone());
     let rate_limits = Arc::new(RateLimits::new(limiter.clone(), &settings.rate_limit));
     let closing = CancellationToken::new();
@@ -123,10 +127,23 @@ pub fn assemble(settings: Settings, connections: Connections) -> Result<AppState
         rate_limits: rate_limits.clone(),
     };
     let ops = Ops::new(db.clone(), redis.clone(), metrics, settings.ready_check_timeout, Arc::new(signals));
+    let reports = Arc::new(Reports::new(db.clone(), redis.clone(), keys.clone(), &settings.analytics));
+    let activity = Arc::new(Activity::new(
+        db.clone(),
+        redis.clone(),
+        hub.clone(),
+        keys.clone(),
+        &settings.analytics,
+        Arc::new(adapters::ClientDirectory(clients.clone())),
+        // Observers of each batch besides the live feed (which it adds):
+        // the live usage counters the reports read for today.
+        vec![reports.counters() as Arc<dyn crate::analytics::BatchObserver>],
+        closing.clone(),
+    ));
     Ok(AppState(Arc::new(Services {
         ops: Arc::new(ops),
         identity: Arc::new(identity),
-        clients: Arc::new(clients),
+        clients,
         checks: Arc::new(CheckService::new(limiter)),
         rate_limits,
         locks: Arc::new(LockService::new(Locks::new(redis.clone(), keys.clone()), settings.request_timeout)),
@@ -134,7 +151,8 @@ pub fn assemble(settings: Settings, connections: Connections) -> Result<AppState
         actions: Arc::new(Actions::new(db.clone(), redis.clone(), keys.clone(), settings.actions_audit_maxlen)),
         events: Arc::new(Events::new(redis.clone(), keys.clone(), &redis_config, settings.request_timeout)),
         notifications: Arc::new(Notifications::new(db.clone(), redis.clone(), hub, keys.clone(), closing.clone())),
-        reports: Arc::new(Reports::new(db.clone(), redis.clone(), keys.clone(), &settings.analytics)),
+        reports,
+        activity,
         jobs,
         mailer,
         closing,
@@ -189,4 +207,5 @@ substates! {
     events: Events,
     notifications: Notifications,
     reports: Reports,
+    activity: Activity,
 }

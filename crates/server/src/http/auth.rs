@@ -5,6 +5,10 @@
 //! [`Principal`] accepts any caller, [`CurrentUser`] a user's access token,
 //! [`CurrentClient`] an API key, [`CurrentAdmin`] an admin.
 //!
+//! When asked (see [`AuthLayer::new`]), the layer also copies
+//! the outcome and the address onto the response's extensions, for a
+//! layer outside it that records who made each request (activity).
+//!
 //! Invariants: credentials are checked at most once per request; a request
 //! without credentials, or with ones that are not valid, proceeds as
 //! anonymous (a route that needs a caller answers 401); only a failure to
@@ -82,11 +86,16 @@ pub struct AuthLayer<A> {
 struct Shared<A> {
     authenticator: Arc<A>,
     trusted_proxies: Vec<ipnet::IpNet>,
+    caller_on_response: bool,
 }
 
 impl<A> AuthLayer<A> {
-    pub fn new(authenticator: Arc<A>, trusted_proxies: &[ipnet::IpNet]) -> Self {
-        Self { shared: Arc::new(Shared { authenticator, trusted_proxies: trusted_proxies.to_vec() }) }
+    /// `caller_on_response`: also put [`Authenticated`] and [`ClientIp`] in
+    /// every response's extensions (it costs an allocation per response, so
+    /// only when a layer outside reads them).
+    pub fn new(authenticator: Arc<A>, trusted_proxies: &[ipnet::IpNet], caller_on_response: bool) -> Self {
+        let shared = Shared { authenticator, trusted_proxies: trusted_proxies.to_vec(), caller_on_response };
+        Self { shared: Arc::new(shared) }
     }
 }
 
@@ -163,15 +172,28 @@ where
                 Ok(Some(Ok(principal))) => (Some(principal), None),
                 Ok(Some(Err(rejection))) => (None, Some(Refused(rejection))),
                 Ok(None) => (None, None),
-                Err(error) => return Ok(error.into_response()),
+                Err(error) => {
+                    let mut response = error.into_response();
+                    if shared.caller_on_response {
+                        response.extensions_mut().insert(ClientIp(ip));
+                    }
+                    return Ok(response);
+                }
             };
+            let on_response = shared.caller_on_response.then(|| principal.clone());
             let extensions = request.extensions_mut();
             extensions.insert(ClientIp(ip));
             extensions.insert(Authenticated(principal));
             if let Some(refused) = refused {
                 extensions.insert(refused);
             }
-            inner.call(request).await.map(IntoResponse::into_response)
+            let mut response = inner.call(request).await?.into_response();
+            if let Some(principal) = on_response {
+                let extensions = response.extensions_mut();
+                extensions.insert(ClientIp(ip));
+                extensions.insert(Authenticated(principal));
+            }
+            Ok(response)
         })
     }
 }

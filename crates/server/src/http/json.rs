@@ -170,9 +170,7 @@ mod tests {
         assert_eq!(body, Body { ttl_ms: 25162, delta: Some(-3), ratio: Some(2.0) });
         let body: Body = decode(br#"{"ttl_ms": 1, "ratio": 0.5}"#).unwrap();
         assert_eq!(body.ratio, Some(0.5), "a fraction stays where a fraction is wanted");
-        let ApiError::Validation(errors) = decode::<Body>(br#"{"ttl_ms": 1.5}"#).unwrap_err() else {
-            panic!("a 422")
-        };
+        let ApiError::Validation(errors) = decode::<Body>(br#"{"ttl_ms": 1.5}"#).unwrap_err() else { panic!("a 422") };
         assert_eq!(errors[0].field, "ttl_ms");
         let ApiError::Validation(errors) = decode::<Body>(br#"{"ttl_ms": 1e300}"#).unwrap_err() else {
             panic!("a 422")
@@ -182,9 +180,7 @@ mod tests {
 
     #[test]
     fn malformed_json_says_where() {
-        let ApiError::BadRequest(detail) = decode::<Body>(b"{\n  \"ttl_ms\": }").unwrap_err() else {
-            panic!("a 400")
-        };
+        let ApiError::BadRequest(detail) = decode::<Body>(b"{\n  \"ttl_ms\": }").unwrap_err() else { panic!("a 400") };
         assert!(detail.contains("line 2"), "{detail}");
     }
 }

@@ -50,10 +50,18 @@ fn common_fields() -> serde_json::Map<String, Value> {
 /// The two ways to say when a job runs (or neither: now).
 fn timings() -> [(&'static str, &'static str, Value); 2] {
     [
-        ("delay_ms", "after a delay", json!({"type": "integer", "minimum": 0, "maximum": MAX_DELAY_MS,
-            "description": "Run this many milliseconds from now (at most a year)."})),
-        ("run_at", "at a time", json!({"type": "string", "format": "date-time",
-            "description": "Run at this time (RFC 3339); a past time means now."})),
+        (
+            "delay_ms",
+            "after a delay",
+            json!({"type": "integer", "minimum": 0, "maximum": MAX_DELAY_MS,
+            "description": "Run this many milliseconds from now (at most a year)."}),
+        ),
+        (
+            "run_at",
+            "at a time",
+            json!({"type": "string", "format": "date-time",
+            "description": "Run at this time (RFC 3339); a past time means now."}),
+        ),
     ]
 }
 

@@ -1,13 +1,13 @@
 //! Listing and marking a user's notifications; cursors are opaque to
-//! callers (`<created_at µs>.<id>`) and checked here.
+//! callers ([`PageCursor`] on (created_at, id)) and checked here.
 
-use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use switchyard_kit::{Keyspace, KitError, PubSubHub, RedisConnection, Subscription};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::store::{self, NotificationRow};
+use crate::domain::PageCursor;
 use crate::validation::FieldError;
 
 pub const MAX_PAGE: u64 = 100;
@@ -61,12 +61,7 @@ pub fn channel(keys: &Keyspace, user_id: Uuid) -> String {
 }
 
 fn cursor_of(row: &NotificationRow) -> String {
-    format!("{}.{}", row.created_at.timestamp_micros(), row.id.simple())
-}
-
-fn parse_cursor(cursor: &str) -> Option<(DateTime<Utc>, Uuid)> {
-    let (micros, id) = cursor.split_once('.')?;
-    Some((DateTime::from_timestamp_micros(micros.parse().ok()?)?, Uuid::try_parse(id).ok()?))
+    PageCursor::new(row.created_at, row.id).encode()
 }
 
 impl Notifications {
@@ -127,7 +122,7 @@ impl Notifications {
         if !(1..=MAX_PAGE).contains(&limit) {
             errors.push(FieldError::new("limit", format!("must be between 1 and {MAX_PAGE}")));
         }
-        let before = cursor.map(parse_cursor);
+        let before = cursor.map(|c| PageCursor::parse(c).map(|c| (c.at, c.id)));
         if before == Some(None) {
             errors.push(FieldError::new("cursor", "is not a cursor from this API"));
         }
@@ -157,26 +152,5 @@ impl Notifications {
     /// Marks the whole inbox read; how many were unread.
     pub async fn mark_all_read(&self, user_id: Uuid) -> Result<u64, NotificationsError> {
         Ok(store::mark_all_read(&self.db, user_id).await?)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_foreign_ones_are_refused() {
-        let row = NotificationRow {
-            id: Uuid::new_v4(),
-            title: String::new(),
-            body: String::new(),
-            data: serde_json::Value::Null,
-            created_at: DateTime::from_timestamp_micros(1_800_000_000_123_456).unwrap(),
-            read_at: None,
-        };
-        assert_eq!(parse_cursor(&cursor_of(&row)), Some((row.created_at, row.id)));
-        for foreign in ["", "123", "x.y", "123.not-a-uuid", &row.id.to_string()] {
-            assert_eq!(parse_cursor(foreign), None, "{foreign}");
-        }
     }
 }

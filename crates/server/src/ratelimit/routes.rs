@@ -10,9 +10,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::service::{
-    CheckError, CheckRequest, CheckService, MAX_COST, MAX_COUNT, MAX_RATE, MAX_WINDOW_MS, MIN_RATE,
-};
+use super::service::{CheckError, CheckRequest, CheckService, MAX_COST, MAX_COUNT, MAX_RATE, MAX_WINDOW_MS, MIN_RATE};
 use crate::http::openapi::schema_from_json;
 use crate::http::{ApiError, ApiJson, ApiQuery, CurrentClient, Problem};
 

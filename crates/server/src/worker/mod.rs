@@ -2,7 +2,9 @@
 //! and this loop, which registers the worker in the `workers` heartbeat
 //! registry (kept alive, removed on a clean shutdown, so operators can see
 //! which workers run) and on every tick repairs actions whose Redis side
-//! effects did not happen. Every loop is driven by one cancellation token
+//! effects did not happen; at start and every [`PARTITIONS_EVERY`] it
+//! maintains the activity partitions (days ahead created, expired ones
+//! dropped). Every loop is driven by one cancellation token
 //! and can be stepped one iteration at a time in tests.
 
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::actions::service::REPAIR_AFTER;
 use crate::actions::Actions;
+use crate::analytics::Activity;
 use crate::app::AppState;
 
 pub mod jobs;
@@ -20,11 +23,16 @@ pub mod jobs;
 /// The registry name workers beat in.
 pub const REGISTRY: &str = "workers";
 
+/// How often a worker maintains the activity partitions (idempotent: several
+/// workers doing it is harmless, and they take turns under a lock).
+pub const PARTITIONS_EVERY: Duration = Duration::from_secs(3600);
+
 /// One worker process.
 #[derive(Debug, Clone)]
 pub struct Worker {
     id: String,
     actions: Arc<Actions>,
+    activity: Arc<Activity>,
     heartbeats: Heartbeats,
     interval: Duration,
 }
@@ -36,6 +44,7 @@ impl Worker {
         Self {
             id,
             actions: state.actions.clone(),
+            activity: state.activity.clone(),
             heartbeats: Heartbeats::new(state.redis.clone(), state.keys.clone(), REGISTRY),
             interval: state.settings.worker_heartbeat,
         }
@@ -57,6 +66,14 @@ impl Worker {
         self.beat().await
     }
 
+    /// Creates the coming days' activity partitions and drops those past
+    /// the retention; a failure is logged and retried next time.
+    pub async fn maintain_partitions(&self) {
+        if let Err(error) = self.activity.maintain_partitions(chrono::Utc::now().date_naive()).await {
+            tracing::warn!(%error, "activity partition maintenance failed; retrying later");
+        }
+    }
+
     async fn beat(&self) -> Result<(), KitError> {
         let details = [
             ("pid", std::process::id().to_string()),
@@ -70,7 +87,12 @@ impl Worker {
     /// the next tick, never fatal.
     pub async fn run(self, shutdown: CancellationToken) {
         tracing::info!(worker = %self.id, "worker started");
+        let mut partitions_due = tokio::time::Instant::now();
         loop {
+            if partitions_due <= tokio::time::Instant::now() {
+                self.maintain_partitions().await;
+                partitions_due += PARTITIONS_EVERY;
+            }
             if let Err(error) = self.tick().await {
                 tracing::warn!(%error, "worker heartbeat failed; retrying next tick");
             }

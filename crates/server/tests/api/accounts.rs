@@ -51,10 +51,13 @@ async fn a_user_and_its_clients_are_one_account_and_other_accounts_are_apart() {
     assert_eq!(r.send().await.unwrap().status(), 201);
     let r = app.keyed(Method::POST, "/v1/actions", &strangers_key).json(&json!({"type": "from-stranger"}));
     assert_eq!(r.send().await.unwrap().status(), 201);
-    for seen_by in [app.authed(Method::GET, "/v1/actions", &owner.access_token), app.keyed(Method::GET, "/v1/actions", &second_key)]
-    {
+    for seen_by in [
+        app.authed(Method::GET, "/v1/actions", &owner.access_token),
+        app.keyed(Method::GET, "/v1/actions", &second_key),
+    ] {
         let page = json_of(seen_by).await;
-        let mut kinds: Vec<&str> = page["actions"].as_array().unwrap().iter().map(|a| a["type"].as_str().unwrap()).collect();
+        let mut kinds: Vec<&str> =
+            page["actions"].as_array().unwrap().iter().map(|a| a["type"].as_str().unwrap()).collect();
         kinds.sort_unstable();
         assert_eq!(kinds, ["from-first", "from-second", "from-user"]);
     }
@@ -79,12 +82,14 @@ async fn actions_recorded_before_accounts_existed_are_backfilled_to_their_accoun
     let owner = app.new_user().await;
     let client = app.create_client(&owner, json!({"name": "old"})).await;
     let client_id: uuid::Uuid = client["client"]["id"].as_str().unwrap().parse().unwrap();
-    sqlx::query("INSERT INTO actions (id, actor_kind, actor_id, type, published_at) VALUES ($1, 'client', $2, 'legacy', now())")
-        .bind(uuid::Uuid::now_v7())
-        .bind(client_id)
-        .execute(&app.db)
-        .await
-        .unwrap();
+    sqlx::query(
+        "INSERT INTO actions (id, actor_kind, actor_id, type, published_at) VALUES ($1, 'client', $2, 'legacy', now())",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(client_id)
+    .execute(&app.db)
+    .await
+    .unwrap();
     let backfill = include_str!("../../../../migrations/20261202000007_actions_account.sql")
         .lines()
         .filter(|line| line.starts_with("UPDATE"))

@@ -429,3 +429,33 @@ async fn the_worker_schedules_the_rollup_and_the_warmup_and_runs_them() {
     let warmed = handlers.run(job("report-prewarm")).await.unwrap();
     assert_eq!(warmed["warmed"], 0, "nothing has missed yet");
 }
+
+#[tokio::test]
+async fn requests_recorded_by_the_server_show_in_todays_usage_without_any_direct_feed() {
+    // End to end: the recording layer, the recorder and its `counters`
+    // observer, then the report reading today from Redis.
+    let app = crate::helpers::spawn_app_with(
+        &[("activity_flush_interval_ms", "50"), ("cache_hit_tracking_enabled", "false")],
+        utoipa_axum::router::OpenApiRouter::new(),
+    )
+    .await;
+    let user = app.new_user().await;
+    let client = app.create_client(&user, serde_json::json!({"name": "reporter"})).await;
+    let key = client["api_key"].as_str().unwrap().to_owned();
+    let client_id = client["client"]["id"].as_str().unwrap().to_owned();
+    for _ in 0..7 {
+        assert_eq!(app.keyed(Method::GET, "/v1/actions", &key).send().await.unwrap().status(), 200);
+    }
+    assert_eq!(app.keyed(Method::GET, "/v1/jobs/nope", &key).send().await.unwrap().status(), 404);
+    let path = format!("/v1/analytics/usage/daily?client_id={client_id}&from={}&to={}", today(), today());
+    let mut seen = Value::Null;
+    for _ in 0..100 {
+        seen = json_of(app.authed(Method::GET, &path, &user.access_token)).await;
+        if seen["days"][0]["requests"] == 8 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen["days"][0]["requests"], 8, "{seen}");
+    assert_eq!(seen["days"][0]["errors"], 1, "the 404 counts as an error");
+}

@@ -37,7 +37,7 @@ fn last_stderr_line(output: &Output) -> String {
 
 /// A spawned process that is killed if the test ends, or panics, before
 /// stopping it, so a failed test leaves no server or worker behind.
-struct Running(Option<std::process::Child>);
+pub(crate) struct Running(Option<std::process::Child>);
 
 impl Running {
     fn new(child: std::process::Child) -> Self {
@@ -204,7 +204,7 @@ async fn the_openapi_command_prints_the_document() {
 
 /// Starts `switchyard serve` on a free port; returns the child and base URL.
 /// The returned guard deletes the server's Redis keys when dropped.
-async fn serve(database: &TestDatabase, extra: &[(&str, &str)]) -> (Running, String, TestPrefix) {
+pub(crate) async fn serve(database: &TestDatabase, extra: &[(&str, &str)]) -> (Running, String, TestPrefix) {
     let port = switchyard_kit::testing::free_port().unwrap().to_string();
     let guard = TestPrefix::new(&redis_url());
     let prefix = guard.keyspace().prefix().to_owned();
@@ -232,7 +232,7 @@ async fn serve(database: &TestDatabase, extra: &[(&str, &str)]) -> (Running, Str
     panic!("serve did not come up");
 }
 
-async fn stop(running: Running) -> Output {
+pub(crate) async fn stop(running: Running) -> Output {
     let mut child = running.take();
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     tokio::time::timeout(

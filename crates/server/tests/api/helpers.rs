@@ -360,6 +360,20 @@ impl TestApp {
     }
 }
 
+/// Reads a server-sent event stream until `needle` appears; everything read so far.
+pub async fn read_until(response: &mut reqwest::Response, needle: &str) -> String {
+    let mut seen = String::new();
+    while !seen.contains(needle) {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), response.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("`{needle}` within 10 s; got {seen:?}"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("the stream ended before `{needle}`; got {seen:?}"));
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    seen
+}
+
 /// Sends `request` and returns its JSON body.
 pub async fn json_of(request: reqwest::RequestBuilder) -> Value {
     request.send().await.expect("request sent").json().await.expect("a JSON body")

@@ -100,8 +100,8 @@ async fn a_waiting_acquire_gets_the_lock_when_the_holder_releases() {
 async fn a_release_with_a_null_body_takes_its_token_from_the_header() {
     let app = spawn_app().await;
     let user = app.new_user().await;
-    let lease = json_of(app.authed(Method::POST, "/v1/locks/nightly", &user.access_token).json(&json!({"ttl_ms": 5000})))
-        .await;
+    let lease =
+        json_of(app.authed(Method::POST, "/v1/locks/nightly", &user.access_token).json(&json!({"ttl_ms": 5000}))).await;
     let release = app
         .authed(Method::DELETE, "/v1/locks/nightly", &user.access_token)
         .header("lock-token", lease["token"].as_str().unwrap())

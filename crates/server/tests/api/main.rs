@@ -5,6 +5,7 @@
 
 mod accounts;
 mod actions;
+mod activity;
 mod analytics;
 mod binary;
 mod clients;

@@ -5,7 +5,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, json_of, spawn_app, TestApp, TestUser};
+use crate::helpers::{assert_problem, json_of, read_until, spawn_app, TestApp, TestUser};
 
 async fn inbox(app: &TestApp, user: &TestUser, query: &str) -> Value {
     json_of(app.authed(Method::GET, &format!("/v1/notifications{query}"), &user.access_token)).await
@@ -70,20 +70,6 @@ async fn bad_paging_is_422_and_the_inbox_is_for_users_only() {
     let key = app.create_client(&user, json!({"name": "svc"})).await["api_key"].as_str().unwrap().to_owned();
     assert_problem(app.keyed(Method::GET, "/v1/notifications", &key).send().await.unwrap(), 403).await;
     assert_problem(app.get("/v1/notifications").await, 401).await;
-}
-
-/// Reads the event stream until `needle` appears; everything read so far.
-async fn read_until(response: &mut reqwest::Response, needle: &str) -> String {
-    let mut seen = String::new();
-    while !seen.contains(needle) {
-        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), response.chunk())
-            .await
-            .unwrap_or_else(|_| panic!("`{needle}` within 10 s; got {seen:?}"))
-            .unwrap()
-            .unwrap_or_else(|| panic!("the stream ended before `{needle}`; got {seen:?}"));
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
-    seen
 }
 
 #[tokio::test]

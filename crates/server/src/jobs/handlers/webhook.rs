@@ -210,10 +210,17 @@ pub fn payload_schema() -> Value {
     let label = "[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?";
     let any_case = |name: &str| -> String {
         name.chars()
-            .map(|c| if c.is_ascii_alphabetic() { format!("[{}{}]", c.to_ascii_lowercase(), c.to_ascii_uppercase()) } else { c.to_string() })
+            .map(|c| {
+                if c.is_ascii_alphabetic() {
+                    format!("[{}{}]", c.to_ascii_lowercase(), c.to_ascii_uppercase())
+                } else {
+                    c.to_string()
+                }
+            })
             .collect()
     };
-    let reserved: Vec<String> = FORBIDDEN_HEADERS.iter().map(|h| any_case(h)).chain([format!("{}.*", any_case("switchyard-"))]).collect();
+    let reserved: Vec<String> =
+        FORBIDDEN_HEADERS.iter().map(|h| any_case(h)).chain([format!("{}.*", any_case("switchyard-"))]).collect();
     serde_json::json!({
         "type": "object",
         "required": ["url"],
