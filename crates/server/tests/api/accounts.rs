@@ -3,7 +3,7 @@
 //! keys, boards and streams), and two accounts share none.
 
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::helpers::{assert_problem, json_of, spawn_app};
 
