@@ -13,7 +13,7 @@ use switchyard::config::AnalyticsSettings;
 use switchyard_kit::CacheStatus;
 use uuid::Uuid;
 
-use crate::helpers::{assert_problem, json_of, spawn_app, TestApp, TestUser};
+use crate::helpers::{assert_problem, json_of, TestApp, TestUser};
 
 fn today() -> NaiveDate {
     Utc::now().date_naive()
@@ -99,6 +99,12 @@ fn known_latencies(day: NaiveDate, account: Uuid, client: Option<Uuid>) -> Vec<A
         .collect()
 }
 
+/// An app that does not record its own requests: these tests feed the
+/// counters and the activity table themselves and count exactly.
+async fn spawn_unrecorded() -> TestApp {
+    crate::helpers::spawn_app_with(&[("activity_enabled", "false")], utoipa_axum::router::OpenApiRouter::new()).await
+}
+
 fn uuid_of(user: &TestUser) -> Uuid {
     user.id.parse().unwrap()
 }
@@ -113,7 +119,7 @@ fn x_cache(response: &reqwest::Response) -> String {
 
 #[tokio::test]
 async fn hyperloglogs_count_ten_thousand_distinct_callers_within_two_percent() {
-    let app = spawn_app().await;
+    let app = spawn_unrecorded().await;
     let admin = app.new_admin().await;
     let counters = app.state.reports.counters();
     let now = Utc::now();
@@ -143,7 +149,7 @@ async fn hyperloglogs_count_ten_thousand_distinct_callers_within_two_percent() {
 
 #[tokio::test]
 async fn the_counters_equal_the_records_fed() {
-    let app = spawn_app().await;
+    let app = spawn_unrecorded().await;
     let admin = app.new_admin().await;
     let counters = app.state.reports.counters();
     let (account, other) = (Uuid::new_v4(), Uuid::new_v4());
@@ -204,7 +210,7 @@ async fn usage_rows(app: &TestApp, day: NaiveDate) -> Vec<(Option<Uuid>, String,
 
 #[tokio::test]
 async fn the_daily_rollup_is_idempotent_and_its_percentiles_match_a_known_latency_set() {
-    let app = spawn_app().await;
+    let app = spawn_unrecorded().await;
     let user = app.new_user().await;
     let account = uuid_of(&user);
     let day = days_ago(2);
@@ -237,7 +243,7 @@ async fn the_daily_rollup_is_idempotent_and_its_percentiles_match_a_known_latenc
 
 #[tokio::test]
 async fn daily_usage_has_every_day_of_the_range_past_days_rolled_up_and_today_live() {
-    let app = spawn_app().await;
+    let app = spawn_unrecorded().await;
     let user = app.new_user().await;
     let account = uuid_of(&user);
     let client: Uuid = app.create_client(&user, serde_json::json!({"name": "reporter"})).await["client"]["id"]
@@ -282,7 +288,7 @@ async fn daily_usage_has_every_day_of_the_range_past_days_rolled_up_and_today_li
 
 #[tokio::test]
 async fn a_second_identical_report_is_a_cache_hit_until_the_cache_version_changes() {
-    let app = spawn_app().await;
+    let app = spawn_unrecorded().await;
     let user = app.new_user().await;
     let path = format!("/v1/analytics/usage/daily?from={}&to={}", days_ago(9), days_ago(3));
     let first = get(&app, &path, &user).await;
@@ -318,7 +324,7 @@ fn with_version(app: &TestApp, version: &str) -> Reports {
 
 #[tokio::test]
 async fn prewarming_fills_the_most_missed_reports_under_the_current_version() {
-    let app = spawn_app().await;
+    let app = spawn_unrecorded().await;
     let admin = app.new_admin().await;
     let user = app.new_user().await;
     let (from, to) = (days_ago(6), days_ago(2));
@@ -345,7 +351,7 @@ async fn prewarming_fills_the_most_missed_reports_under_the_current_version() {
 
 #[tokio::test]
 async fn a_user_cannot_read_another_accounts_usage() {
-    let app = spawn_app().await;
+    let app = spawn_unrecorded().await;
     let (alice, bob, admin) = (app.new_user().await, app.new_user().await, app.new_admin().await);
     let bobs =
         app.create_client(&bob, serde_json::json!({"name": "bobs"})).await["client"]["id"].as_str().unwrap().to_owned();
@@ -361,7 +367,7 @@ async fn a_user_cannot_read_another_accounts_usage() {
 
 #[tokio::test]
 async fn the_admin_reports_are_403_for_everyone_else() {
-    let app = spawn_app().await;
+    let app = spawn_unrecorded().await;
     let (user, admin) = (app.new_user().await, app.new_admin().await);
     let (from, to) = (days_ago(1), today());
     for path in [
@@ -380,7 +386,7 @@ async fn the_admin_reports_are_403_for_everyone_else() {
 
 #[tokio::test]
 async fn bad_dates_ranges_and_limits_are_422s_naming_the_field() {
-    let app = spawn_app().await;
+    let app = spawn_unrecorded().await;
     let admin = app.new_admin().await;
     let (today, long_ago) = (today(), days_ago(366));
     for (path, field) in [
@@ -406,7 +412,7 @@ async fn bad_dates_ranges_and_limits_are_422s_naming_the_field() {
 
 #[tokio::test]
 async fn the_worker_schedules_the_rollup_and_the_warmup_and_runs_them() {
-    let app = spawn_app().await;
+    let app = spawn_unrecorded().await;
     let entries = switchyard::app::cron_entries(&app.state.settings);
     let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
     assert!(names.contains(&"usage-rollup") && names.contains(&"report-prewarm"), "{names:?}");
