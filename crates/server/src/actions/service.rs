@@ -41,7 +41,7 @@ pub enum ActionError {
 }
 
 /// Whether any string or key of `value` holds a NUL character, which
-/// PostgreSQL's jsonb refuses.
+/// PostgreSQL refuses in JSON it stores.
 fn holds_nul(value: &serde_json::Value) -> bool {
     use serde_json::Value;
     match value {
@@ -129,7 +129,7 @@ fn validate(kind: &str, metadata: &serde_json::Value) -> Result<(), ActionError>
         if text.len() > MAX_METADATA_BYTES {
             violations.push(FieldError::new("metadata", "must be at most 16 KiB"));
         } else if holds_nul(metadata) {
-            // PostgreSQL's jsonb cannot hold a NUL character.
+            // PostgreSQL cannot hold a NUL character in text or JSON.
             violations.push(FieldError::new("metadata", "must not contain NUL characters (\\u0000)"));
         }
     }

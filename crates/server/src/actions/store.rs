@@ -38,10 +38,12 @@ pub async fn insert_many(db: impl PgExecutor<'_>, actions: &[NewAction]) -> Resu
     let actors: Vec<Uuid> = actions.iter().map(|a| a.actor_id).collect();
     let accounts: Vec<Uuid> = actions.iter().map(|a| a.account_id).collect();
     let types: Vec<&str> = actions.iter().map(|a| a.kind.as_str()).collect();
-    let metadata: Vec<&serde_json::Value> = actions.iter().map(|a| &a.metadata).collect();
+    // As text, so the `json` column keeps it as written (see the migration
+    // json_as_written).
+    let metadata: Vec<String> = actions.iter().map(|a| a.metadata.to_string()).collect();
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO actions (id, actor_kind, actor_id, type, metadata, account_id)
-         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::jsonb[], $6::uuid[])
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[]::json[], $6::uuid[])
          RETURNING {COLUMNS}"
     )))
     .bind(ids)

@@ -48,17 +48,21 @@ pub struct ActivityParams {
     pub client_id: Option<Uuid>,
     /// Only requests to this route template, e.g. `/v1/leaderboards/{board}`
     /// (`unmatched` for paths no route matched).
+    #[param(min_length = 1, max_length = 256)]
     pub route: Option<String>,
     /// Only requests answered with this status.
     #[param(minimum = 100, maximum = 599)]
     pub status: Option<u16>,
-    /// From this time on (inclusive): RFC 3339, or `YYYY-MM-DD` for the
-    /// start of that day (UTC).
+    /// From this time on (inclusive): `YYYY-MM-DD` for the start of that
+    /// day (UTC), or an RFC 3339 time.
+    #[param(value_type = Option<chrono::NaiveDate>)]
     pub from: Option<String>,
-    /// Before this time (exclusive): RFC 3339, or `YYYY-MM-DD` to include
-    /// that whole day (UTC).
+    /// Before this time (exclusive): `YYYY-MM-DD` to include that whole day
+    /// (UTC), or an RFC 3339 time.
+    #[param(value_type = Option<chrono::NaiveDate>)]
     pub to: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = r"^[0-9]{1,16}\.[0-9a-fA-F]{32}$")]
     pub cursor: Option<String>,
     /// 1-100, default 20.
     #[param(minimum = 1, maximum = 100)]

@@ -25,7 +25,9 @@ pub async fn insert_once(
     data: &serde_json::Value,
 ) -> Result<Option<(Uuid, DateTime<Utc>)>, sqlx::Error> {
     sqlx::query_as(
-        "INSERT INTO notifications (job_id, user_id, title, body, data) VALUES ($1, $2, $3, $4, $5)
+        // `data` goes as text so `json` keeps it as written (see the
+        // migration json_as_written).
+        "INSERT INTO notifications (job_id, user_id, title, body, data) VALUES ($1, $2, $3, $4, $5::text::json)
          ON CONFLICT (job_id) DO UPDATE SET job_id = EXCLUDED.job_id
          RETURNING id, created_at",
     )
@@ -33,7 +35,7 @@ pub async fn insert_once(
     .bind(user_id)
     .bind(title)
     .bind(body)
-    .bind(data)
+    .bind(data.to_string())
     .fetch_optional(db)
     .await
 }

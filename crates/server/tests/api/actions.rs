@@ -251,3 +251,21 @@ async fn concurrent_actions_are_group_committed_and_each_answered_with_its_own_r
     assert_eq!(rows, 200);
     assert_eq!(app.state.actions.audit("-", 1000).await.unwrap().len(), 200, "every action reached the audit stream");
 }
+
+#[tokio::test]
+async fn metadata_numbers_at_the_edges_of_a_double_read_back_as_written() {
+    // jsonb once stored these as 300-digit decimals that no longer parsed
+    // as doubles, leaving the account's log unreadable.
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let metadata = json!({"max": f64::MAX, "min": f64::MIN, "tiny": 5e-324, "small": 1.755867129564469e-256});
+    let r = app
+        .authed(Method::POST, "/v1/actions", &user.access_token)
+        .json(&json!({"type": "EDGE", "metadata": metadata}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let listed = json_of(app.authed(Method::GET, "/v1/actions", &user.access_token)).await;
+    assert_eq!(listed["actions"][0]["metadata"], metadata);
+}
