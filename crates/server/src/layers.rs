@@ -24,6 +24,7 @@ pub(crate) const LAYERS: &[&[&str]] = &[
         "jobs",
         "notifications",
         "analytics",
+        "realtime",
     ],
     // The composition root, and what the processes start with.
     &["app", "cli", "shutdown"],

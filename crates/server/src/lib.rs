@@ -8,7 +8,8 @@
 //!    `mail`;
 //! 3. capabilities, one module each, never importing one another: `ops`,
 //!    `identity`, `clients`, `locks`, `ratelimit`, `leaderboards`,
-//!    `events`, `actions`, `jobs`, `notifications`, `analytics`;
+//!    `events`, `actions`, `jobs`, `notifications`, `analytics`,
+//!    `realtime`;
 //! 4. the composition root and the processes: `app` (state, wiring,
 //!    router, OpenAPI), `startup`, `worker`, `cli`, `shutdown`.
 
@@ -31,6 +32,7 @@ pub mod mail;
 pub mod notifications;
 pub mod ops;
 pub mod ratelimit;
+pub mod realtime;
 pub mod secrets;
 pub mod shutdown;
 pub mod startup;

@@ -195,3 +195,54 @@ impl ClientOwners for ClientDirectory {
         })
     }
 }
+
+/// The real-time gateway's view of the other capabilities: the channels
+/// they publish on, who owns a client, who is in a room.
+#[derive(Debug)]
+pub(super) struct GatewayDirectory {
+    pub keys: Keyspace,
+    /// The action log's all-actions channel.
+    pub actions: String,
+    pub clients: Arc<Clients>,
+}
+
+impl crate::realtime::Directory for GatewayDirectory {
+    fn actions_channel(&self) -> String {
+        self.actions.clone()
+    }
+
+    fn activity_channel(&self) -> String {
+        crate::analytics::live::channel(&self.keys)
+    }
+
+    fn notifications_channel(&self, user_id: uuid::Uuid) -> String {
+        crate::notifications::service::channel(&self.keys, user_id)
+    }
+
+    fn owns_client(
+        &self,
+        account: uuid::Uuid,
+        client_id: uuid::Uuid,
+    ) -> futures::future::BoxFuture<'_, anyhow::Result<bool>> {
+        ClientDirectory(self.clients.clone()).owns_boxed(account, client_id)
+    }
+
+    fn is_member(
+        &self,
+        _room_id: uuid::Uuid,
+        _user_id: uuid::Uuid,
+    ) -> futures::future::BoxFuture<'_, anyhow::Result<bool>> {
+        // No rooms yet: nobody is a member of anything.
+        Box::pin(async { Ok(false) })
+    }
+}
+
+impl ClientDirectory {
+    fn owns_boxed(
+        self,
+        account: uuid::Uuid,
+        client_id: uuid::Uuid,
+    ) -> futures::future::BoxFuture<'static, anyhow::Result<bool>> {
+        Box::pin(async move { self.owns(account, client_id).await })
+    }
+}

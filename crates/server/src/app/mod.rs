@@ -34,6 +34,7 @@ use crate::mail::Mailer;
 use crate::notifications::Notifications;
 use crate::ops::Ops;
 use crate::ratelimit::{CheckService, RateLimits};
+use crate::realtime::Realtime;
 
 pub use adapters::MAIL_QUEUE;
 pub use routes::{api_routes, document, router, router_with};
@@ -82,6 +83,8 @@ pub struct Services {
     pub reports: Arc<Reports>,
     /// Activity recording (the recorder's handle) and its queries.
     pub activity: Arc<Activity>,
+    /// The real-time gateway (WebSocket, SSE, channel history).
+    pub realtime: Arc<Realtime>,
 }
 
 /// What `assemble` could not build, naming the setting at fault.
@@ -140,6 +143,19 @@ pub fn assemble(settings: Settings, connections: Connections) -> Result<AppState
         vec![reports.counters() as Arc<dyn crate::analytics::BatchObserver>],
         closing.clone(),
     ));
+    let actions = Arc::new(Actions::new(db.clone(), redis.clone(), keys.clone(), settings.actions_audit_maxlen));
+    let notifications =
+        Arc::new(Notifications::new(db.clone(), redis.clone(), hub.clone(), keys.clone(), closing.clone()));
+    let directory =
+        adapters::GatewayDirectory { keys: keys.clone(), actions: actions.channel(None), clients: clients.clone() };
+    let realtime = Arc::new(Realtime::new(
+        redis.clone(),
+        hub,
+        keys.clone(),
+        settings.realtime.clone(),
+        Arc::new(directory),
+        closing.clone(),
+    ));
     Ok(AppState(Arc::new(Services {
         ops: Arc::new(ops),
         identity: Arc::new(identity),
@@ -148,9 +164,10 @@ pub fn assemble(settings: Settings, connections: Connections) -> Result<AppState
         rate_limits,
         locks: Arc::new(LockService::new(Locks::new(redis.clone(), keys.clone()), settings.request_timeout)),
         boards: Arc::new(BoardService::new(redis.clone(), Leaderboards::new(redis.clone(), keys.clone()))),
-        actions: Arc::new(Actions::new(db.clone(), redis.clone(), keys.clone(), settings.actions_audit_maxlen)),
+        actions,
         events: Arc::new(Events::new(redis.clone(), keys.clone(), &redis_config, settings.request_timeout)),
-        notifications: Arc::new(Notifications::new(db.clone(), redis.clone(), hub, keys.clone(), closing.clone())),
+        notifications: notifications.clone(),
+        realtime,
         reports,
         activity,
         jobs,
@@ -208,4 +225,5 @@ substates! {
     notifications: Notifications,
     reports: Reports,
     activity: Activity,
+    realtime: Realtime,
 }

@@ -29,6 +29,7 @@ mod identity;
 mod jobs;
 mod mail;
 mod ratelimit;
+mod realtime;
 mod server;
 
 pub use analytics::AnalyticsSettings;
@@ -36,12 +37,18 @@ pub use identity::IdentitySettings;
 pub use jobs::{parse_schedule, CronSetting, JobSettings, MAX_CRON_CATCH_UP_SECS};
 pub use mail::{MailConfig, MailTransportSetting};
 pub use ratelimit::{FailMode, LimitSetting, PolicySetting, PrincipalKind, RateLimitSettings, RouteGroup};
+pub use realtime::RealtimeSettings;
 pub use server::{CorsOrigins, LogFormat};
 
 /// The environment variables switchyard reads, each the upper-case name of a
 /// settings field (`SWITCHYARD_ENV` sets `profile`).
 pub const ENV_VARS: &[&str] = &[
     "SWITCHYARD_ENV",
+    "RT_HISTORY_MAX",
+    "RT_HISTORY_SECS",
+    "RT_MAX_BAD_FRAMES",
+    "RT_OUTBOUND_BUFFER",
+    "PRESENCE_TTL_SECS",
     "DATABASE_URL",
     "DATABASE_MAX_CONNECTIONS",
     "REDIS_URL",
@@ -189,6 +196,11 @@ struct RawSettings {
     cache_hit_tracking_enabled: bool,
     cache_prewarm_enabled: bool,
     cache_prewarm_cron_enabled: bool,
+    rt_history_max: u64,
+    rt_history_secs: u64,
+    rt_max_bad_frames: u32,
+    rt_outbound_buffer: usize,
+    presence_ttl_secs: u64,
 }
 
 impl Default for RawSettings {
@@ -262,6 +274,11 @@ impl Default for RawSettings {
             cache_hit_tracking_enabled: true,
             cache_prewarm_enabled: true,
             cache_prewarm_cron_enabled: true,
+            rt_history_max: 1000,
+            rt_history_secs: 86_400,
+            rt_max_bad_frames: 10,
+            rt_outbound_buffer: 256,
+            presence_ttl_secs: 30,
         }
     }
 }
@@ -296,6 +313,7 @@ pub struct Settings {
     pub actions_audit_maxlen: u64,
     pub jobs: JobSettings,
     pub analytics: AnalyticsSettings,
+    pub realtime: RealtimeSettings,
 }
 
 impl std::fmt::Debug for Settings {
@@ -378,6 +396,7 @@ impl RawSettings {
         let rate_limit = ratelimit::validate(raw.rate_limit)?;
         let jobs = jobs::validate(raw.jobs, profile)?;
         let analytics = analytics::validate(raw.analytics)?;
+        let realtime = realtime::validate(raw.realtime)?;
 
         Ok(Settings {
             profile,
@@ -404,6 +423,7 @@ impl RawSettings {
             actions_audit_maxlen: server.actions_audit_maxlen,
             jobs,
             analytics,
+            realtime,
         })
     }
 
@@ -488,6 +508,13 @@ impl RawSettings {
                 cache_prewarm_enabled: self.cache_prewarm_enabled,
                 cache_prewarm_cron_enabled: self.cache_prewarm_cron_enabled,
             },
+            realtime: realtime::RawRealtime {
+                rt_history_max: self.rt_history_max,
+                rt_history_secs: self.rt_history_secs,
+                rt_max_bad_frames: self.rt_max_bad_frames,
+                rt_outbound_buffer: self.rt_outbound_buffer,
+                presence_ttl_secs: self.presence_ttl_secs,
+            },
         }
     }
 }
@@ -500,6 +527,7 @@ struct RawSections {
     rate_limit: ratelimit::RawRateLimit,
     jobs: jobs::RawJobs,
     analytics: analytics::RawAnalytics,
+    realtime: realtime::RawRealtime,
 }
 
 /// A secret setting: at least 32 characters when given; required in

@@ -21,4 +21,5 @@ mod mail;
 mod notifications;
 mod ops;
 mod ratelimit;
+mod realtime;
 mod worker;

@@ -1,0 +1,285 @@
+//! One WebSocket connection: the frame protocol, its subscriptions, and
+//! its bounded outbound queue.
+//!
+//! Invariants:
+//! - every frame to the client goes through one queue of
+//!   `RT_OUTBOUND_BUFFER` frames; a producer never waits on it
+//!   (`try_send`), and a full queue (or a hub lag) closes the connection
+//!   with 1008, so a slow reader delays nobody but itself;
+//! - a subscription's frames keep their order: `subscribed`, then the
+//!   replay, then live messages, all from the subscription's own task;
+//! - a malformed frame is answered with an `error` frame; more than
+//!   `RT_MAX_BAD_FRAMES` of them close the connection (1008, with the
+//!   reason);
+//! - when the server starts shutting down every connection is closed with
+//!   1001 so clients reconnect elsewhere.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::channel::{Channel, StreamId};
+use super::service::{FeedItem, Realtime, RealtimeError};
+use crate::domain::Principal;
+
+/// Channels one connection may hold at once.
+pub const MAX_CHANNELS: usize = 100;
+
+/// 1001: the server is going away.
+const GOING_AWAY: u16 = 1001;
+/// 1008: policy violation (too slow, too many malformed frames).
+const POLICY: u16 = 1008;
+/// How long a close frame may take to go out to a reader that stalls.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// A frame from the client.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum ClientFrame {
+    Subscribe {
+        channel: String,
+        since: Option<String>,
+    },
+    Unsubscribe {
+        channel: String,
+    },
+    Publish {
+        channel: String,
+        #[serde(default)]
+        event: Option<String>,
+        data: serde_json::Value,
+    },
+    Typing {
+        room: String,
+    },
+    Ping,
+}
+
+/// Why the connection is being closed by the server.
+#[derive(Debug, Clone)]
+struct Closing {
+    code: u16,
+    reason: &'static str,
+}
+
+/// The connection's state shared with its subscription tasks.
+#[derive(Clone, Debug)]
+struct Outbound {
+    frames: mpsc::Sender<Utf8Bytes>,
+    /// Cancelled with the reason set when a producer finds the queue full.
+    slow: CancellationToken,
+}
+
+impl Outbound {
+    /// Queues a frame; a full queue marks the reader too slow.
+    fn push(&self, frame: impl Into<Utf8Bytes>) -> bool {
+        match self.frames.try_send(frame.into()) {
+            Ok(()) => true,
+            Err(_) => {
+                self.slow.cancel();
+                false
+            }
+        }
+    }
+}
+
+/// What was wrong with a frame, in words that never echo its content.
+fn malformed(error: &serde_json::Error) -> String {
+    use crate::http::described::{describe, Described};
+    if error.is_syntax() || error.is_eof() {
+        return "not a JSON object".into();
+    }
+    match describe(&error.to_string()) {
+        Described::Missing(field) => format!("{field} is required"),
+        Described::Unknown(field) => format!("unknown field {field}"),
+        Described::Invalid(what) => what,
+    }
+}
+
+fn error_frame(code: &str, message: &str, channel: Option<&str>) -> String {
+    let mut frame = serde_json::json!({"type": "error", "code": code, "message": message});
+    if let Some(channel) = channel {
+        frame["channel"] = channel.into();
+    }
+    frame.to_string()
+}
+
+fn refusal_frame(error: &RealtimeError, channel: &str) -> String {
+    match error {
+        RealtimeError::Refused { code, message } => error_frame(code, message, Some(channel)),
+        RealtimeError::HistoryGone => error_frame("history_gone", &error.to_string(), Some(channel)),
+        RealtimeError::BadTicket => error_frame("unauthorized", "invalid ticket", Some(channel)),
+        RealtimeError::Redis(_) | RealtimeError::Internal(_) => {
+            tracing::warn!(%error, channel, "a real-time request failed");
+            error_frame("unavailable", "try again shortly", Some(channel))
+        }
+    }
+}
+
+/// Runs one connection until either side closes it.
+pub async fn run(mut socket: WebSocket, realtime: Arc<Realtime>, principal: Principal) {
+    let settings = realtime.settings().clone();
+    let (frames, mut queue) = mpsc::channel::<Utf8Bytes>(settings.outbound_buffer);
+    let out = Outbound { frames, slow: CancellationToken::new() };
+    let closing = realtime.closing().clone();
+    let mut subscriptions: HashMap<String, JoinHandle<()>> = HashMap::new();
+    let mut bad_frames: u32 = 0;
+    let ending = loop {
+        tokio::select! {
+            biased;
+            () = closing.cancelled() => break Some(Closing { code: GOING_AWAY, reason: "server shutting down" }),
+            () = out.slow.cancelled() => break Some(Closing { code: POLICY, reason: "reader too slow" }),
+            Some(frame) = queue.recv() => {
+                // A reader that stops reading stalls this send: watch for
+                // the verdict meanwhile.
+                tokio::select! {
+                    sent = socket.send(Message::Text(frame)) => if sent.is_err() { break None },
+                    () = out.slow.cancelled() => break Some(Closing { code: POLICY, reason: "reader too slow" }),
+                    () = closing.cancelled() => break Some(Closing { code: GOING_AWAY, reason: "server shutting down" }),
+                }
+            }
+            incoming = socket.recv() => {
+                let text = match incoming {
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Binary(_))) => {
+                        bad_frames += 1;
+                        out.push(error_frame("bad_frame", "frames are JSON text", None));
+                        if bad_frames > settings.max_bad_frames {
+                            break Some(Closing { code: POLICY, reason: "too many malformed frames" });
+                        }
+                        continue;
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
+                };
+                match serde_json::from_str::<ClientFrame>(&text) {
+                    Ok(frame) => handle(frame, &realtime, &principal, &out, &mut subscriptions).await,
+                    Err(error) => {
+                        bad_frames += 1;
+                        let message = format!("malformed frame: {}", malformed(&error));
+                        out.push(error_frame("bad_frame", &message, None));
+                        if bad_frames > settings.max_bad_frames {
+                            break Some(Closing { code: POLICY, reason: "too many malformed frames" });
+                        }
+                    }
+                }
+            }
+        }
+    };
+    for (_, task) in subscriptions.drain() {
+        task.abort();
+    }
+    if let Some(Closing { code, reason }) = ending {
+        // What was already answered (the error frame of the last bad
+        // frame) goes out first, unless the reader is the problem.
+        if reason != "reader too slow" {
+            let flush = async {
+                while let Ok(frame) = queue.try_recv() {
+                    if socket.send(Message::Text(frame)).await.is_err() {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(CLOSE_GRACE, flush).await;
+        }
+        let close = Message::Close(Some(CloseFrame { code, reason: reason.into() }));
+        let _ = tokio::time::timeout(CLOSE_GRACE, socket.send(close)).await;
+    }
+}
+
+async fn handle(
+    frame: ClientFrame,
+    realtime: &Arc<Realtime>,
+    principal: &Principal,
+    out: &Outbound,
+    subscriptions: &mut HashMap<String, JoinHandle<()>>,
+) {
+    match frame {
+        ClientFrame::Ping => {
+            out.push(r#"{"type":"pong"}"#);
+        }
+        ClientFrame::Subscribe { channel: name, since } => {
+            let Ok(channel) = Channel::parse(&name) else {
+                out.push(error_frame("bad_channel", &super::channel::BadChannel.to_string(), Some(&name)));
+                return;
+            };
+            let since = match since.as_deref().map(StreamId::parse) {
+                None => None,
+                Some(Some(id)) => Some(id),
+                Some(None) => {
+                    out.push(error_frame("bad_since", "since is a message id (digits-digits)", Some(&name)));
+                    return;
+                }
+            };
+            if let Some(previous) = subscriptions.remove(&name) {
+                previous.abort();
+            } else if subscriptions.len() >= MAX_CHANNELS {
+                out.push(error_frame("too_many_channels", "at most 100 channels per connection", Some(&name)));
+                return;
+            }
+            let (realtime, principal, out, key) = (realtime.clone(), principal.clone(), out.clone(), name.clone());
+            // Its own task: replaying a history never holds up the
+            // connection's other frames.
+            let task = tokio::spawn(async move {
+                let mut feed = match realtime.open(&principal, &channel, since).await {
+                    Ok(feed) => feed,
+                    Err(error) => {
+                        out.push(refusal_frame(&error, &name));
+                        return;
+                    }
+                };
+                let subscribed = serde_json::json!({"type": "subscribed", "channel": name}).to_string();
+                if !out.push(subscribed) {
+                    return;
+                }
+                while let Some(item) = feed.next().await {
+                    match item {
+                        FeedItem::Frame { json, .. } => {
+                            if !out.push(json.to_string()) {
+                                return;
+                            }
+                        }
+                        FeedItem::Lagged(_) => {
+                            out.slow.cancel();
+                            return;
+                        }
+                    }
+                }
+            });
+            subscriptions.insert(key, task);
+        }
+        ClientFrame::Unsubscribe { channel } => {
+            if let Some(task) = subscriptions.remove(&channel) {
+                task.abort();
+            }
+            // Answered either way: the client's view is "not subscribed".
+            out.push(serde_json::json!({"type": "unsubscribed", "channel": channel}).to_string());
+        }
+        ClientFrame::Publish { channel: name, event, data } => {
+            let channel = match Channel::parse(&name) {
+                Ok(channel) => channel,
+                Err(error) => {
+                    out.push(error_frame("bad_channel", &error.to_string(), Some(&name)));
+                    return;
+                }
+            };
+            let event = event.unwrap_or_else(|| "message".into());
+            if event.is_empty() || event.len() > 64 {
+                out.push(error_frame("bad_event", "event is 1-64 characters", Some(&name)));
+                return;
+            }
+            if let Err(error) = realtime.publish(principal, &channel, &event, &data).await {
+                out.push(refusal_frame(&error, &name));
+            }
+        }
+        ClientFrame::Typing { room } => {
+            out.push(error_frame("unsupported", "typing is not implemented yet", Some(&format!("room:{room}"))));
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! The real-time gateway: tickets, the WebSocket frame protocol, SSE,
+//! channel authorization, resume with `since`, and two instances sharing
+//! one Redis.
+
+use std::time::Duration;
+
+use futures::{SinkExt as _, StreamExt as _};
+use reqwest::Method;
+use serde_json::{json, Value};
+use switchyard::config::Settings;
+use switchyard::startup::{self, Application};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::{read_until, spawn_app, test_settings_with, TestApp, TestDatabase};
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn ws_url(address: &str, query: &str) -> String {
+    format!("{}/v1/realtime/ws{query}", address.replacen("http", "ws", 1))
+}
+
+/// A WebSocket authenticated with a Bearer token.
+async fn connect(address: &str, token: &str) -> Socket {
+    let mut request = ws_url(address, "").into_client_request().unwrap();
+    request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    tokio_tungstenite::connect_async(request).await.expect("upgrade").0
+}
+
+async fn send(socket: &mut Socket, frame: Value) {
+    socket.send(Message::text(frame.to_string())).await.expect("frame sent");
+}
+
+/// The next JSON text frame (10 s at most: a bound, not a measurement).
+async fn next(socket: &mut Socket) -> Value {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a frame within 10 s")
+            .expect("the connection is open")
+            .expect("a frame");
+        match message {
+            Message::Text(text) => return serde_json::from_str(&text).expect("JSON frame"),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+async fn subscribe(socket: &mut Socket, channel: &str, since: Option<&str>) {
+    let mut frame = json!({"type": "subscribe", "channel": channel});
+    if let Some(since) = since {
+        frame["since"] = since.into();
+    }
+    send(socket, frame).await;
+    assert_eq!(next(socket).await, json!({"type": "subscribed", "channel": channel}));
+}
+
+async fn publish(socket: &mut Socket, channel: &str, data: Value) {
+    send(socket, json!({"type": "publish", "channel": channel, "data": data})).await;
+}
+
+async fn ticket(app: &TestApp, token: &str) -> String {
+    let response = app.authed(Method::POST, "/v1/realtime/tickets", token).send().await.unwrap();
+    assert_eq!(response.status(), 201);
+    response.json::<Value>().await.unwrap()["ticket"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_ticket_connects_once_and_a_bad_one_is_refused_before_the_upgrade() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let ticket = ticket(&app, &user.access_token).await;
+    let url = ws_url(&app.address, &format!("?ticket={ticket}"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.expect("the ticket works");
+    send(&mut socket, json!({"type": "ping"})).await;
+    assert_eq!(next(&mut socket).await, json!({"type": "pong"}));
+    for url in [url, ws_url(&app.address, &format!("?ticket=rtt_{}", "0".repeat(64))), ws_url(&app.address, "")] {
+        match tokio_tungstenite::connect_async(&url).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 401),
+            other => panic!("expected a 401, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn publish_reaches_subscribers_of_the_account_only_and_sse_sees_it_too() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let stranger = app.new_user().await;
+    let mut reader = connect(&app.address, &user.access_token).await;
+    let mut writer = connect(&app.address, &user.access_token).await;
+    let mut other = connect(&app.address, &stranger.access_token).await;
+    subscribe(&mut reader, "app:chat", None).await;
+    subscribe(&mut other, "app:chat", None).await;
+    let mut sse =
+        app.authed(Method::GET, "/v1/realtime/sse?channels=app:chat", &user.access_token).send().await.unwrap();
+    assert_eq!(sse.status(), 200);
+    // The SSE stream's subscription is in place once its headers are sent.
+    publish(&mut writer, "app:chat", json!({"text": "hi"})).await;
+    let frame = next(&mut reader).await;
+    assert_eq!(frame["type"], "message");
+    assert_eq!(frame["channel"], "app:chat");
+    assert_eq!(frame["event"], "message");
+    assert_eq!(frame["data"], json!({"text": "hi"}));
+    let id = frame["id"].as_str().expect("a message id").to_owned();
+    let seen = read_until(&mut sse, "hi").await;
+    assert!(seen.contains(&format!("id: {id}")), "{seen}");
+    // Another account's app:chat is another channel.
+    send(&mut other, json!({"type": "ping"})).await;
+    assert_eq!(next(&mut other).await, json!({"type": "pong"}));
+}
+
+#[tokio::test]
+async fn malformed_frames_are_answered_and_too_many_close_the_connection() {
+    let app = crate::helpers::spawn_app_with(&[("rt_max_bad_frames", "2")], Default::default()).await;
+    let user = app.new_user().await;
+    let mut socket = connect(&app.address, &user.access_token).await;
+    for bad in ["not json", r#"{"type":"dance"}"#] {
+        socket.send(Message::text(bad)).await.unwrap();
+        let frame = next(&mut socket).await;
+        assert_eq!(frame["type"], "error");
+        assert_eq!(frame["code"], "bad_frame");
+    }
+    // Still open.
+    send(&mut socket, json!({"type": "ping"})).await;
+    assert_eq!(next(&mut socket).await, json!({"type": "pong"}));
+    socket.send(Message::text("{")).await.unwrap();
+    assert_eq!(next(&mut socket).await["code"], "bad_frame");
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next()).await.expect("closed within 10 s") {
+            Some(Ok(Message::Close(Some(close)))) => {
+                assert_eq!(u16::from(close.code), 1008);
+                assert!(close.reason.contains("malformed"), "{}", close.reason);
+                break;
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn channels_are_refused_to_callers_who_may_not_use_them() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let admin = app.new_admin().await;
+    let mut socket = connect(&app.address, &user.access_token).await;
+    let refusals = [
+        (json!({"type": "subscribe", "channel": "activity"}), "forbidden"),
+        (json!({"type": "subscribe", "channel": format!("user:{}", admin.id)}), "forbidden"),
+        (json!({"type": "subscribe", "channel": format!("room:{}", uuid::Uuid::new_v4())}), "not_found"),
+        (json!({"type": "publish", "channel": "actions", "data": {}}), "read_only"),
+        (json!({"type": "subscribe", "channel": "nope"}), "bad_channel"),
+    ];
+    for (frame, code) in refusals {
+        let channel = frame["channel"].clone();
+        send(&mut socket, frame).await;
+        let answer = next(&mut socket).await;
+        assert_eq!((answer["type"].as_str(), answer["code"].as_str()), (Some("error"), Some(code)), "{answer}");
+        assert_eq!(answer["channel"], channel);
+    }
+    subscribe(&mut socket, &format!("user:{}", user.id), None).await;
+    let mut admin_socket = connect(&app.address, &admin.access_token).await;
+    subscribe(&mut admin_socket, "activity", None).await;
+}
+
+#[tokio::test]
+async fn resume_with_since_replays_exactly_once_in_order_then_goes_live() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let mut writer = connect(&app.address, &user.access_token).await;
+    subscribe(&mut writer, "app:feed", None).await;
+    let mut ids = Vec::new();
+    for n in 1..=3 {
+        publish(&mut writer, "app:feed", json!({"n": n})).await;
+        ids.push(next(&mut writer).await["id"].as_str().unwrap().to_owned());
+    }
+    let mut reader = connect(&app.address, &user.access_token).await;
+    subscribe(&mut reader, "app:feed", Some(&ids[0])).await;
+    publish(&mut writer, "app:feed", json!({"n": 4})).await;
+    let got: Vec<(Value, Value)> = {
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            let frame = next(&mut reader).await;
+            got.push((frame["data"]["n"].clone(), frame["id"].clone()));
+        }
+        got
+    };
+    assert_eq!(got.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), vec![json!(2), json!(3), json!(4)]);
+    assert_eq!(got[0].1, json!(ids[1]));
+    send(&mut reader, json!({"type": "ping"})).await;
+    assert_eq!(next(&mut reader).await, json!({"type": "pong"}), "nothing delivered twice");
+    // SSE resumes the same way, from Last-Event-ID.
+    let mut sse = app
+        .authed(Method::GET, "/v1/realtime/sse?channels=app:feed", &user.access_token)
+        .header("last-event-id", &ids[1])
+        .send()
+        .await
+        .unwrap();
+    let seen = read_until(&mut sse, r#""n":4"#).await;
+    assert!(!seen.contains(r#""n":2"#) && seen.contains(r#""n":3"#), "{seen}");
+    // A since the history no longer reaches.
+    let mut late = connect(&app.address, &user.access_token).await;
+    send(&mut late, json!({"type": "subscribe", "channel": "app:never", "since": "1-0"})).await;
+    assert_eq!(next(&mut late).await["code"], "history_gone");
+}
+
+/// A server sharing another's database and key prefix, as a second
+/// instance behind a load balancer.
+async fn start(settings: Settings) -> (String, CancellationToken) {
+    let state = startup::connect(settings).await.expect("connect");
+    startup::migrate(&state.db).await.expect("migrate");
+    let app = Application::bind(state).await.expect("bind");
+    let address = format!("http://{}", app.local_addr());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    (address, shutdown)
+}
+
+#[tokio::test]
+async fn two_instances_see_each_others_messages_and_shutdown_closes_with_1001() {
+    let (settings, _database): (Settings, TestDatabase) = test_settings_with(&[], None).await;
+    let (a, stop_a) = start(settings.clone()).await;
+    let (b, stop_b) = start(settings).await;
+    let client = reqwest::Client::new();
+    let n = uuid::Uuid::new_v4().simple().to_string();
+    let email = format!("{}@example.com", &n[..12]);
+    let signup = json!({"username": format!("u{}", &n[..12]), "email": email, "password": format!("pw-{n}")});
+    assert_eq!(client.post(format!("{a}/v1/auth/signup")).json(&signup).send().await.unwrap().status(), 201);
+    let tokens: Value = client
+        .post(format!("{a}/v1/auth/login"))
+        .json(&json!({"email": email, "password": format!("pw-{n}")}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = tokens["access_token"].as_str().unwrap();
+    let mut on_a = connect(&a, token).await;
+    let mut on_b = connect(&b, token).await;
+    subscribe(&mut on_a, "app:x", None).await;
+    subscribe(&mut on_b, "app:x", None).await;
+    publish(&mut on_b, "app:x", json!({"from": "b"})).await;
+    assert_eq!(next(&mut on_a).await["data"], json!({"from": "b"}));
+    assert_eq!(next(&mut on_b).await["data"], json!({"from": "b"}));
+    stop_a.cancel();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), on_a.next()).await.expect("closed within 10 s") {
+            Some(Ok(Message::Close(Some(close)))) => {
+                assert_eq!(u16::from(close.code), 1001);
+                break;
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+    stop_b.cancel();
+}
