@@ -23,6 +23,15 @@ bench_jwt="$(secret)" bench_pepper="$(secret)" bench_webhook="$(secret)"
 # User + system CPU time of process $1 so far, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
+# "pid ticks" of every PostgreSQL server process (backends included).
+pg_ticks() {
+  local pid
+  for pid in $(pgrep -x postgres); do
+    [ -r "/proc/$pid/stat" ] && printf '%s %s\n' "$pid" "$(cpu_ticks "$pid" 2>/dev/null || echo 0)"
+  done
+  return 0
+}
+
 # Deletes every Redis key under prefix $1.
 drop_redis_prefix() {
   rcli --scan --pattern "$1*" | xargs -r -n 500 redis-cli -h "$redis_host" -p "$redis_port" del >/dev/null
@@ -36,6 +45,8 @@ drop_redis_prefix() {
 start_server() {
   local log="$1" port="$2" db_url="$3" prefix="$4"
   shift 4
+  # Another server on the port would answer /ready in this one's place.
+  port_open "$port" && die "port $port is in use; set BENCH_PORT to a free one"
   env SWITCHYARD_ENV=dev HOST=127.0.0.1 PORT="$port" DATABASE_URL="$db_url" REDIS_URL="$SY_REDIS_URL" \
     REDIS_KEY_PREFIX="$prefix" JWT_SECRET="$bench_jwt" API_KEY_PEPPER="$bench_pepper" \
     WEBHOOK_SECRET="$bench_webhook" RUST_LOG=warn "$@" serve >"$log" 2>&1 &
