@@ -6,6 +6,7 @@
 
 mod connection;
 mod engine;
+mod ingest;
 mod queue;
 mod report;
 mod scenarios;
@@ -47,6 +48,10 @@ enum Command {
     /// throughput, pickup latency) against Redis: the peer of
     /// crates/bench/bullmq. Prints one JSON line per concurrency level.
     Queue(queue::QueueArgs),
+    /// Measure how fast the activity recorder writes records into
+    /// PostgreSQL beside a raw COPY of the same rows (its own database,
+    /// created and dropped). Prints markdown tables.
+    Ingest(ingest::IngestArgs),
 }
 
 #[derive(Debug, Args)]
@@ -137,17 +142,23 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => run(args),
-        Command::Queue(args) => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("starting the tokio runtime")
-            .and_then(|runtime| runtime.block_on(queue::run(args)))
-            .map(|()| ExitCode::SUCCESS),
+        Command::Queue(args) => in_runtime(queue::run(args)),
+        Command::Ingest(args) => in_runtime(ingest::run(args)),
     };
     outcome.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
         ExitCode::FAILURE
     })
+}
+
+/// Runs an in-process measurement on a multi-threaded runtime.
+fn in_runtime(measurement: impl std::future::Future<Output = Result<()>>) -> Result<ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")
+        .and_then(|runtime| runtime.block_on(measurement))
+        .map(|()| ExitCode::SUCCESS)
 }
 
 fn list() {
@@ -290,7 +301,7 @@ mod tests {
         let cli = Cli::try_parse_from(["switchyard-bench", "run"].iter().chain(args)).unwrap();
         match cli.command {
             Command::Run(args) => args,
-            Command::List | Command::Queue(_) => panic!("expected run"),
+            Command::List | Command::Queue(_) | Command::Ingest(_) => panic!("expected run"),
         }
     }
 

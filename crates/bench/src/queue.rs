@@ -160,7 +160,7 @@ async fn measure(
     }))
 }
 
-fn rand_suffix() -> u64 {
+pub(crate) fn rand_suffix() -> u64 {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     u64::from(nanos) ^ (u64::from(std::process::id()) << 32)
 }
