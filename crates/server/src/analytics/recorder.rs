@@ -480,9 +480,14 @@ impl Recorder {
             if self.observed < self.pending.len() {
                 self.observe().await;
             }
-            let all = self.take_batch();
-            for batch in all.chunks(self.config.batch_size) {
-                self.write(batch.to_vec()).await;
+            // Every record is observed now; each chunk leaves `pending` only
+            // once its write is done, so what the deadline cuts off (a
+            // write in flight included) is still there to be counted.
+            self.observed = 0;
+            while !self.pending.is_empty() {
+                let chunk = self.pending.len().min(self.config.batch_size);
+                self.write(self.pending[..chunk].to_vec()).await;
+                self.pending.drain(..chunk);
             }
             while self.needs_recovery() {
                 tokio::time::sleep_until(self.retry_at).await;
@@ -502,6 +507,8 @@ impl Recorder {
                 if lost > 0 {
                     metrics::counter!("activity_dropped_total", "reason" => "shutdown").increment(lost as u64);
                 }
+                // A write the deadline cut short may have committed: `lost`
+                // is an upper bound.
                 tracing::warn!(
                     lost,
                     spill_waiting = self.spill_waiting,

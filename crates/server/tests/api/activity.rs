@@ -478,3 +478,24 @@ async fn with_recording_off_nothing_is_recorded() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(rows_by_agent(&app.db, "off").await, 0);
 }
+
+#[tokio::test]
+async fn records_a_shutdown_deadline_cuts_off_are_counted_as_lost() {
+    let database = crate::helpers::TestDatabase::create().await;
+    let (child, base, _keys) = crate::binary::serve(
+        &database,
+        &[("ACTIVITY_FLUSH_INTERVAL_MS", "600000"), ("ACTIVITY_BATCH_SIZE", "100"), ("SHUTDOWN_TIMEOUT_SECS", "1")],
+    )
+    .await;
+    send_tagged(&base, "cut-off", 20).await;
+    // Writes wait behind this lock until the deadline has passed.
+    let mut holder = sqlx::PgConnection::connect(&database.url).await.unwrap();
+    use sqlx::{Connection, Executor};
+    holder.execute("BEGIN; LOCK TABLE activity IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    let output = crate::binary::stop(child).await;
+    let logs = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    holder.execute("ROLLBACK").await.unwrap();
+    let line = logs.lines().find(|l| l.contains("activity recorder stopped before everything was written"));
+    let line = line.unwrap_or_else(|| panic!("no loss reported: {logs}"));
+    assert!(line.contains(r#""lost":20"#), "every record not known to be written is counted: {line}");
+}
