@@ -41,6 +41,8 @@ use super::{partitions, store, ActivityRecord, BatchObserver};
 pub const OBSERVE_EVERY: Duration = Duration::from_millis(500);
 /// Bound on one observer's call: a slow Redis must not hold up writes.
 const OBSERVER_TIMEOUT: Duration = Duration::from_secs(1);
+/// The most batches one write takes when the recorder is behind.
+const BATCHES_PER_WRITE: usize = 10;
 /// Bound on one batch write; an unanswered write counts as failed (and is
 /// replayed from the spill, harmlessly if it did commit).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -241,6 +243,20 @@ impl Recorder {
         }
     }
 
+    /// Behind (a full batch and more waiting): the records already waiting
+    /// join this write, up to [`BATCHES_PER_WRITE`] batches' worth, so a
+    /// backlog costs one statement and one commit per many batches rather
+    /// than falling further behind one batch at a time.
+    fn catch_up(&mut self) {
+        let most = self.config.batch_size.saturating_mul(BATCHES_PER_WRITE);
+        while self.pending.len() < most {
+            match self.inbox.rx.try_recv() {
+                Ok(record) => self.pending.push(record),
+                Err(_) => break,
+            }
+        }
+    }
+
     fn needs_recovery(&self) -> bool {
         self.spill_waiting || !self.memory.is_empty()
     }
@@ -257,6 +273,9 @@ impl Recorder {
         let now = Instant::now();
         let flush_due = self.pending.len() >= self.config.batch_size
             || self.batch_started.is_some_and(|at| at + self.config.flush_interval <= now);
+        if self.pending.len() >= self.config.batch_size {
+            self.catch_up();
+        }
         // Every record is observed before it is written.
         if self.observed < self.pending.len() && (flush_due || self.observe_due.is_some_and(|at| at <= now)) {
             self.observe().await;
