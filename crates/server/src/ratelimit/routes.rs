@@ -36,8 +36,9 @@ impl From<CheckError> for ApiError {
 fn check_shapes() -> serde_json::Value {
     let count = json!({"type": "integer", "minimum": 1, "maximum": MAX_COUNT});
     let rate = json!({"type": "number", "minimum": MIN_RATE, "maximum": MAX_RATE, "description": "Per second."});
-    let shape = |algorithms: &[&str], mut params: serde_json::Value, required: &[&str]| {
-        let properties = params.as_object_mut().expect("parameters are an object");
+    let shape = |algorithms: &[&str], params: &[(&str, serde_json::Value)], required: &[&str]| {
+        let mut properties: serde_json::Map<String, serde_json::Value> =
+            params.iter().map(|(name, schema)| ((*name).to_owned(), schema.clone())).collect();
         properties.insert(
             "key".into(),
             json!({"type": "string", "minLength": 1, "maxLength": 256,
@@ -61,11 +62,11 @@ fn check_shapes() -> serde_json::Value {
         "oneOf": [
             shape(
                 &["fixed_window", "sliding_window", "sliding_window_approx"],
-                json!({"limit": count, "window_ms": {"type": "integer", "minimum": 1, "maximum": MAX_WINDOW_MS}}),
+                &[("limit", count.clone()), ("window_ms", json!({"type": "integer", "minimum": 1, "maximum": MAX_WINDOW_MS}))],
                 &["limit", "window_ms"],
             ),
-            shape(&["token_bucket"], json!({"capacity": count, "refill_per_sec": rate}), &["capacity", "refill_per_sec"]),
-            shape(&["gcra"], json!({"rate": rate, "burst": {"type": "integer", "minimum": 0, "maximum": MAX_COUNT}}), &["rate"]),
+            shape(&["token_bucket"], &[("capacity", count), ("refill_per_sec", rate.clone())], &["capacity", "refill_per_sec"]),
+            shape(&["gcra"], &[("rate", rate), ("burst", json!({"type": "integer", "minimum": 0, "maximum": MAX_COUNT}))], &["rate"]),
         ],
         "example": {"key": "user:42:upload", "algorithm": "token_bucket", "capacity": 10, "refill_per_sec": 0.5},
     })

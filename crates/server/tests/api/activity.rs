@@ -504,7 +504,7 @@ async fn every_record_is_written_or_counted_as_lost_when_shutdown_runs_out_of_ti
     // blocked write); whenever it goes, before the deadline or after,
     // every record must end up written or counted.
     let release = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
         holder.execute("ROLLBACK").await.unwrap();
     });
     let output = crate::binary::stop(child).await;
