@@ -261,3 +261,28 @@ async fn blocking_connections_are_bounded_and_reused_only_after_their_command_co
     let got = s.read_group_waiting(next.connection(), "g", "a", 1, Duration::from_secs(1)).await.unwrap();
     assert_eq!(got[0].event.id, id);
 }
+
+#[tokio::test]
+async fn an_idempotency_key_is_stored_only_when_given_and_read_back_everywhere() {
+    let (s, _prefix) = stream().await;
+    assert!(s.create_group("audit", StartAt::Beginning).await.unwrap());
+    let keyed = NewEvent::new("user.created", "{}").with_key("42");
+    assert_eq!(keyed.key.as_deref(), Some("42"));
+    let ids = s.publish_many(&[keyed, event(1)]).await.unwrap();
+
+    let replayed = s.range(None, 10).await.unwrap();
+    assert_eq!(replayed[0].key.as_deref(), Some("42"));
+    assert_eq!(replayed[1].key, None, "no key given, none stored");
+    let mut conn = connect().await;
+    let fields: Vec<(String, Vec<(String, String)>)> =
+        redis::cmd("XRANGE").arg(s.key()).arg(&ids[1]).arg(&ids[1]).query_async(&mut conn).await.unwrap();
+    assert!(fields[0].1.iter().all(|(f, _)| f != "key"), "no empty key field: {fields:?}");
+
+    let delivered = s.read_group("audit", "c1", 10).await.unwrap();
+    assert_eq!(delivered[0].event.key.as_deref(), Some("42"));
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let reclaimed = s.reclaim("audit", "c2", Duration::from_millis(1), 10, 1).await.unwrap();
+    assert_eq!(reclaimed.dead, ids, "delivered once, the limit: dead-lettered");
+    let dead = s.dead(None, 10).await.unwrap();
+    assert_eq!(dead[0].event.key.as_deref(), Some("42"), "the dead letter keeps the key");
+}

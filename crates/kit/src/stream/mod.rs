@@ -45,11 +45,21 @@ pub struct NewEvent {
     pub kind: String,
     /// The event's body (JSON by convention; stored as given).
     pub data: String,
+    /// An idempotency key the producer chose (e.g. its outbox row id), so a
+    /// consumer can drop a repeat of an event delivered at least once.
+    /// Stored as the entry field `key` only when present.
+    pub key: Option<String>,
 }
 
 impl NewEvent {
     pub fn new(kind: &str, data: &str) -> Self {
-        Self { kind: kind.to_owned(), data: data.to_owned() }
+        Self { kind: kind.to_owned(), data: data.to_owned(), key: None }
+    }
+
+    /// The same event carrying the idempotency key `key`.
+    pub fn with_key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
     }
 }
 
@@ -60,6 +70,8 @@ pub struct Event {
     pub id: String,
     pub kind: String,
     pub data: String,
+    /// The producer's idempotency key, when it gave one.
+    pub key: Option<String>,
 }
 
 impl Event {
@@ -142,11 +154,12 @@ pub struct EventStream {
 type RawEntry = (String, Vec<(String, String)>);
 
 fn event_of((id, fields): RawEntry) -> Event {
-    let mut event = Event { id, kind: String::new(), data: String::new() };
+    let mut event = Event { id, kind: String::new(), data: String::new(), key: None };
     for (field, value) in fields {
         match field.as_str() {
             "type" => event.kind = value,
             "data" => event.data = value,
+            "key" => event.key = Some(value),
             _ => {}
         }
     }
@@ -186,6 +199,9 @@ impl EventStream {
             .arg(&event.kind)
             .arg("data")
             .arg(&event.data);
+        if let Some(key) = &event.key {
+            pipe.arg("key").arg(key);
+        }
     }
 
     /// Appends `event`; returns its id.

@@ -57,7 +57,7 @@ pub struct EventRequest {
 
 impl From<EventRequest> for NewEvent {
     fn from(e: EventRequest) -> Self {
-        NewEvent { kind: e.kind, data: e.data.to_string() }
+        NewEvent { kind: e.kind, data: e.data.to_string(), key: None }
     }
 }
 
@@ -139,6 +139,11 @@ pub struct EventBody {
     pub data: serde_json::Value,
     /// When it was appended (RFC 3339, millisecond precision).
     pub timestamp: Option<chrono::DateTime<chrono::Utc>>,
+    /// The producer's idempotency key, when it gave one: events the server
+    /// relays from its outbox carry their outbox row id (a decimal number),
+    /// so a consumer can drop a repeat.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 impl From<Event> for EventBody {
@@ -146,7 +151,7 @@ impl From<Event> for EventBody {
         let timestamp =
             e.timestamp_ms().and_then(|ms| i64::try_from(ms).ok()).and_then(chrono::DateTime::from_timestamp_millis);
         let data = serde_json::from_str(&e.data).unwrap_or(serde_json::Value::String(e.data));
-        Self { id: e.id, kind: e.kind, data, timestamp }
+        Self { id: e.id, kind: e.kind, data, timestamp, key: e.key }
     }
 }
 
