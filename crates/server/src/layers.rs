@@ -10,7 +10,7 @@ pub(crate) const LAYERS: &[&[&str]] = &[
     &["validation"],
     &["domain", "config", "secrets", "tls"],
     // The toolkit capabilities are written with.
-    &["http", "telemetry", "mail"],
+    &["http", "telemetry", "mail", "outbox"],
     // Capabilities.
     &[
         "ops",
@@ -25,6 +25,8 @@ pub(crate) const LAYERS: &[&[&str]] = &[
         "notifications",
         "analytics",
         "realtime",
+        "tasks",
+        "syslog",
     ],
     // The composition root, and what the processes start with.
     &["app", "cli", "shutdown"],

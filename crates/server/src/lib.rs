@@ -5,11 +5,11 @@
 //! 1. leaves: `validation`, then `domain` (who is calling), `config`,
 //!    `secrets`, `tls`;
 //! 2. the toolkit capabilities are written with: `http`, `telemetry`,
-//!    `mail`;
+//!    `mail`, `outbox`;
 //! 3. capabilities, one module each, never importing one another: `ops`,
 //!    `identity`, `clients`, `locks`, `ratelimit`, `leaderboards`,
 //!    `events`, `actions`, `jobs`, `notifications`, `analytics`,
-//!    `realtime`;
+//!    `realtime`, `tasks`, `syslog`;
 //! 4. the composition root and the processes: `app` (state, wiring,
 //!    router, OpenAPI), `startup`, `worker`, `cli`, `shutdown`.
 
@@ -31,11 +31,14 @@ pub mod locks;
 pub mod mail;
 pub mod notifications;
 pub mod ops;
+pub mod outbox;
 pub mod ratelimit;
 pub mod realtime;
 pub mod secrets;
 pub mod shutdown;
 pub mod startup;
+pub mod syslog;
+pub mod tasks;
 pub mod telemetry;
 pub mod tls;
 pub mod validation;

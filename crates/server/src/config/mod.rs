@@ -5,7 +5,7 @@
 //! This module is a leaf: it depends on external crates only, never on the
 //! rest of the server, so the server's parts can depend on it freely. Each
 //! section of [`Settings`] has a file holding its types and its validator
-//! (`server`: the settings directly on `Settings`; `identity`, `mail`,
+//! (`server`: the settings directly on `Settings`; `identity`, `mail`, `outbox`,
 //! `ratelimit`, `jobs`); `RawSettings::validate` runs them.
 //!
 //! Invariants: secrets (the JWT secret, URLs that may carry a password) are
@@ -28,6 +28,7 @@ mod analytics;
 mod identity;
 mod jobs;
 mod mail;
+mod outbox;
 mod ratelimit;
 mod realtime;
 mod server;
@@ -36,6 +37,7 @@ pub use analytics::AnalyticsSettings;
 pub use identity::IdentitySettings;
 pub use jobs::{parse_schedule, CronSetting, JobSettings, MAX_CRON_CATCH_UP_SECS};
 pub use mail::{MailConfig, MailTransportSetting};
+pub use outbox::OutboxSettings;
 pub use ratelimit::{FailMode, LimitSetting, PolicySetting, PrincipalKind, RateLimitSettings, RouteGroup};
 pub use realtime::RealtimeSettings;
 pub use server::{CorsOrigins, LogFormat};
@@ -49,6 +51,7 @@ pub const ENV_VARS: &[&str] = &[
     "RT_MAX_BAD_FRAMES",
     "RT_OUTBOUND_BUFFER",
     "PRESENCE_TTL_SECS",
+    "OUTBOX_RETENTION_SECS",
     "DATABASE_URL",
     "DATABASE_MAX_CONNECTIONS",
     "REDIS_URL",
@@ -201,6 +204,7 @@ struct RawSettings {
     rt_max_bad_frames: u32,
     rt_outbound_buffer: usize,
     presence_ttl_secs: u64,
+    outbox_retention_secs: u64,
 }
 
 impl Default for RawSettings {
@@ -279,6 +283,7 @@ impl Default for RawSettings {
             rt_max_bad_frames: 10,
             rt_outbound_buffer: 256,
             presence_ttl_secs: 30,
+            outbox_retention_secs: 86_400,
         }
     }
 }
@@ -314,6 +319,7 @@ pub struct Settings {
     pub jobs: JobSettings,
     pub analytics: AnalyticsSettings,
     pub realtime: RealtimeSettings,
+    pub outbox: OutboxSettings,
 }
 
 impl std::fmt::Debug for Settings {
@@ -397,6 +403,7 @@ impl RawSettings {
         let jobs = jobs::validate(raw.jobs, profile)?;
         let analytics = analytics::validate(raw.analytics)?;
         let realtime = realtime::validate(raw.realtime)?;
+        let outbox = outbox::validate(raw.outbox)?;
 
         Ok(Settings {
             profile,
@@ -424,6 +431,7 @@ impl RawSettings {
             jobs,
             analytics,
             realtime,
+            outbox,
         })
     }
 
@@ -515,6 +523,7 @@ impl RawSettings {
                 rt_outbound_buffer: self.rt_outbound_buffer,
                 presence_ttl_secs: self.presence_ttl_secs,
             },
+            outbox: outbox::RawOutbox { outbox_retention_secs: self.outbox_retention_secs },
         }
     }
 }
@@ -528,6 +537,7 @@ struct RawSections {
     jobs: jobs::RawJobs,
     analytics: analytics::RawAnalytics,
     realtime: realtime::RawRealtime,
+    outbox: outbox::RawOutbox,
 }
 
 /// A secret setting: at least 32 characters when given; required in

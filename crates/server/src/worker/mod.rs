@@ -4,8 +4,10 @@
 //! which workers run) and on every tick repairs actions whose Redis side
 //! effects did not happen; at start and every [`PARTITIONS_EVERY`] it
 //! maintains the activity partitions (days ahead created, expired ones
-//! dropped). Every loop is driven by one cancellation token
-//! and can be stepped one iteration at a time in tests.
+//! dropped). Beside it runs the outbox relay (`crate::outbox::Relay`),
+//! which moves committed business events to their streams. Every loop is
+//! driven by one cancellation token and can be stepped one iteration at a
+//! time in tests.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +19,7 @@ use crate::actions::service::REPAIR_AFTER;
 use crate::actions::Actions;
 use crate::analytics::Activity;
 use crate::app::AppState;
+use crate::outbox::Relay;
 
 pub mod jobs;
 
@@ -35,6 +38,7 @@ pub struct Worker {
     activity: Arc<Activity>,
     heartbeats: Heartbeats,
     interval: Duration,
+    relay: Relay,
 }
 
 impl Worker {
@@ -47,6 +51,7 @@ impl Worker {
             activity: state.activity.clone(),
             heartbeats: Heartbeats::new(state.redis.clone(), state.keys.clone(), REGISTRY),
             interval: state.settings.worker_heartbeat,
+            relay: outbox_relay(state),
         }
     }
 
@@ -87,6 +92,7 @@ impl Worker {
     /// the next tick, never fatal.
     pub async fn run(self, shutdown: CancellationToken) {
         tracing::info!(worker = %self.id, "worker started");
+        let relay = tokio::spawn(self.relay.clone().run(shutdown.clone()));
         let mut partitions_due = tokio::time::Instant::now();
         loop {
             if partitions_due <= tokio::time::Instant::now() {
@@ -101,11 +107,19 @@ impl Worker {
                 () = tokio::time::sleep(self.interval) => {}
             }
         }
+        if let Err(error) = relay.await {
+            tracing::warn!(%error, "the outbox relay ended abnormally");
+        }
         if let Err(error) = self.heartbeats.remove(&self.id).await {
             tracing::warn!(%error, "could not deregister worker");
         }
         tracing::info!(worker = %self.id, "worker stopped");
     }
+}
+
+/// The outbox relay over this process's connections and settings.
+pub fn outbox_relay(state: &AppState) -> Relay {
+    Relay::new(state.db.clone(), state.redis.clone(), state.keys.clone(), state.settings.outbox.retention)
 }
 
 /// The workers alive now, by id, with what they reported.
