@@ -8,7 +8,8 @@
 //!
 //! [`PageCursor`] is the opaque cursor of every list paged newest first on
 //! (time, id): one encoding, so no capability parses another's by accident
-//! and none keeps a copy of the code.
+//! and none keeps a copy of the code; [`PageRequest`] is one page's
+//! checked parameters and the trimming of what the store fetched.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -207,9 +208,84 @@ impl PageCursor {
     }
 }
 
+/// One page of a newest-first keyset list, as a service asks its store
+/// for it: where to start and how many rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    /// Rows older than this (exclusive); `None`: from the newest.
+    pub before: Option<PageCursor>,
+    pub limit: usize,
+}
+
+impl PageRequest {
+    /// Checks the `cursor` and `limit` parameters (limit 1-`max`, `default`
+    /// when absent), naming the bad ones.
+    pub fn parse(
+        cursor: Option<&str>,
+        limit: Option<u64>,
+        default: usize,
+        max: usize,
+    ) -> Result<Self, Vec<crate::validation::FieldError>> {
+        use crate::validation::FieldError;
+        let mut errors = Vec::new();
+        let before = match cursor.map(PageCursor::parse) {
+            Some(None) => {
+                errors.push(FieldError::new("cursor", "is not a cursor from this API"));
+                None
+            }
+            other => other.flatten(),
+        };
+        let limit = match limit.map(usize::try_from) {
+            None => default,
+            Some(Ok(n)) if (1..=max).contains(&n) => n,
+            Some(_) => {
+                errors.push(FieldError::new("limit", format!("must be between 1 and {max}")));
+                default
+            }
+        };
+        if errors.is_empty() {
+            Ok(Self { before, limit })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The row count to fetch: one more than the page, to tell whether
+    /// another page follows.
+    pub fn fetch(&self) -> i64 {
+        i64::try_from(self.limit).unwrap_or(i64::MAX - 1) + 1
+    }
+
+    /// Trims rows fetched with [`PageRequest::fetch`] to the page; returns
+    /// the next page's cursor when there is one.
+    pub fn finish<T>(&self, rows: &mut Vec<T>, position: impl Fn(&T) -> PageCursor) -> Option<String> {
+        if rows.len() <= self.limit {
+            return None;
+        }
+        rows.truncate(self.limit);
+        rows.last().map(|row| position(row).encode())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn page_requests_check_both_parameters_and_trim_to_the_page() {
+        let cursor = PageCursor::new(chrono::DateTime::from_timestamp_micros(1_000).unwrap(), Uuid::nil());
+        let page = PageRequest::parse(Some(&cursor.encode()), Some(2), 50, 100).unwrap();
+        assert_eq!((page.before, page.limit, page.fetch()), (Some(cursor), 2, 3));
+        let errors = PageRequest::parse(Some("x"), Some(0), 50, 100).unwrap_err();
+        assert_eq!(errors.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(), ["cursor", "limit"]);
+        assert_eq!(PageRequest::parse(None, None, 50, 100).unwrap().limit, 50);
+
+        let mut rows = vec![1, 2, 3];
+        let next = page.finish(&mut rows, |n| PageCursor::new(cursor.at, Uuid::from_u128(*n)));
+        assert_eq!(rows, [1, 2]);
+        assert_eq!(next, Some(PageCursor::new(cursor.at, Uuid::from_u128(2)).encode()));
+        assert_eq!(page.finish(&mut rows, |_| cursor), None, "no more rows than the page");
+    }
 
     #[test]
     fn page_cursors_round_trip_and_foreign_ones_are_refused() {

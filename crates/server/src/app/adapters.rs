@@ -20,7 +20,7 @@ use crate::config::{AnalyticsSettings, CronSetting, MailTransportSetting, Settin
 use crate::domain::{Principal, Rejection};
 use crate::http::auth::{Authenticator, Credential};
 use crate::http::ApiError;
-use crate::identity::{Identity, MailOutbox};
+use crate::identity::{AccountKeys, Identity, MailOutbox};
 use crate::jobs::handlers::notify::{Notification, NotificationSink};
 use crate::jobs::handlers::{Handlers, JobContext, JobFailure, REPORT_PREWARM, USAGE_ROLLUP};
 use crate::jobs::service::{BackoffKind, BackoffSpec, JobSpec};
@@ -65,6 +65,28 @@ impl Authenticator for Gatekeeper {
             }
             Credential::Bearer(token) => self.identity.authenticate(token).await?.map(Principal::User),
         })
+    }
+}
+
+/// A deleted user's API keys are revoked, and a user's cached keys
+/// forgotten, by the clients capability.
+#[derive(Debug)]
+pub(super) struct ClientKeys(pub Arc<Clients>);
+
+impl AccountKeys for ClientKeys {
+    fn revoke_all<'a>(
+        &'a self,
+        conn: &'a mut sqlx::PgConnection,
+        owner_id: uuid::Uuid,
+    ) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>> {
+        Box::pin(async move {
+            Clients::revoke_owner_keys(conn, owner_id).await?;
+            Ok(())
+        })
+    }
+
+    fn forget<'a>(&'a self, owner_id: uuid::Uuid) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>> {
+        Box::pin(async move { Ok(self.0.forget_owner(owner_id).await?) })
     }
 }
 

@@ -35,6 +35,8 @@ use crate::notifications::Notifications;
 use crate::ops::Ops;
 use crate::ratelimit::{CheckService, RateLimits};
 use crate::realtime::Realtime;
+use crate::syslog::SystemLogs;
+use crate::tasks::Tasks;
 
 pub use adapters::MAIL_QUEUE;
 pub use routes::{api_routes, document, router, router_with};
@@ -85,6 +87,8 @@ pub struct Services {
     pub activity: Arc<Activity>,
     /// The real-time gateway (WebSocket, SSE, channel history).
     pub realtime: Arc<Realtime>,
+    pub tasks: Arc<Tasks>,
+    pub logs: Arc<SystemLogs>,
 }
 
 /// What `assemble` could not build, naming the setting at fault.
@@ -113,10 +117,12 @@ pub fn assemble(settings: Settings, connections: Connections) -> Result<AppState
         .map_err(|e| AssembleError { setting: "MAIL_TRANSPORT", message: e.to_string() })?;
     let jobs = Arc::new(Jobs::new(redis.clone(), keys.clone(), &settings.jobs));
     let outbox = Arc::new(adapters::JobsMailOutbox(jobs.clone()));
-    let identity = Identity::new(&settings, db.clone(), redis.clone(), keys.clone(), outbox)
+    // API keys are hashed under the same pepper identity hashes its codes with.
+    let hasher = crate::secrets::KeyedHasher::new(settings.identity.api_key_pepper.clone());
+    let clients = Arc::new(Clients::new(db.clone(), redis.clone(), keys.clone(), hasher, &settings.identity));
+    let account_keys = Arc::new(adapters::ClientKeys(clients.clone()));
+    let identity = Identity::new(&settings, db.clone(), redis.clone(), keys.clone(), outbox, account_keys)
         .map_err(|e| AssembleError { setting: "ARGON2_MEMORY_KIB", message: e.to_string() })?;
-    let clients =
-        Arc::new(Clients::new(db.clone(), redis.clone(), keys.clone(), identity.hasher().clone(), &settings.identity));
     let limiter = RateLimiter::new(redis.clone(), keys.clone());
     let rate_limits = Arc::new(RateLimits::new(limiter.clone(), &settings.rate_limit));
     let closing = CancellationToken::new();
@@ -168,6 +174,8 @@ pub fn assemble(settings: Settings, connections: Connections) -> Result<AppState
         events: Arc::new(Events::new(redis.clone(), keys.clone(), &redis_config, settings.request_timeout)),
         notifications: notifications.clone(),
         realtime,
+        tasks: Arc::new(Tasks::new(db.clone())),
+        logs: Arc::new(SystemLogs::new(redis.clone(), keys.clone())),
         reports,
         activity,
         jobs,
@@ -226,4 +234,6 @@ substates! {
     reports: Reports,
     activity: Activity,
     realtime: Realtime,
+    tasks: Tasks,
+    logs: SystemLogs,
 }

@@ -29,10 +29,11 @@ use crate::http::{self, middleware, openapi, REQUEST_ID};
 use crate::telemetry::metrics::HttpMetricsLayer;
 
 /// Every capability's routes. A new capability adds its `router()` here.
-fn capability_routers() -> [OpenApiRouter<AppState>; 14] {
+fn capability_routers() -> [OpenApiRouter<AppState>; 17] {
     [
         crate::ops::routes::router(),
         crate::identity::routes::router(),
+        crate::identity::user_routes::router(),
         crate::clients::routes::router(),
         crate::locks::routes::router(),
         crate::actions::routes::router(),
@@ -45,6 +46,8 @@ fn capability_routers() -> [OpenApiRouter<AppState>; 14] {
         crate::analytics::report_routes::router(),
         crate::analytics::activity_routes::router(),
         crate::realtime::routes::router(),
+        crate::tasks::routes::router(),
+        crate::syslog::routes::router(),
     ]
 }
 

@@ -6,15 +6,19 @@
 //! key is in the process's short-lived local cache (`API_KEY_LOCAL_CACHE_MS`),
 //! one Redis round trip while it is in the shared cache, and no SQL either
 //! way; every revocation and rotation invalidates both caches of the
-//! client's keys (another instance's local cache within its short TTL); two
+//! client's keys (another instance's local cache within its short TTL),
+//! and an answer read from Redis before an invalidation is never left in
+//! this process's local cache after it (an invalidation counter); two
 //! rotations of one client never interleave (a distributed lock, then one
 //! PostgreSQL transaction).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use switchyard_kit::{Keyspace, KitError, Locks, RedisConnection};
 use uuid::Uuid;
 
@@ -80,6 +84,10 @@ pub struct Clients {
     cache_ttl: Duration,
     /// Resolved keys by hash, for `API_KEY_LOCAL_CACHE_MS` (None: off).
     local: Option<moka::sync::Cache<Vec<u8>, CachedKey>>,
+    /// Bumped by every invalidation, after the shared cache was written and
+    /// before the local one is cleared: a lookup that saw it change since
+    /// it read Redis drops what it put in the local cache.
+    invalidations: Arc<AtomicU64>,
 }
 
 impl Clients {
@@ -102,6 +110,7 @@ impl Clients {
             local: (!settings.api_key_local_cache.is_zero()).then(|| {
                 moka::sync::Cache::builder().max_capacity(100_000).time_to_live(settings.api_key_local_cache).build()
             }),
+            invalidations: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -211,11 +220,6 @@ impl Clients {
         if revoked.is_empty() && changed.is_empty() {
             return Ok(());
         }
-        if let Some(local) = &self.local {
-            for hash in revoked.iter().chain(changed) {
-                local.invalidate(hash);
-            }
-        }
         let invalid = serde_json::to_string(&CachedKey::Invalid)?;
         let ttl_ms = u64::try_from(self.cache_ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut pipe = redis::pipe();
@@ -226,8 +230,35 @@ impl Clients {
             pipe.del(self.cache_key(hash)).ignore();
         }
         let mut conn = self.redis.clone();
-        pipe.query_async::<()>(&mut conn).await.map_err(KitError::from)?;
+        let written = pipe.query_async::<()>(&mut conn).await.map_err(KitError::from);
+        // Whether or not Redis took it, this process stops answering from
+        // memory for these keys.
+        self.invalidations.fetch_add(1, Ordering::SeqCst);
+        if let Some(local) = &self.local {
+            for hash in revoked.iter().chain(changed) {
+                local.invalidate(hash);
+            }
+        }
+        written?;
         Ok(())
+    }
+
+    /// Revokes every key of every client of `owner_id` on the caller's
+    /// transaction (a deleted user's); [`Clients::forget_owner`] after the
+    /// commit clears the caches.
+    pub async fn revoke_owner_keys(conn: &mut PgConnection, owner_id: Uuid) -> Result<u64, ClientsError> {
+        Ok(store::revoke_owner_keys(conn, owner_id).await?)
+    }
+
+    /// Drops the cached answers for every key of `owner_id`'s clients:
+    /// revoked ones are cached as invalid, the others re-read (their
+    /// owner's role may have changed).
+    pub async fn forget_owner(&self, owner_id: Uuid) -> Result<(), ClientsError> {
+        let hashes = store::owner_key_hashes(&self.db, owner_id).await?;
+        let (revoked, changed): (Vec<_>, Vec<_>) = hashes.into_iter().partition(|(_, revoked)| *revoked);
+        let revoked: Vec<Vec<u8>> = revoked.into_iter().map(|(hash, _)| hash).collect();
+        let changed: Vec<Vec<u8>> = changed.into_iter().map(|(hash, _)| hash).collect();
+        self.invalidate(&revoked, &changed).await
     }
 
     /// Resolves an API key: from the cache (one Redis round trip), else
@@ -247,12 +278,19 @@ impl Clients {
         }
         let cache_key = self.cache_key(&hash);
         let mut conn = self.redis.clone();
+        let seen = self.invalidations.load(Ordering::SeqCst);
         let cached: Option<String> =
             redis::cmd("GET").arg(&cache_key).query_async(&mut conn).await.map_err(KitError::from)?;
         if let Some(cached) = cached {
             let entry: CachedKey = serde_json::from_str(&cached)?;
             if let Some(local) = &self.local {
-                local.insert(hash, entry.clone());
+                local.insert(hash.clone(), entry.clone());
+                // An invalidation since the read may have cleared the local
+                // cache before this insert: undo it, the next lookup reads
+                // Redis again.
+                if self.invalidations.load(Ordering::SeqCst) != seen {
+                    local.invalidate(&hash);
+                }
             }
             return Ok(usable(entry));
         }

@@ -104,6 +104,30 @@ pub async fn keys_of(db: impl PgExecutor<'_>, client_ids: &[Uuid]) -> Result<Vec
     .await
 }
 
+/// Revokes every live key of every client of `owner_id`.
+pub async fn revoke_owner_keys(db: impl PgExecutor<'_>, owner_id: Uuid) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE api_keys k SET revoked_at = now() FROM api_clients c
+         WHERE c.id = k.client_id AND c.owner_id = $1 AND k.revoked_at IS NULL",
+    )
+    .bind(owner_id)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Every key of every client of `owner_id`: its hash, and whether it is
+/// revoked (for cache invalidation).
+pub async fn owner_key_hashes(db: impl PgExecutor<'_>, owner_id: Uuid) -> Result<Vec<(Vec<u8>, bool)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT k.key_hash, k.revoked_at IS NOT NULL FROM api_keys k JOIN api_clients c ON c.id = k.client_id
+         WHERE c.owner_id = $1",
+    )
+    .bind(owner_id)
+    .fetch_all(db)
+    .await
+}
+
 /// Hashes of every key of a client (for cache invalidation).
 pub async fn key_hashes_of(db: impl PgExecutor<'_>, client_id: Uuid) -> Result<Vec<Vec<u8>>, sqlx::Error> {
     sqlx::query_scalar("SELECT key_hash FROM api_keys WHERE client_id = $1").bind(client_id).fetch_all(db).await
@@ -180,6 +204,7 @@ pub async fn use_key(db: impl PgExecutor<'_>, key_hash: &[u8]) -> Result<Option<
         "UPDATE api_keys k SET last_used_at = now()
          FROM api_clients c, users u
          WHERE k.key_hash = $1 AND c.id = k.client_id AND u.id = c.owner_id AND k.revoked_at IS NULL
+           AND u.deleted_at IS NULL
            AND (k.expires_at IS NULL OR k.expires_at > now())
          RETURNING k.id AS key_id, k.client_id, c.owner_id, c.rate_limit, k.expires_at, u.role AS owner_role",
     )

@@ -22,6 +22,7 @@ pub const DOCUMENT_PATH: &str = "/api-docs/openapi.json";
     tags(
         (name = "operations", description = "Liveness, readiness and metrics"),
         (name = "identity", description = "Accounts, sessions, tokens, one-time codes and password resets"),
+        (name = "users", description = "User management: list and search (admins), read, change and delete (admins, or a user on themself); changes publish user.* events on sys:users"),
         (name = "clients", description = "API clients and their rotating keys"),
         (name = "actions", description = "The action log: record, list, last (cached), audit stream"),
         (name = "jobs", description = "Background jobs: enqueue, inspect, cancel, retry; queues: counts, dead letters, pause (admins)"),
@@ -30,6 +31,8 @@ pub const DOCUMENT_PATH: &str = "/api-docs/openapi.json";
         (name = "ratelimit", description = "Rate limiting as a service, namespaced per API client"),
         (name = "notifications", description = "A user's inbox of what the notify job stored for them"),
         (name = "events", description = "Event streams per account: publish, replay, consumer groups with ack, reclaim and dead letters"),
+        (name = "tasks", description = "An account's tasks: create, list, read, complete; task.created and task.completed go to the account's stream tasks"),
+        (name = "logs", description = "System logs: publish system.info and system.error on the account's stream logs"),
         (name = "analytics", description = "Usage reports (cached; X-Cache says hit or miss): daily usage per account or client, top clients, routes and users, active users, unique visitors"),
     )
 )]

@@ -58,6 +58,25 @@ impl Username {
     }
 }
 
+/// A display name: 1-100 characters once trimmed, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let trimmed = raw.trim();
+        if (1..=100).contains(&trimmed.chars().count()) && !trimmed.chars().any(char::is_control) {
+            Ok(Self(trimmed.to_owned()))
+        } else {
+            Err(FieldError::new("display_name", "must be 1-100 characters, no control characters"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// 8–128 characters (counted as Unicode scalar values).
 #[derive(Clone)]
 pub struct Password(String);
@@ -86,6 +105,14 @@ impl Password {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn display_names_are_trimmed_and_bounded() {
+        assert_eq!(DisplayName::parse("  Ada Lovelace ").unwrap().as_str(), "Ada Lovelace");
+        for bad in ["", "   ", "a\u{0}b", &"x".repeat(101)] {
+            assert_eq!(DisplayName::parse(bad).unwrap_err().field, "display_name");
+        }
+    }
 
     #[test]
     fn emails() {

@@ -1,5 +1,5 @@
 //! Identity: users, passwords, sessions, access and refresh tokens,
-//! one-time codes and password resets. It verifies access tokens for the
+//! one-time codes, password resets and user management (`users`). It verifies access tokens for the
 //! authentication layer (`Identity::authenticate`); the extractors that
 //! read the outcome are in `crate::http::auth`.
 //!
@@ -16,5 +16,7 @@ pub mod service;
 pub mod sessions;
 pub mod store;
 pub mod tokens;
+pub mod user_routes;
+pub mod users;
 
-pub use service::{Identity, MailOutbox};
+pub use service::{AccountKeys, Identity, MailOutbox, USERS_STREAM};

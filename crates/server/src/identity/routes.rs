@@ -51,6 +51,7 @@ impl From<IdentityError> for ApiError {
                 ApiError::TooManyRequests { detail: "too many attempts; try again later".into(), retry_after }
             }
             IdentityError::NotFound => ApiError::NotFound("no such resource".into()),
+            IdentityError::Forbidden(detail) => ApiError::Forbidden(detail.into()),
             IdentityError::Redis(e) => e.into(),
             IdentityError::Database(e) => e.into(),
             IdentityError::Internal(e) => ApiError::Internal(e),
@@ -63,13 +64,26 @@ pub struct UserBody {
     pub id: Uuid,
     pub username: String,
     pub email: String,
+    /// Null until set.
+    pub display_name: Option<String>,
     pub role: Role,
     pub created_at: DateTime<Utc>,
+    /// Set on a deleted user (whose row is kept, anonymised); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 impl From<User> for UserBody {
     fn from(user: User) -> Self {
-        Self { id: user.id, username: user.username, email: user.email, role: user.role, created_at: user.created_at }
+        Self {
+            id: user.id,
+            username: user.username,
+            email: user.email,
+            display_name: user.display_name,
+            role: user.role,
+            created_at: user.created_at,
+            deleted_at: user.deleted_at,
+        }
     }
 }
 

@@ -5,7 +5,8 @@
 //! Invariants: answers never reveal whether an email has an account (login
 //! failures look and take alike; OTP and reset requests always succeed);
 //! every authenticated request re-checks its session in Redis, so a
-//! revocation takes effect at once.
+//! revocation takes effect at once; a change to a user (created, updated,
+//! deleted) and its event on `sys:users` commit together (the outbox).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,7 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use serde_json::json;
+use sqlx::{PgConnection, PgPool};
 use switchyard_kit::{Attempts, Keyspace, KitError, RedisConnection};
 use uuid::Uuid;
 
@@ -26,6 +28,7 @@ use super::tokens::AccessTokens;
 use crate::config::Settings;
 use crate::domain::{AuthenticatedUser, ClientMeta, Rejection, Role};
 use crate::mail::Email as Mail;
+use crate::outbox;
 use crate::secrets::{self, KeyedHasher};
 use crate::validation::{FieldError, Violations};
 
@@ -53,6 +56,8 @@ pub enum IdentityError {
     TooManyAttempts { retry_after: Duration },
     #[error("not found")]
     NotFound,
+    #[error("{0}")]
+    Forbidden(&'static str),
     #[error(transparent)]
     Redis(#[from] KitError),
     #[error(transparent)]
@@ -61,11 +66,41 @@ pub enum IdentityError {
     Internal(#[from] anyhow::Error),
 }
 
+impl From<InsertUserError> for IdentityError {
+    fn from(error: InsertUserError) -> Self {
+        match error {
+            InsertUserError::EmailTaken => IdentityError::EmailTaken,
+            InsertUserError::UsernameTaken => IdentityError::UsernameTaken,
+            InsertUserError::Database(e) => IdentityError::Database(e),
+        }
+    }
+}
+
 impl From<Vec<FieldError>> for IdentityError {
     fn from(errors: Vec<FieldError>) -> Self {
         Self::Validation(errors)
     }
 }
+
+/// API keys are the clients capability's: what identity needs of them
+/// when a user is deleted or changes role (wired by the composition root).
+pub trait AccountKeys: std::fmt::Debug + Send + Sync + 'static {
+    /// Revokes every API key of the user's clients on the caller's
+    /// transaction (so they stop working exactly when the deletion commits).
+    fn revoke_all<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        owner_id: Uuid,
+    ) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
+
+    /// After the commit: drops every cached answer for the user's keys, so
+    /// the next use reads the database (revoked: fails; role changed: the
+    /// new role).
+    fn forget<'a>(&'a self, owner_id: Uuid) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
+}
+
+/// The operator stream user events go to.
+pub const USERS_STREAM: &str = "sys:users";
 
 /// A user as the API shows it.
 #[derive(Debug, Clone)]
@@ -73,8 +108,10 @@ pub struct User {
     pub id: Uuid,
     pub username: String,
     pub email: String,
+    pub display_name: Option<String>,
     pub role: Role,
     pub created_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 impl From<UserRow> for User {
@@ -83,8 +120,10 @@ impl From<UserRow> for User {
             id: row.id,
             username: row.username,
             email: row.email,
+            display_name: row.display_name,
             role: Role::from_stored(&row.role),
             created_at: row.created_at,
+            deleted_at: row.deleted_at,
         }
     }
 }
@@ -100,8 +139,8 @@ pub struct TokenPair {
 
 #[derive(Clone, Debug)]
 pub struct Identity {
-    db: PgPool,
-    sessions: SessionStore,
+    pub(super) db: PgPool,
+    pub(super) sessions: SessionStore,
     passwords: Passwords,
     tokens: AccessTokens,
     hasher: KeyedHasher,
@@ -109,6 +148,7 @@ pub struct Identity {
     otp_requests: Attempts,
     otp: OtpStore,
     outbox: Arc<dyn MailOutbox>,
+    pub(super) account_keys: Arc<dyn AccountKeys>,
     settings: crate::config::IdentitySettings,
 }
 
@@ -119,6 +159,7 @@ impl Identity {
         redis: RedisConnection,
         keys: Keyspace,
         outbox: Arc<dyn MailOutbox>,
+        account_keys: Arc<dyn AccountKeys>,
     ) -> anyhow::Result<Self> {
         let identity = &settings.identity;
         let hasher = KeyedHasher::new(identity.api_key_pepper.clone());
@@ -131,6 +172,7 @@ impl Identity {
             otp: OtpStore::new(redis, keys, hasher.clone(), identity.otp_ttl, identity.otp_max_attempts),
             hasher,
             outbox,
+            account_keys,
             db,
             settings: identity.clone(),
         })
@@ -145,7 +187,7 @@ impl Identity {
     }
 
     /// Creates a user with any role (signup makes users; the admin CLI
-    /// makes admins).
+    /// makes admins), and its `user.created` event with it.
     pub async fn create_user(
         &self,
         username: &str,
@@ -161,12 +203,34 @@ impl Identity {
             return Err(IdentityError::Validation(violations.into_errors()));
         };
         let hash = self.passwords.hash(password.expose().to_owned()).await?;
-        match store::insert_user(&self.db, username.as_str(), email.as_str(), &hash, role.as_str()).await {
-            Ok(row) => Ok(row.into()),
-            Err(InsertUserError::EmailTaken) => Err(IdentityError::EmailTaken),
-            Err(InsertUserError::UsernameTaken) => Err(IdentityError::UsernameTaken),
-            Err(InsertUserError::Database(e)) => Err(e.into()),
+        let mut tx = self.db.begin().await?;
+        let row = store::insert_user(&mut tx, username.as_str(), email.as_str(), &hash, role.as_str()).await?;
+        self.emit(&mut tx, "user.created", &row, json!({})).await?;
+        tx.commit().await?;
+        Ok(row.into())
+    }
+
+    /// Writes a `user.*` event about `row` on the caller's transaction;
+    /// `extra` adds fields to its data.
+    pub(super) async fn emit(
+        &self,
+        conn: &mut PgConnection,
+        kind: &str,
+        row: &UserRow,
+        extra: serde_json::Value,
+    ) -> Result<(), IdentityError> {
+        let mut data = json!({
+            "user_id": row.id,
+            "username": row.username,
+            "display_name": row.display_name,
+            "role": row.role,
+            "occurred_at": Utc::now(),
+        });
+        if let (Some(data), serde_json::Value::Object(extra)) = (data.as_object_mut(), extra) {
+            data.extend(extra);
         }
+        outbox::enqueue(conn, USERS_STREAM, kind, &data).await?;
+        Ok(())
     }
 
     pub async fn login(&self, email: &str, password: &str, meta: &ClientMeta) -> Result<TokenPair, IdentityError> {

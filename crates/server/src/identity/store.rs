@@ -1,7 +1,8 @@
-//! Users and password resets in PostgreSQL.
+//! Users (with user management: search, changes, deletion that keeps
+//! an anonymised row) and password resets in PostgreSQL.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgExecutor;
+use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -11,7 +12,10 @@ pub struct UserRow {
     pub email: String,
     pub password_hash: String,
     pub role: String,
+    pub display_name: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// Set when the user was deleted (the row is kept, anonymised).
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 /// Why an insert was refused.
@@ -23,7 +27,7 @@ pub enum InsertUserError {
 }
 
 pub async fn insert_user(
-    db: impl PgExecutor<'_>,
+    db: &mut PgConnection,
     username: &str,
     email: &str,
     password_hash: &str,
@@ -31,7 +35,7 @@ pub async fn insert_user(
 ) -> Result<UserRow, InsertUserError> {
     let result = sqlx::query_as::<_, UserRow>(
         "INSERT INTO users (id, username, email, password_hash, role) VALUES ($1, $2, $3, $4, $5)
-         RETURNING id, username, email, password_hash, role, created_at",
+         RETURNING id, username, email, password_hash, role, display_name, created_at, deleted_at",
     )
     .bind(Uuid::now_v7())
     .bind(username)
@@ -40,17 +44,28 @@ pub async fn insert_user(
     .bind(role)
     .fetch_one(db)
     .await;
-    result.map_err(|error| match &error {
-        sqlx::Error::Database(db) if db.constraint() == Some("users_email_key") => InsertUserError::EmailTaken,
-        sqlx::Error::Database(db) if db.constraint() == Some("users_username_key") => InsertUserError::UsernameTaken,
-        _ => InsertUserError::Database(error),
-    })
+    result.map_err(InsertUserError::from)
 }
 
-const USER_COLUMNS: &str = "id, username, email, password_hash, role, created_at";
+impl From<sqlx::Error> for InsertUserError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::Database(db) if db.constraint() == Some("users_email_key") => InsertUserError::EmailTaken,
+            sqlx::Error::Database(db) if db.constraint() == Some("users_username_key") => {
+                InsertUserError::UsernameTaken
+            }
+            _ => InsertUserError::Database(error),
+        }
+    }
+}
 
+const USER_COLUMNS: &str = "id, username, email, password_hash, role, display_name, created_at, deleted_at";
+
+/// A live (not deleted) user by email.
 pub async fn find_by_email(db: impl PgExecutor<'_>, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE lower(email) = lower($1)")))
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE lower(email) = lower($1) AND deleted_at IS NULL"
+    )))
         .bind(email)
         .fetch_optional(db)
         .await
@@ -100,6 +115,83 @@ pub async fn consume_reset(db: impl PgExecutor<'_>, token_hash: &[u8]) -> Result
          RETURNING user_id",
     )
     .bind(token_hash)
+    .fetch_optional(db)
+    .await
+}
+
+/// Users newest first, older than `before` when given, whose username,
+/// email or display name contains `query` (case-insensitively).
+pub async fn page(
+    db: impl PgExecutor<'_>,
+    query: Option<&str>,
+    before: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<UserRow>, sqlx::Error> {
+    let (before_at, before_id) = before.unzip();
+    // LIKE's wildcards in the query are matched literally.
+    let pattern = query.map(|q| format!("%{}%", q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {USER_COLUMNS} FROM users
+         WHERE ($1::text IS NULL OR username ILIKE $1 OR email ILIKE $1 OR display_name ILIKE $1)
+           AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
+         ORDER BY created_at DESC, id DESC LIMIT $4"
+    )))
+    .bind(pattern)
+    .bind(before_at)
+    .bind(before_id)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// What a change sets: `None` leaves a column as it is; `display_name:
+/// Some(None)` clears it.
+#[derive(Debug, Default, Clone)]
+pub struct UserChange<'a> {
+    pub username: Option<&'a str>,
+    pub display_name: Option<Option<&'a str>>,
+    pub role: Option<&'a str>,
+}
+
+/// Applies `change` to a live user; `None` when there is none.
+pub async fn update_user(
+    db: &mut PgConnection,
+    id: Uuid,
+    change: &UserChange<'_>,
+) -> Result<Option<UserRow>, InsertUserError> {
+    let row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE users SET username = COALESCE($2, username),
+             display_name = CASE WHEN $3 THEN $4 ELSE display_name END,
+             role = COALESCE($5, role), updated_at = now()
+         WHERE id = $1 AND deleted_at IS NULL
+         RETURNING {USER_COLUMNS}"
+    )))
+    .bind(id)
+    .bind(change.username)
+    .bind(change.display_name.is_some())
+    .bind(change.display_name.flatten())
+    .bind(change.role)
+    .fetch_optional(db)
+    .await?;
+    Ok(row)
+}
+
+/// Deletes a live user, keeping an anonymised row: the email and username
+/// are replaced by values made from the id, the display name and the
+/// password hash cleared (no password verifies against an empty hash), and
+/// `deleted_at` set. `None` when there is no such live user.
+pub async fn anonymise_user(db: &mut PgConnection, id: Uuid) -> Result<Option<UserRow>, sqlx::Error> {
+    let simple = id.simple().to_string();
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE users SET username = $2, email = $3, display_name = NULL, password_hash = '',
+             deleted_at = now(), updated_at = now()
+         WHERE id = $1 AND deleted_at IS NULL
+         RETURNING {USER_COLUMNS}"
+    )))
+    .bind(id)
+    // `:` is not allowed in a username, so no live user can hold it.
+    .bind(format!("deleted:{}", &simple[8..]))
+    .bind(format!("deleted-{simple}@deleted.invalid"))
     .fetch_optional(db)
     .await
 }
