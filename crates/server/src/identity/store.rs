@@ -66,9 +66,9 @@ pub async fn find_by_email(db: impl PgExecutor<'_>, email: &str) -> Result<Optio
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {USER_COLUMNS} FROM users WHERE lower(email) = lower($1) AND deleted_at IS NULL"
     )))
-        .bind(email)
-        .fetch_optional(db)
-        .await
+    .bind(email)
+    .fetch_optional(db)
+    .await
 }
 
 pub async fn find_by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<UserRow>, sqlx::Error> {
