@@ -151,6 +151,8 @@ async fn create_task(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TaskQuery {
+    /// `open` or `completed`.
+    #[param(inline)]
     pub status: Option<Status>,
     pub assigned_to: Option<Uuid>,
     /// `next_cursor` of the previous page.
