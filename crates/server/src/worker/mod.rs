@@ -1,4 +1,5 @@
 //! The worker process: the job runners and the cron scheduler (`jobs`),
+//! the built-in consumer groups (`groups`),
 //! and this loop, which registers the worker in the `workers` heartbeat
 //! registry (kept alive, removed on a clean shutdown, so operators can see
 //! which workers run) and on every tick repairs actions whose Redis side
@@ -18,6 +19,7 @@ use crate::actions::Actions;
 use crate::analytics::Activity;
 use crate::app::AppState;
 
+pub mod groups;
 pub mod jobs;
 
 /// The registry name workers beat in.
