@@ -68,7 +68,8 @@ async fn run(cli: Cli) -> Result<(), StartupError> {
         return Ok(());
     }
     let settings = Settings::load(cli.config.as_deref())?;
-    telemetry::logging::init(&settings.rust_log, settings.log_format);
+    let to_stderr = matches!(cli.command, Command::Consume { .. });
+    telemetry::logging::init_writing_to(&settings.rust_log, settings.log_format, to_stderr);
     if settings.jwt_secret_generated {
         tracing::warn!("JWT_SECRET is not set: using a random one for this run (dev profile only); tokens will not survive a restart");
     }

@@ -201,13 +201,19 @@ async fn concurrent_creations_of_new_streams_admit_exactly_the_room_left() {
     for i in 0..10 {
         assert_eq!(publish(&app, &user, &format!("old-{i}"), "x", json!({})).await.status(), 201);
     }
-    let statuses = join_all((0..200).map(|i| {
-        let (app, user) = (&app, &user);
-        async move { publish(app, user, &format!("new-{i}"), "x", json!({})).await.status().as_u16() }
+    // Through the service: 200 requests at once would meet the rate limit.
+    let owner = switchyard::events::service::Owner { account: switchyard::domain::PrincipalId::User(user.id.parse().unwrap()), operator: false };
+    let outcomes = join_all((0..200).map(|i| {
+        let events = app.state.events.clone();
+        async move { events.publish(owner, &format!("new-{i}"), NewEvent::new("x", "{}")).await }
     }))
     .await;
-    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 10, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 190);
+    let admitted = outcomes.iter().filter(|o| o.is_ok()).count();
+    let refused = outcomes
+        .iter()
+        .filter(|o| matches!(o, Err(switchyard::events::service::EventsError::QuotaExceeded { limit: 20 })))
+        .count();
+    assert_eq!((admitted, refused), (10, 190));
 }
 
 #[tokio::test]
