@@ -137,7 +137,8 @@ async fn run(cli: Cli) -> Result<(), StartupError> {
                 .map_err(|e| StartupError::Admin(format!("cannot connect to Redis: {e}")))?;
             let shutdown = shutdown::on_signal();
             let outcome =
-                consume(state.redis.clone(), waiter, state.keys.clone(), &spec, std::io::stdout().lock(), shutdown).await;
+                consume(state.redis.clone(), waiter, state.keys.clone(), &spec, std::io::stdout().lock(), shutdown)
+                    .await;
             outcome.map_err(|e| StartupError::Admin(e.to_string()))?;
         }
         Command::Admin(AdminCommand::CreateUser { email, username, password_stdin: _, role }) => {

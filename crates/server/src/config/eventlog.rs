@@ -53,7 +53,12 @@ pub(super) fn validate(raw: RawEventLog) -> Result<EventLogSettings, ConfigError
             1_000_000,
         )?,
         max_boards_per_account: within("leaderboards_max_per_account", raw.leaderboards_max_per_account, 1, 1_000_000)?,
-        reclaim_idle: Duration::from_millis(within("events_reclaim_idle_ms", raw.events_reclaim_idle_ms, 1, 86_400_000)?),
+        reclaim_idle: Duration::from_millis(within(
+            "events_reclaim_idle_ms",
+            raw.events_reclaim_idle_ms,
+            1,
+            86_400_000,
+        )?),
         max_deliveries: within("events_max_deliveries", raw.events_max_deliveries, 1, 1000)?,
         error_alert_per_minute: within("log_error_alert_per_minute", raw.log_error_alert_per_minute, 1, 1_000_000)?,
     })

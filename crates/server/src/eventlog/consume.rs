@@ -44,7 +44,9 @@ impl ConsumeSpec {
             return Err(ConsumeError::Invalid("--stream must be a stream name such as sys:users or user:<id>/orders"));
         }
         let name_ok = |s: &str| {
-            !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+            !s.is_empty()
+                && s.len() <= 64
+                && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
         };
         if !name_ok(&self.group) {
             return Err(ConsumeError::Invalid("--group must be 1-64 characters of [A-Za-z0-9_.-]"));

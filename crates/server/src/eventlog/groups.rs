@@ -120,7 +120,8 @@ impl GroupWorker {
     /// [`IDLE_WAIT`] otherwise; reclaims every half reclaim idle time (at
     /// most every 5 s), looks for new streams every second.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        let reclaim_every = (self.log.settings().reclaim_idle / 2).clamp(Duration::from_millis(10), Duration::from_secs(5));
+        let reclaim_every =
+            (self.log.settings().reclaim_idle / 2).clamp(Duration::from_millis(10), Duration::from_secs(5));
         let (mut reclaim_due, mut discover_due, mut prune_due) = (Instant::now(), Instant::now(), Instant::now());
         tracing::info!(group = self.group.name(), consumer = %self.consumer, "consumer group started");
         while !shutdown.is_cancelled() {

@@ -226,7 +226,8 @@ fn decode_cursor(cursor: &str) -> Option<Position> {
     if hex.len() % 2 != 0 || !hex.is_ascii() {
         return None;
     }
-    let bytes: Option<Vec<u8>> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok()).collect();
+    let bytes: Option<Vec<u8>> =
+        (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok()).collect();
     Some(Position { id_ms, id_seq, stream: String::from_utf8(bytes?).ok()? })
 }
 
@@ -334,7 +335,8 @@ impl EventLog {
                     .filter(|d| d.event.kind == "system.error")
                     .filter_map(|d| {
                         let (ms, _) = id_parts(&d.event.id)?;
-                        let minute = DateTime::from_timestamp_millis(ms)?.duration_trunc(chrono::TimeDelta::minutes(1)).ok()?;
+                        let minute =
+                            DateTime::from_timestamp_millis(ms)?.duration_trunc(chrono::TimeDelta::minutes(1)).ok()?;
                         Some((d.event.id.clone(), minute))
                     })
                     .collect();
@@ -412,7 +414,9 @@ impl EventLog {
             _ => return Err(field_error("limit", "must be between 1 and 1000")),
         };
         let position = match query.cursor.as_deref() {
-            Some(cursor) => Some(decode_cursor(cursor).ok_or_else(|| field_error("cursor", "must be a next_cursor this API gave"))?),
+            Some(cursor) => Some(
+                decode_cursor(cursor).ok_or_else(|| field_error("cursor", "must be a next_cursor this API gave"))?,
+            ),
             None => None,
         };
         let filter = Filter {
@@ -495,7 +499,10 @@ mod tests {
             occurred_at: Utc::now(),
         };
         let position = decode_cursor(&encode_cursor(&event)).unwrap();
-        assert_eq!((position.id_ms, position.id_seq, position.stream.as_str()), (event.id_ms, 12, event.stream.as_str()));
+        assert_eq!(
+            (position.id_ms, position.id_seq, position.stream.as_str()),
+            (event.id_ms, 12, event.stream.as_str())
+        );
         for foreign in ["", "1-2", "1-2.zz", "x-1.61", "1-2.6", "1-2.é1"] {
             assert!(decode_cursor(foreign).is_none(), "{foreign}");
         }

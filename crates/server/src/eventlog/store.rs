@@ -165,9 +165,8 @@ pub async fn completions(db: &PgPool, account: Uuid) -> Result<Vec<(String, i64)
 
 /// Forgets counted events older than a week (a redelivery comes long before).
 pub async fn prune_processed(db: &PgPool) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM processed_events WHERE processed_at < now() - interval '7 days'")
-        .execute(db)
-        .await?;
+    let done =
+        sqlx::query("DELETE FROM processed_events WHERE processed_at < now() - interval '7 days'").execute(db).await?;
     Ok(done.rows_affected())
 }
 

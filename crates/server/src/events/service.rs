@@ -365,13 +365,7 @@ impl Events {
     }
 
     /// Acknowledges events for `group`; returns how many were pending.
-    pub async fn ack(
-        &self,
-        owner: Owner,
-        stream: &str,
-        group: &str,
-        ids: &[String],
-    ) -> Result<u64, EventsError> {
+    pub async fn ack(&self, owner: Owner, stream: &str, group: &str, ids: &[String]) -> Result<u64, EventsError> {
         let ids_error = (ids.is_empty() || ids.len() > MAX_BATCH || !ids.iter().all(|id| is_entry_id(id)))
             .then(|| FieldError::new("ids", format!("must hold 1-{MAX_BATCH} event ids")));
         Self::visible(owner, stream)?;

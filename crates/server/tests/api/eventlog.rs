@@ -17,7 +17,9 @@ use switchyard::eventlog::{Group, GroupWorker};
 use switchyard_kit::{EventStream, NewEvent, StartAt};
 
 use crate::binary::{run, switchyard, Running};
-use crate::helpers::{assert_problem, json_of, redis_url, spawn_app, spawn_app_with, test_key_prefix, TestApp, TestDatabase, TestUser};
+use crate::helpers::{
+    assert_problem, json_of, redis_url, spawn_app, spawn_app_with, test_key_prefix, TestApp, TestDatabase, TestUser,
+};
 
 fn kit_stream(app: &TestApp, name: &str) -> EventStream {
     EventStream::new(app.redis.clone(), app.keys.clone(), name)
@@ -70,8 +72,7 @@ async fn persistent_and_operator_streams_are_stored_once_and_listed_by_account_n
         account: Some(alice.id.parse().unwrap()),
     };
     let events = kit_stream(&app, &source.stream).range(None, 100).await.unwrap();
-    let again: Vec<_> =
-        events.into_iter().map(|event| switchyard_kit::Delivery { event, deliveries: 2 }).collect();
+    let again: Vec<_> = events.into_iter().map(|event| switchyard_kit::Delivery { event, deliveries: 2 }).collect();
     app.state.event_log.process(Group::EventLog, &source, &again).await.unwrap();
     assert_eq!(worker.step(true).await.unwrap().processed, 0);
     assert_eq!(stored(&app).await, 7);
@@ -105,7 +106,8 @@ async fn persistent_and_operator_streams_are_stored_once_and_listed_by_account_n
     let bobs = get(&app, &bob, "/v1/events:processed").await;
     assert_eq!(bobs["events"].as_array().unwrap().len(), 1);
     assert_eq!(bobs["events"][0]["data"], json!({"bob": true}));
-    let hidden = app.authed(Method::GET, "/v1/events:processed?stream=sys:users", &bob.access_token).send().await.unwrap();
+    let hidden =
+        app.authed(Method::GET, "/v1/events:processed?stream=sys:users", &bob.access_token).send().await.unwrap();
     assert_problem(hidden, 404).await;
     let hidden = app.authed(Method::GET, "/v1/events/sys:users", &bob.access_token).send().await.unwrap();
     assert_problem(hidden, 404).await;
@@ -127,12 +129,17 @@ async fn persistent_and_operator_streams_are_stored_once_and_listed_by_account_n
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["stream"].as_str().unwrap().into(), c["type"].as_str().unwrap().into(), c["count"].as_i64().unwrap()))
+        .map(|c| {
+            (c["stream"].as_str().unwrap().into(), c["type"].as_str().unwrap().into(), c["count"].as_i64().unwrap())
+        })
         .collect();
     assert_eq!(counts, vec![("orders".into(), "order.created".into(), 3), ("orders".into(), "order.paid".into(), 2)]);
     let groups = stats["groups"].as_array().unwrap();
     assert_eq!(groups.len(), 1, "{groups:?}");
-    assert_eq!((groups[0]["group"].as_str(), groups[0]["pending"].as_u64(), groups[0]["lag"].as_u64()), (Some("event-log"), Some(0), Some(0)));
+    assert_eq!(
+        (groups[0]["group"].as_str(), groups[0]["pending"].as_u64(), groups[0]["lag"].as_u64()),
+        (Some("event-log"), Some(0), Some(0))
+    );
     let everything = get(&app, &admin, "/v1/events:stats").await;
     let total: i64 = everything["counts"].as_array().unwrap().iter().map(|c| c["count"].as_i64().unwrap()).sum();
     assert_eq!(total, 7);
@@ -162,13 +169,22 @@ async fn bad_event_log_parameters_are_422_naming_the_field() {
     }
     let response = app.authed(Method::GET, "/v1/events:stats?from=nope", &user.access_token).send().await.unwrap();
     assert_eq!(assert_problem(response, 422).await["errors"][0]["field"], "from");
-    let response = app.authed(Method::PUT, "/v1/events/orders", &user.access_token).json(&json!({"persist": "yes"})).send().await.unwrap();
+    let response = app
+        .authed(Method::PUT, "/v1/events/orders", &user.access_token)
+        .json(&json!({"persist": "yes"}))
+        .send()
+        .await
+        .unwrap();
     assert_problem(response, 422).await;
 }
 
 #[tokio::test]
 async fn the_quotas_refuse_a_new_stream_and_board_past_the_limit_and_leave_other_accounts_alone() {
-    let app = spawn_app_with(&[("events_max_streams_per_account", "3"), ("leaderboards_max_per_account", "3")], Default::default()).await;
+    let app = spawn_app_with(
+        &[("events_max_streams_per_account", "3"), ("leaderboards_max_per_account", "3")],
+        Default::default(),
+    )
+    .await;
     let (alice, bob) = (app.new_user().await, app.new_user().await);
     for name in ["a", "b", "c"] {
         assert_eq!(publish(&app, &alice, name, "x", json!({})).await.status(), 201);
@@ -202,7 +218,10 @@ async fn concurrent_creations_of_new_streams_admit_exactly_the_room_left() {
         assert_eq!(publish(&app, &user, &format!("old-{i}"), "x", json!({})).await.status(), 201);
     }
     // Through the service: 200 requests at once would meet the rate limit.
-    let owner = switchyard::events::service::Owner { account: switchyard::domain::PrincipalId::User(user.id.parse().unwrap()), operator: false };
+    let owner = switchyard::events::service::Owner {
+        account: switchyard::domain::PrincipalId::User(user.id.parse().unwrap()),
+        operator: false,
+    };
     let outcomes = join_all((0..200).map(|i| {
         let events = app.state.events.clone();
         async move { events.publish(owner, &format!("new-{i}"), NewEvent::new("x", "{}")).await }
@@ -236,7 +255,9 @@ async fn the_default_quota_is_a_thousand_streams() {
 async fn completed_tasks_are_counted_per_assignee_once_and_error_bursts_notify_the_account() {
     let app = spawn_app_with(&[("log_error_alert_per_minute", "2")], Default::default()).await;
     let user = app.new_user().await;
-    for (kind, who) in [("task.created", "ann"), ("task.completed", "ann"), ("task.completed", "ann"), ("task.completed", "ben")] {
+    for (kind, who) in
+        [("task.created", "ann"), ("task.completed", "ann"), ("task.completed", "ann"), ("task.completed", "ben")]
+    {
         assert_eq!(publish(&app, &user, "tasks", kind, json!({"assigned_to": who})).await.status(), 201);
     }
     let mut tasks = GroupWorker::new(app.state.event_log.clone(), Group::TaskProcessing, "t1");
@@ -245,7 +266,8 @@ async fn completed_tasks_are_counted_per_assignee_once_and_error_bursts_notify_t
     let counts = app.state.event_log.completions(account).await.unwrap();
     assert_eq!(counts, vec![("ann".to_owned(), 2), ("ben".to_owned(), 1)]);
     // The same events again (a redelivery) count nothing.
-    let source = switchyard::eventlog::service::Source { stream: format!("user:{}/tasks", user.id), account: Some(account) };
+    let source =
+        switchyard::eventlog::service::Source { stream: format!("user:{}/tasks", user.id), account: Some(account) };
     let events = kit_stream(&app, &source.stream).range(None, 100).await.unwrap();
     let again: Vec<_> = events.into_iter().map(|event| switchyard_kit::Delivery { event, deliveries: 2 }).collect();
     app.state.event_log.process(Group::TaskProcessing, &source, &again).await.unwrap();
@@ -272,9 +294,18 @@ async fn a_consumer_killed_before_acking_leaves_its_event_to_be_reclaimed_and_st
     let id = stream.publish(&NewEvent::new("user.updated", r#"{"id":"u1"}"#)).await.unwrap();
 
     // A real consumer process reads the event, then is killed before acking.
-    let read = format!("redis-cli -u {} XREADGROUP GROUP event-log doomed COUNT 10 STREAMS {} '>'; sleep 60", redis_url(), stream.key());
+    let read = format!(
+        "redis-cli -u {} XREADGROUP GROUP event-log doomed COUNT 10 STREAMS {} '>'; sleep 60",
+        redis_url(),
+        stream.key()
+    );
     let mut doomed = Running::new(
-        std::process::Command::new("sh").args(["-c", &read]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap(),
+        std::process::Command::new("sh")
+            .args(["-c", &read])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
     );
     let mut child = doomed.0.take().unwrap();
     let mut line = String::new();
@@ -302,7 +333,12 @@ async fn a_consumer_killed_before_acking_leaves_its_event_to_be_reclaimed_and_st
 }
 
 fn worker_env<'a>(database: &'a TestDatabase, redis: &'a str, prefix: &'a str) -> [(&'a str, &'a str); 4] {
-    [("DATABASE_URL", database.url.as_str()), ("REDIS_URL", redis), ("REDIS_KEY_PREFIX", prefix), ("EVENTS_RECLAIM_IDLE_MS", "2000")]
+    [
+        ("DATABASE_URL", database.url.as_str()),
+        ("REDIS_URL", redis),
+        ("REDIS_KEY_PREFIX", prefix),
+        ("EVENTS_RECLAIM_IDLE_MS", "2000"),
+    ]
 }
 
 #[tokio::test]
@@ -314,17 +350,31 @@ async fn two_worker_processes_store_ten_thousand_events_exactly_once() {
     assert!(run(switchyard(&["migrate"], &env)).await.status.success());
     let db = sqlx::PgPool::connect(&database.url).await.unwrap();
     let account = uuid::Uuid::new_v4();
-    sqlx::query("INSERT INTO persistent_streams (account, name) VALUES ($1, 'orders')").bind(account).execute(&db).await.unwrap();
-    let spawn = || Running::new(switchyard(&["worker", "--queues", "none"], &env).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+    sqlx::query("INSERT INTO persistent_streams (account, name) VALUES ($1, 'orders')")
+        .bind(account)
+        .execute(&db)
+        .await
+        .unwrap();
+    let spawn = || {
+        Running::new(
+            switchyard(&["worker", "--queues", "none"], &env)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
     let workers = [spawn(), spawn()];
 
-    let conn = switchyard_kit::RedisConnection::connect(&switchyard_kit::RedisConfig::new(&redis).unwrap()).await.unwrap();
+    let conn =
+        switchyard_kit::RedisConnection::connect(&switchyard_kit::RedisConfig::new(&redis).unwrap()).await.unwrap();
     let keys = switchyard_kit::Keyspace::new(&prefix).unwrap();
     let orders = EventStream::new(conn.clone(), keys.clone(), &format!("user:{account}/orders"));
     let users = EventStream::new(conn.clone(), keys.clone(), "sys:users");
     let mut published = HashSet::new();
     for batch in 0..50 {
-        let events: Vec<NewEvent> = (0..100).map(|i| NewEvent::new("e", &format!("{{\"n\":{}}}", batch * 100 + i))).collect();
+        let events: Vec<NewEvent> =
+            (0..100).map(|i| NewEvent::new("e", &format!("{{\"n\":{}}}", batch * 100 + i))).collect();
         for stream in [&orders, &users] {
             for id in stream.publish_many(&events).await.unwrap() {
                 published.insert((stream.key(), id));
@@ -365,13 +415,17 @@ async fn consume_prints_each_event_as_a_json_line_and_acks_it() {
     let redis = redis_url();
     let env = worker_env(&database, &redis, &prefix);
     let mut consumer = Running::new(
-        switchyard(&["consume", "--stream", "sys:users", "--group", "audit", "--consumer", "cli-1", "--from", "0"], &env)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+        switchyard(
+            &["consume", "--stream", "sys:users", "--group", "audit", "--consumer", "cli-1", "--from", "0"],
+            &env,
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
     );
-    let conn = switchyard_kit::RedisConnection::connect(&switchyard_kit::RedisConfig::new(&redis).unwrap()).await.unwrap();
+    let conn =
+        switchyard_kit::RedisConnection::connect(&switchyard_kit::RedisConfig::new(&redis).unwrap()).await.unwrap();
     let keys = switchyard_kit::Keyspace::new(&prefix).unwrap();
     let users = EventStream::new(conn.clone(), keys.clone(), "sys:users");
     let ids = users
@@ -380,10 +434,17 @@ async fn consume_prints_each_event_as_a_json_line_and_acks_it() {
         .unwrap();
     let stdout = consumer.0.as_mut().unwrap().stdout.take().unwrap();
     let lines = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout).lines().take(2).map(|l| serde_json::from_str::<Value>(&l.unwrap()).unwrap()).collect::<Vec<_>>()
+        BufReader::new(stdout)
+            .lines()
+            .take(2)
+            .map(|l| serde_json::from_str::<Value>(&l.unwrap()).unwrap())
+            .collect::<Vec<_>>()
     });
     let lines = tokio::time::timeout(Duration::from_secs(30), lines).await.unwrap().unwrap();
-    assert_eq!(lines[0], json!({"stream": "sys:users", "id": ids[0], "type": "user.created", "data": {"id": 1}, "deliveries": 1}));
+    assert_eq!(
+        lines[0],
+        json!({"stream": "sys:users", "id": ids[0], "type": "user.created", "data": {"id": 1}, "deliveries": 1})
+    );
     assert_eq!(lines[1]["data"], "not json");
     let mut pending = 1;
     for _ in 0..100 {
