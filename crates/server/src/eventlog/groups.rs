@@ -117,7 +117,7 @@ impl GroupWorker {
     }
 
     /// Steps until `shutdown`: at once while there is work, every
-    /// [`IDLE_WAIT`] otherwise; reclaims every half reclaim idle time (at
+    /// `IDLE_WAIT` otherwise; reclaims every half reclaim idle time (at
     /// most every 5 s), looks for new streams every second.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let reclaim_every =
