@@ -29,6 +29,7 @@ pub mod leaderboard;
 pub mod lock;
 pub mod pubsub;
 pub mod queue;
+pub mod quota;
 pub mod ratelimit;
 pub mod stream;
 #[cfg(feature = "testing")]
@@ -45,5 +46,6 @@ pub use leaderboard::{Leaderboards, ScoreMode, Standing};
 pub use lock::{Lease, Locks};
 pub use pubsub::{HubMessage, PubSubHub, Subscription};
 pub use queue::{Backoff, DeadJob, Failed, Fetched, Leased, NewJob, Queue, QueueOverview};
+pub use quota::Quota;
 pub use ratelimit::{Check, Decision, Limit, RateLimiter, Verdict};
 pub use stream::{DeadEvent, Delivery, Event, EventStream, GroupStats, NewEvent, Reclaimed, StartAt, StreamStats};

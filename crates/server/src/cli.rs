@@ -1,4 +1,4 @@
-//! The command line: `switchyard serve | worker | migrate | openapi`.
+//! The command line: `switchyard serve | worker | consume | migrate | openapi`.
 
 use std::path::PathBuf;
 
@@ -42,6 +42,27 @@ pub enum Command {
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
     },
+    /// Consume a stream as one consumer of a group until SIGTERM/SIGINT:
+    /// prints one JSON line per event ({"stream","id","type","data",
+    /// "deliveries"}) and acknowledges it once printed.
+    Consume {
+        /// The stream: an operator stream (`sys:users`) or an account's
+        /// (`user:<id>/orders`).
+        #[arg(long)]
+        stream: String,
+        /// The consumer group; created when missing.
+        #[arg(long)]
+        group: String,
+        /// The consumer's name (default: `<host>-<pid>`). Events it read
+        /// and did not acknowledge stay pending for this name.
+        #[arg(long)]
+        consumer: Option<String>,
+        /// Where a group created now starts: `$` (only new events), `0`
+        /// (every event kept) or an event id (the events after it). An
+        /// existing group keeps its position.
+        #[arg(long, default_value = "$")]
+        from: String,
+    },
     /// Apply pending database migrations and exit.
     Migrate,
     /// Print the OpenAPI document (JSON) to stdout and exit.
@@ -81,6 +102,12 @@ mod tests {
     #[test]
     fn the_cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn consume_starts_new_groups_at_the_end_by_default() {
+        let cli = Cli::parse_from(["switchyard", "consume", "--stream", "sys:users", "--group", "audit"]);
+        assert!(matches!(cli.command, Command::Consume { ref from, consumer: None, .. } if from == "$"));
     }
 
     #[test]

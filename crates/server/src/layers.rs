@@ -20,6 +20,7 @@ pub(crate) const LAYERS: &[&[&str]] = &[
         "ratelimit",
         "leaderboards",
         "events",
+        "eventlog",
         "actions",
         "jobs",
         "notifications",

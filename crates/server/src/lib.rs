@@ -20,6 +20,7 @@ pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod domain;
+pub mod eventlog;
 pub mod events;
 pub mod http;
 pub mod identity;

@@ -5,9 +5,11 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use secrecy::ExposeSecret;
 use std::sync::Arc;
 use switchyard::cli::{AdminCommand, Cli, Command};
 use switchyard::config::Settings;
+use switchyard::eventlog::consume::{consume, ConsumeSpec};
 
 use switchyard::jobs::cron::CronScheduler;
 use switchyard::startup::{self, Application, StartupError};
@@ -66,7 +68,8 @@ async fn run(cli: Cli) -> Result<(), StartupError> {
         return Ok(());
     }
     let settings = Settings::load(cli.config.as_deref())?;
-    telemetry::logging::init(&settings.rust_log, settings.log_format);
+    let to_stderr = matches!(cli.command, Command::Consume { .. });
+    telemetry::logging::init_writing_to(&settings.rust_log, settings.log_format, to_stderr);
     if settings.jwt_secret_generated {
         tracing::warn!("JWT_SECRET is not set: using a random one for this run (dev profile only); tokens will not survive a restart");
     }
@@ -109,14 +112,34 @@ async fn run(cli: Cli) -> Result<(), StartupError> {
                 concurrency,
                 shutdown.clone(),
             ));
-            worker::Worker::new(&state).run(shutdown.clone()).await;
+            let worker = worker::Worker::new(&state);
+            let groups = tokio::spawn(worker::groups::run(state.clone(), worker.id().to_owned(), shutdown.clone()));
+            worker.run(shutdown.clone()).await;
             let outcome = jobs.await;
+            if let Err(error) = groups.await {
+                tracing::warn!(%error, "a consumer group task failed");
+            }
             state.db.close().await;
             match outcome {
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => return Err(StartupError::Admin(format!("the job runner failed: {error}"))),
                 Err(error) => return Err(StartupError::Admin(format!("the job runner failed: {error}"))),
             }
+        }
+        Command::Consume { stream, group, consumer, from } => {
+            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+            let consumer = consumer.unwrap_or_else(|| format!("{host}-{}", std::process::id()));
+            let spec = ConsumeSpec { stream, group, consumer, from };
+            let redis_config = switchyard_kit::RedisConfig::new(state.settings.redis_url.expose_secret())
+                .map_err(|e| StartupError::Admin(e.to_string()))?;
+            let waiter = switchyard_kit::RedisConnection::connect(&redis_config)
+                .await
+                .map_err(|e| StartupError::Admin(format!("cannot connect to Redis: {e}")))?;
+            let shutdown = shutdown::on_signal();
+            let outcome =
+                consume(state.redis.clone(), waiter, state.keys.clone(), &spec, std::io::stdout().lock(), shutdown)
+                    .await;
+            outcome.map_err(|e| StartupError::Admin(e.to_string()))?;
         }
         Command::Admin(AdminCommand::CreateUser { email, username, password_stdin: _, role }) => {
             startup::migrate(&state.db).await?;

@@ -246,11 +246,17 @@ impl EventStream {
     /// Creates `group` (and the stream, if it has no entry yet); false when
     /// the group exists already (it keeps its position).
     pub async fn create_group(&self, group: &str, start: StartAt) -> Result<bool, KitError> {
-        let mut conn = self.conn.clone();
         let position = match start {
             StartAt::Beginning => "0",
             StartAt::End => "$",
         };
+        self.create_group_at(group, position).await
+    }
+
+    /// [`EventStream::create_group`] at `position`: `0`, `$` or an entry id
+    /// (the group's first delivery is the entry after it).
+    pub async fn create_group_at(&self, group: &str, position: &str) -> Result<bool, KitError> {
+        let mut conn = self.conn.clone();
         let created: Result<(), redis::RedisError> = redis::cmd("XGROUP")
             .arg("CREATE")
             .arg(self.key())

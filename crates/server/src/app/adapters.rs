@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use switchyard_kit::{Keyspace, RedisConnection};
@@ -266,5 +267,45 @@ impl ClientDirectory {
         client_id: uuid::Uuid,
     ) -> futures::future::BoxFuture<'static, anyhow::Result<bool>> {
         Box::pin(async move { self.owns(account, client_id).await })
+    }
+}
+
+/// Events keeps the persistent-stream marks in the event log, which the
+/// worker's `event-log` group reads.
+#[derive(Debug)]
+pub(super) struct EventLogMarks(pub Arc<crate::eventlog::EventLog>);
+
+impl crate::events::service::PersistentStreams for EventLogMarks {
+    fn set(&self, account: uuid::Uuid, stream: &str, persist: bool) -> BoxFuture<'_, anyhow::Result<()>> {
+        let stream = stream.to_owned();
+        Box::pin(async move { Ok(self.0.set_persistent(account, &stream, persist).await?) })
+    }
+
+    fn is_persistent(&self, account: uuid::Uuid, stream: &str) -> BoxFuture<'_, anyhow::Result<bool>> {
+        let stream = stream.to_owned();
+        Box::pin(async move { Ok(self.0.is_persistent(account, &stream).await?) })
+    }
+}
+
+/// The event log's alerts are notifications to the account's user, stored
+/// once per alert key.
+#[derive(Debug)]
+pub(super) struct NotificationAlerts(pub Arc<Notifications>);
+
+impl crate::eventlog::service::Alerts for NotificationAlerts {
+    fn alert<'a>(
+        &'a self,
+        account: uuid::Uuid,
+        once_key: &'a str,
+        title: &'a str,
+        body: &'a str,
+        data: &'a Value,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            match self.0.deliver(once_key, account, title, body, data).await {
+                Ok(_) | Err(NotificationsError::NoSuchUser) => Ok(()),
+                Err(error) => Err(error.into()),
+            }
+        })
     }
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
-use switchyard_kit::{Keyspace, Leaderboards, Locks, PubSubHub, RateLimiter, RedisConfig, RedisConnection};
+use switchyard_kit::{Keyspace, Leaderboards, Locks, PubSubHub, Quota, RateLimiter, RedisConfig, RedisConnection};
 use tokio_util::sync::CancellationToken;
 
 use crate::actions::Actions;
@@ -24,6 +24,8 @@ use crate::analytics::Activity;
 use crate::analytics::Reports;
 use crate::clients::Clients;
 use crate::config::{CronSetting, Settings};
+use crate::eventlog::service::GroupSettings;
+use crate::eventlog::EventLog;
 use crate::events::Events;
 use crate::identity::Identity;
 use crate::jobs::handlers::Handlers;
@@ -39,6 +41,10 @@ use crate::syslog::SystemLogs;
 use crate::tasks::Tasks;
 
 pub use adapters::MAIL_QUEUE;
+
+/// The registry of every account's event streams (the quota, and how the
+/// worker finds each account's `tasks` and `logs` streams).
+pub const STREAM_REGISTRY: &str = "streams";
 pub use routes::{api_routes, document, router, router_with};
 
 /// The shared state, behind one `Arc`: axum clones the state for every
@@ -80,6 +86,8 @@ pub struct Services {
     pub actions: Arc<Actions>,
     pub jobs: Arc<Jobs>,
     pub events: Arc<Events>,
+    /// The event log, the built-in consumer groups' work and its queries.
+    pub event_log: Arc<EventLog>,
     pub notifications: Arc<Notifications>,
     /// Usage reports, the live usage counters and the daily roll-up.
     pub reports: Arc<Reports>,
@@ -152,6 +160,34 @@ pub fn assemble(settings: Settings, connections: Connections) -> Result<AppState
     let actions = Arc::new(Actions::new(db.clone(), redis.clone(), keys.clone(), settings.actions_audit_maxlen));
     let notifications =
         Arc::new(Notifications::new(db.clone(), redis.clone(), hub.clone(), keys.clone(), closing.clone()));
+    let event_settings = &settings.event_log;
+    let event_log = Arc::new(EventLog::new(
+        db.clone(),
+        redis.clone(),
+        keys.clone(),
+        Quota::new(redis.clone(), keys.clone(), STREAM_REGISTRY),
+        GroupSettings {
+            reclaim_idle: event_settings.reclaim_idle,
+            max_deliveries: event_settings.max_deliveries,
+            error_alert_per_minute: event_settings.error_alert_per_minute,
+        },
+        Arc::new(adapters::NotificationAlerts(notifications.clone())),
+    ));
+    let events = Events::new(
+        redis.clone(),
+        keys.clone(),
+        &redis_config,
+        settings.request_timeout,
+        Quota::new(redis.clone(), keys.clone(), STREAM_REGISTRY),
+        event_settings.max_streams_per_account,
+        Arc::new(adapters::EventLogMarks(event_log.clone())),
+    );
+    let boards = BoardService::new(
+        redis.clone(),
+        Leaderboards::new(redis.clone(), keys.clone()),
+        Quota::new(redis.clone(), keys.clone(), "boards"),
+        event_settings.max_boards_per_account,
+    );
     let directory =
         adapters::GatewayDirectory { keys: keys.clone(), actions: actions.channel(None), clients: clients.clone() };
     let realtime = Arc::new(Realtime::new(
@@ -169,13 +205,18 @@ pub fn assemble(settings: Settings, connections: Connections) -> Result<AppState
         checks: Arc::new(CheckService::new(limiter)),
         rate_limits,
         locks: Arc::new(LockService::new(Locks::new(redis.clone(), keys.clone()), settings.request_timeout)),
-        boards: Arc::new(BoardService::new(redis.clone(), Leaderboards::new(redis.clone(), keys.clone()))),
+        boards: Arc::new(boards),
         actions,
-        events: Arc::new(Events::new(redis.clone(), keys.clone(), &redis_config, settings.request_timeout)),
+        events: Arc::new(events),
+        event_log,
         notifications: notifications.clone(),
         realtime,
         tasks: Arc::new(Tasks::new(db.clone())),
-        logs: Arc::new(SystemLogs::new(redis.clone(), keys.clone())),
+        logs: Arc::new(SystemLogs::new(
+            redis.clone(),
+            keys.clone(),
+            Quota::new(redis.clone(), keys.clone(), STREAM_REGISTRY),
+        )),
         reports,
         activity,
         jobs,
@@ -230,6 +271,7 @@ substates! {
     actions: Actions,
     jobs: Jobs,
     events: Events,
+    event_log: EventLog,
     notifications: Notifications,
     reports: Reports,
     activity: Activity,

@@ -29,7 +29,7 @@ use crate::http::{self, middleware, openapi, REQUEST_ID};
 use crate::telemetry::metrics::HttpMetricsLayer;
 
 /// Every capability's routes. A new capability adds its `router()` here.
-fn capability_routers() -> [OpenApiRouter<AppState>; 17] {
+fn capability_routers() -> [OpenApiRouter<AppState>; 18] {
     [
         crate::ops::routes::router(),
         crate::identity::routes::router(),
@@ -42,6 +42,7 @@ fn capability_routers() -> [OpenApiRouter<AppState>; 17] {
         crate::leaderboards::routes::router(),
         crate::ratelimit::routes::router(),
         crate::events::routes::router(),
+        crate::eventlog::routes::router(),
         crate::notifications::routes::router(),
         crate::analytics::report_routes::router(),
         crate::analytics::activity_routes::router(),

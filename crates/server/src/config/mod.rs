@@ -25,6 +25,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 mod analytics;
+mod eventlog;
 mod identity;
 mod jobs;
 mod mail;
@@ -34,6 +35,7 @@ mod realtime;
 mod server;
 
 pub use analytics::AnalyticsSettings;
+pub use eventlog::EventLogSettings;
 pub use identity::IdentitySettings;
 pub use jobs::{parse_schedule, CronSetting, JobSettings, MAX_CRON_CATCH_UP_SECS};
 pub use mail::{MailConfig, MailTransportSetting};
@@ -116,6 +118,11 @@ pub const ENV_VARS: &[&str] = &[
     "CACHE_HIT_TRACKING_ENABLED",
     "CACHE_PREWARM_ENABLED",
     "CACHE_PREWARM_CRON_ENABLED",
+    "EVENTS_MAX_STREAMS_PER_ACCOUNT",
+    "LEADERBOARDS_MAX_PER_ACCOUNT",
+    "EVENTS_RECLAIM_IDLE_MS",
+    "EVENTS_MAX_DELIVERIES",
+    "LOG_ERROR_ALERT_PER_MINUTE",
 ];
 
 /// Deployment profile. `dev` tolerates missing secrets (and says so loudly);
@@ -205,6 +212,11 @@ struct RawSettings {
     rt_outbound_buffer: usize,
     presence_ttl_secs: u64,
     outbox_retention_secs: u64,
+    events_max_streams_per_account: u64,
+    leaderboards_max_per_account: u64,
+    events_reclaim_idle_ms: u64,
+    events_max_deliveries: u64,
+    log_error_alert_per_minute: u64,
 }
 
 impl Default for RawSettings {
@@ -284,6 +296,11 @@ impl Default for RawSettings {
             rt_outbound_buffer: 256,
             presence_ttl_secs: 30,
             outbox_retention_secs: 86_400,
+            events_max_streams_per_account: 1000,
+            leaderboards_max_per_account: 1000,
+            events_reclaim_idle_ms: 30_000,
+            events_max_deliveries: 5,
+            log_error_alert_per_minute: 60,
         }
     }
 }
@@ -320,6 +337,7 @@ pub struct Settings {
     pub analytics: AnalyticsSettings,
     pub realtime: RealtimeSettings,
     pub outbox: OutboxSettings,
+    pub event_log: EventLogSettings,
 }
 
 impl std::fmt::Debug for Settings {
@@ -404,6 +422,7 @@ impl RawSettings {
         let analytics = analytics::validate(raw.analytics)?;
         let realtime = realtime::validate(raw.realtime)?;
         let outbox = outbox::validate(raw.outbox)?;
+        let event_log = eventlog::validate(raw.event_log)?;
 
         Ok(Settings {
             profile,
@@ -432,6 +451,7 @@ impl RawSettings {
             analytics,
             realtime,
             outbox,
+            event_log,
         })
     }
 
@@ -524,6 +544,13 @@ impl RawSettings {
                 presence_ttl_secs: self.presence_ttl_secs,
             },
             outbox: outbox::RawOutbox { outbox_retention_secs: self.outbox_retention_secs },
+            event_log: eventlog::RawEventLog {
+                events_max_streams_per_account: self.events_max_streams_per_account,
+                leaderboards_max_per_account: self.leaderboards_max_per_account,
+                events_reclaim_idle_ms: self.events_reclaim_idle_ms,
+                events_max_deliveries: self.events_max_deliveries,
+                log_error_alert_per_minute: self.log_error_alert_per_minute,
+            },
         }
     }
 }
@@ -538,6 +565,7 @@ struct RawSections {
     analytics: analytics::RawAnalytics,
     realtime: realtime::RawRealtime,
     outbox: outbox::RawOutbox,
+    event_log: eventlog::RawEventLog,
 }
 
 /// A secret setting: at least 32 characters when given; required in

@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::service::{Events, EventsError, ReadSpec, ReclaimSpec};
+use super::service::{Events, EventsError, Owner, ReadSpec, ReclaimSpec};
 use crate::domain::Principal;
 use crate::http::{ApiError, ApiJson, ApiPath, ApiQuery, Problem};
 
@@ -24,7 +24,7 @@ where
     OpenApiRouter::new()
         .routes(routes!(publish))
         .routes(routes!(publish_batch))
-        .routes(routes!(replay))
+        .routes(routes!(replay, set_persist))
         .routes(routes!(stats))
         .routes(routes!(dead))
         .routes(routes!(create_group, delete_group))
@@ -38,7 +38,12 @@ impl From<EventsError> for ApiError {
         match error {
             EventsError::Validation(errors) => errors.into(),
             EventsError::NoSuchGroup => ApiError::NotFound("no such group on this stream".into()),
+            EventsError::NoSuchStream => ApiError::NotFound("no such stream".into()),
+            EventsError::QuotaExceeded { limit } => ApiError::Conflict(format!(
+                "this account has {limit} streams, the most EVENTS_MAX_STREAMS_PER_ACCOUNT allows; use an existing stream"
+            )),
             EventsError::Redis(e) => e.into(),
+            EventsError::Store(e) => ApiError::Internal(e),
         }
     }
 }
@@ -86,14 +91,14 @@ pub struct Published {
 /// Append an event to a stream.
 #[utoipa::path(post, path = "/v1/events", tag = "events", request_body = PublishRequest,
     security(("bearer" = []), ("api_key" = [])),
-    responses((status = 201, body = Published), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = Published), (status = 409, description = "A new stream past the account's quota (EVENTS_MAX_STREAMS_PER_ACCOUNT)", body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn publish(
     State(events): State<Arc<Events>>,
     principal: Principal,
     ApiJson(body): ApiJson<PublishRequest>,
 ) -> Result<(StatusCode, ApiJson<Published>), ApiError> {
     let event = EventRequest { kind: body.kind, data: body.data };
-    let id = events.publish(principal.account(), &body.stream, event.into()).await?;
+    let id = events.publish(Owner::from(&principal), &body.stream, event.into()).await?;
     Ok((StatusCode::CREATED, ApiJson(Published { id })))
 }
 
@@ -117,14 +122,14 @@ pub struct PublishedBatch {
 /// Append up to 100 events to a stream at once.
 #[utoipa::path(post, path = "/v1/events:batch", tag = "events", request_body = PublishBatchRequest,
     security(("bearer" = []), ("api_key" = [])),
-    responses((status = 201, body = PublishedBatch), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = PublishedBatch), (status = 409, description = "A new stream past the account's quota (EVENTS_MAX_STREAMS_PER_ACCOUNT)", body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn publish_batch(
     State(events): State<Arc<Events>>,
     principal: Principal,
     ApiJson(body): ApiJson<PublishBatchRequest>,
 ) -> Result<(StatusCode, ApiJson<PublishedBatch>), ApiError> {
     let batch: Vec<NewEvent> = body.events.into_iter().map(Into::into).collect();
-    let ids = events.publish_batch(principal.account(), &body.stream, &batch).await?;
+    let ids = events.publish_batch(Owner::from(&principal), &body.stream, &batch).await?;
     Ok((StatusCode::CREATED, ApiJson(PublishedBatch { ids })))
 }
 
@@ -179,15 +184,16 @@ pub struct EventPage {
 
 /// Replay a stream from any point.
 #[utoipa::path(get, path = "/v1/events/{stream}", tag = "events",
-    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path, pattern = r"^[a-z0-9_.-]{1,64}$", description = "A stream of the caller's account: 1-64 of [a-z0-9_.-]"), PageQuery),
-    responses((status = 200, body = EventPage), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path, pattern = r"^(sys:)?[a-z0-9_.-]{1,64}$", description = "A stream of the caller's account: 1-64 of [a-z0-9_.-]; operators may also name the operator streams, sys:<name> (to anyone else they do not exist: 404)"), PageQuery),
+    responses((status = 200, body = EventPage), (status = 404, description = "An operator stream named by someone else", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn replay(
     State(events): State<Arc<Events>>,
     principal: Principal,
     ApiPath(stream): ApiPath<String>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<ApiJson<EventPage>, ApiError> {
-    let events = events.replay(principal.account(), &stream, query.cursor.as_deref(), query.limit).await?;
+    let events = events.replay(Owner::from(&principal), &stream, query.cursor.as_deref(), query.limit).await?;
     let next_cursor = events.last().map(|e| e.id.clone());
     Ok(ApiJson(EventPage { events: events.into_iter().map(Into::into).collect(), next_cursor }))
 }
@@ -223,30 +229,63 @@ pub struct StatsBody {
     pub last_id: Option<String>,
     pub dead_letters: u64,
     pub groups: Vec<GroupBody>,
+    /// Whether the worker stores the stream's events in the event log
+    /// (`PUT /v1/events/{stream}`; always, for the operator streams).
+    pub persistent: bool,
 }
 
-impl From<StreamStats> for StatsBody {
-    fn from(s: StreamStats) -> Self {
+impl StatsBody {
+    fn new(s: StreamStats, persistent: bool) -> Self {
         Self {
             length: s.length,
             first_id: s.first_id,
             last_id: s.last_id,
             dead_letters: s.dead_letters,
             groups: s.groups.into_iter().map(Into::into).collect(),
+            persistent,
         }
     }
 }
 
 /// A stream's length, ends, dead letters and every group's progress.
 #[utoipa::path(get, path = "/v1/events/{stream}/stats", tag = "events",
-    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path, pattern = r"^[a-z0-9_.-]{1,64}$", description = "A stream of the caller's account: 1-64 of [a-z0-9_.-]")),
+    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path, pattern = r"^(sys:)?[a-z0-9_.-]{1,64}$", description = "A stream of the caller's account: 1-64 of [a-z0-9_.-]; operators may also name the operator streams, sys:<name> (to anyone else they do not exist: 404)")),
     responses((status = 200, body = StatsBody), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn stats(
     State(events): State<Arc<Events>>,
     principal: Principal,
     ApiPath(stream): ApiPath<String>,
 ) -> Result<ApiJson<StatsBody>, ApiError> {
-    Ok(ApiJson(events.stats(principal.account(), &stream).await?.into()))
+    let owner = Owner::from(&principal);
+    let stats = events.stats(owner, &stream).await?;
+    Ok(ApiJson(StatsBody::new(stats, events.is_persistent(owner, &stream).await?)))
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"persist": true}))]
+pub struct PersistRequest {
+    /// True: the worker stores every event of the stream in the event log
+    /// (`GET /v1/events:processed`); false: it stops.
+    pub persist: bool,
+}
+
+/// Mark one of the account's streams persistent (its events are stored in
+/// the event log by the worker) or not. Marking creates the stream, within
+/// the account's quota (`EVENTS_MAX_STREAMS_PER_ACCOUNT`, 409 past it).
+#[utoipa::path(put, path = "/v1/events/{stream}", tag = "events", request_body = PersistRequest,
+    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path, pattern = r"^[a-z0-9_.-]{1,64}$", description = "A stream of the caller's account: 1-64 of [a-z0-9_.-]")),
+    responses((status = 200, body = PersistRequest, description = "The stream's setting now"),
+        (status = 409, description = "A new stream past the account's quota", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn set_persist(
+    State(events): State<Arc<Events>>,
+    principal: Principal,
+    ApiPath(stream): ApiPath<String>,
+    ApiJson(body): ApiJson<PersistRequest>,
+) -> Result<ApiJson<PersistRequest>, ApiError> {
+    events.set_persist(Owner::from(&principal), &stream, body.persist).await?;
+    Ok(ApiJson(body))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -275,7 +314,7 @@ pub struct DeadPage {
 
 /// Events a group gave up on after too many deliveries.
 #[utoipa::path(get, path = "/v1/events/{stream}/dead", tag = "events",
-    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path, pattern = r"^[a-z0-9_.-]{1,64}$", description = "A stream of the caller's account: 1-64 of [a-z0-9_.-]"), PageQuery),
+    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path, pattern = r"^(sys:)?[a-z0-9_.-]{1,64}$", description = "A stream of the caller's account: 1-64 of [a-z0-9_.-]; operators may also name the operator streams, sys:<name> (to anyone else they do not exist: 404)"), PageQuery),
     responses((status = 200, body = DeadPage), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn dead(
     State(events): State<Arc<Events>>,
@@ -283,7 +322,7 @@ async fn dead(
     ApiPath(stream): ApiPath<String>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<ApiJson<DeadPage>, ApiError> {
-    let dead = events.dead(principal.account(), &stream, query.cursor.as_deref(), query.limit).await?;
+    let dead = events.dead(Owner::from(&principal), &stream, query.cursor.as_deref(), query.limit).await?;
     let next_cursor = dead.last().map(|d| d.id.clone());
     Ok(ApiJson(DeadPage { events: dead.into_iter().map(Into::into).collect(), next_cursor }))
 }
@@ -317,8 +356,9 @@ pub struct GroupCreated {
 /// Create a consumer group (idempotent). The body is optional: without one
 /// the group starts at the stream's end.
 #[utoipa::path(put, path = "/v1/events/{stream}/groups/{group}", tag = "events", request_body(content = Option<CreateGroupRequest>, description = "Optional"),
-    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path, pattern = r"^[a-z0-9_.-]{1,64}$", description = "A stream of the caller's account: 1-64 of [a-z0-9_.-]"), ("group" = String, Path, pattern = r"^[a-z0-9_.-]{1,64}$", description = "A consumer group of the stream: 1-64 of [a-z0-9_.-]")),
+    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path, pattern = r"^(sys:)?[a-z0-9_.-]{1,64}$", description = "A stream of the caller's account: 1-64 of [a-z0-9_.-]; operators may also name the operator streams, sys:<name> (to anyone else they do not exist: 404)"), ("group" = String, Path, pattern = r"^[a-z0-9_.-]{1,64}$", description = "A consumer group of the stream: 1-64 of [a-z0-9_.-]")),
     responses((status = 201, body = GroupCreated), (status = 200, description = "The group existed", body = GroupCreated),
+        (status = 409, description = "A new stream past the account's quota (EVENTS_MAX_STREAMS_PER_ACCOUNT)", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn create_group(
     State(events): State<Arc<Events>>,
@@ -327,14 +367,14 @@ async fn create_group(
     body: Option<ApiJson<CreateGroupRequest>>,
 ) -> Result<(StatusCode, ApiJson<GroupCreated>), ApiError> {
     let ApiJson(body) = body.unwrap_or_default();
-    let created = events.create_group(principal.account(), &stream, &group, body.start.as_deref()).await?;
+    let created = events.create_group(Owner::from(&principal), &stream, &group, body.start.as_deref()).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, ApiJson(GroupCreated { created })))
 }
 
 /// Delete a consumer group and what it had pending (the events stay).
 #[utoipa::path(delete, path = "/v1/events/{stream}/groups/{group}", tag = "events",
-    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path, pattern = r"^[a-z0-9_.-]{1,64}$", description = "A stream of the caller's account: 1-64 of [a-z0-9_.-]"), ("group" = String, Path, pattern = r"^[a-z0-9_.-]{1,64}$", description = "A consumer group of the stream: 1-64 of [a-z0-9_.-]")),
+    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path, pattern = r"^(sys:)?[a-z0-9_.-]{1,64}$", description = "A stream of the caller's account: 1-64 of [a-z0-9_.-]; operators may also name the operator streams, sys:<name> (to anyone else they do not exist: 404)"), ("group" = String, Path, pattern = r"^[a-z0-9_.-]{1,64}$", description = "A consumer group of the stream: 1-64 of [a-z0-9_.-]")),
     responses((status = 204, description = "Deleted"), (status = 404, description = "No such group", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn delete_group(
@@ -342,7 +382,7 @@ async fn delete_group(
     principal: Principal,
     ApiPath((stream, group)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    if events.delete_group(principal.account(), &stream, &group).await? {
+    if events.delete_group(Owner::from(&principal), &stream, &group).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(EventsError::NoSuchGroup.into())
@@ -393,7 +433,7 @@ pub struct Deliveries {
 
 /// Read events never delivered to the group.
 #[utoipa::path(post, path = "/v1/events/{stream}/groups/{group}/read", tag = "events", request_body = ReadRequest,
-    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path, pattern = r"^[a-z0-9_.-]{1,64}$", description = "A stream of the caller's account: 1-64 of [a-z0-9_.-]"), ("group" = String, Path, pattern = r"^[a-z0-9_.-]{1,64}$", description = "A consumer group of the stream: 1-64 of [a-z0-9_.-]")),
+    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path, pattern = r"^(sys:)?[a-z0-9_.-]{1,64}$", description = "A stream of the caller's account: 1-64 of [a-z0-9_.-]; operators may also name the operator streams, sys:<name> (to anyone else they do not exist: 404)"), ("group" = String, Path, pattern = r"^[a-z0-9_.-]{1,64}$", description = "A consumer group of the stream: 1-64 of [a-z0-9_.-]")),
     responses((status = 200, body = Deliveries), (status = 404, description = "No such group", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn read(
@@ -403,7 +443,7 @@ async fn read(
     ApiJson(body): ApiJson<ReadRequest>,
 ) -> Result<ApiJson<Deliveries>, ApiError> {
     let spec = ReadSpec { consumer: body.consumer, count: body.count, wait: body.wait_ms.map(Duration::from_millis) };
-    let read = events.read(principal.account(), &stream, &group, &spec).await?;
+    let read = events.read(Owner::from(&principal), &stream, &group, &spec).await?;
     Ok(ApiJson(Deliveries { events: deliveries(read) }))
 }
 
@@ -436,7 +476,7 @@ pub struct Acknowledged {
 
 /// Acknowledge events the group delivered.
 #[utoipa::path(post, path = "/v1/events/{stream}/groups/{group}/ack", tag = "events", request_body = AckRequest,
-    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path, pattern = r"^[a-z0-9_.-]{1,64}$", description = "A stream of the caller's account: 1-64 of [a-z0-9_.-]"), ("group" = String, Path, pattern = r"^[a-z0-9_.-]{1,64}$", description = "A consumer group of the stream: 1-64 of [a-z0-9_.-]")),
+    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path, pattern = r"^(sys:)?[a-z0-9_.-]{1,64}$", description = "A stream of the caller's account: 1-64 of [a-z0-9_.-]; operators may also name the operator streams, sys:<name> (to anyone else they do not exist: 404)"), ("group" = String, Path, pattern = r"^[a-z0-9_.-]{1,64}$", description = "A consumer group of the stream: 1-64 of [a-z0-9_.-]")),
     responses((status = 200, body = Acknowledged), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn ack(
     State(events): State<Arc<Events>>,
@@ -444,7 +484,7 @@ async fn ack(
     ApiPath((stream, group)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<AckRequest>,
 ) -> Result<ApiJson<Acknowledged>, ApiError> {
-    let acknowledged = events.ack(principal.account(), &stream, &group, &body.ids).await?;
+    let acknowledged = events.ack(Owner::from(&principal), &stream, &group, &body.ids).await?;
     Ok(ApiJson(Acknowledged { acknowledged }))
 }
 
@@ -477,7 +517,7 @@ pub struct ReclaimedBody {
 
 /// Take over events another consumer left unacknowledged.
 #[utoipa::path(post, path = "/v1/events/{stream}/groups/{group}/reclaim", tag = "events", request_body = ReclaimRequest,
-    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path, pattern = r"^[a-z0-9_.-]{1,64}$", description = "A stream of the caller's account: 1-64 of [a-z0-9_.-]"), ("group" = String, Path, pattern = r"^[a-z0-9_.-]{1,64}$", description = "A consumer group of the stream: 1-64 of [a-z0-9_.-]")),
+    security(("bearer" = []), ("api_key" = [])), params(("stream" = String, Path, pattern = r"^(sys:)?[a-z0-9_.-]{1,64}$", description = "A stream of the caller's account: 1-64 of [a-z0-9_.-]; operators may also name the operator streams, sys:<name> (to anyone else they do not exist: 404)"), ("group" = String, Path, pattern = r"^[a-z0-9_.-]{1,64}$", description = "A consumer group of the stream: 1-64 of [a-z0-9_.-]")),
     responses((status = 200, body = ReclaimedBody), (status = 404, description = "No such group", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn reclaim(
@@ -492,6 +532,6 @@ async fn reclaim(
         count: body.count,
         max_deliveries: body.max_deliveries,
     };
-    let reclaimed = events.reclaim(principal.account(), &stream, &group, &spec).await?;
+    let reclaimed = events.reclaim(Owner::from(&principal), &stream, &group, &spec).await?;
     Ok(ApiJson(ReclaimedBody { events: deliveries(reclaimed.claimed), dead: reclaimed.dead }))
 }

@@ -33,6 +33,9 @@ impl From<BoardError> for ApiError {
             BoardError::Validation(errors) => errors.into(),
             BoardError::ReadOnly => ApiError::Forbidden("the actions board is read-only".into()),
             BoardError::NotFound => ApiError::NotFound("no such member on this board".into()),
+            BoardError::QuotaExceeded { limit } => ApiError::Conflict(format!(
+                "this account has {limit} boards, the most LEADERBOARDS_MAX_PER_ACCOUNT allows; use an existing board"
+            )),
             BoardError::Redis(e) => e.into(),
         }
     }
@@ -79,7 +82,7 @@ pub struct ScoreRequest {
 /// Record a score.
 #[utoipa::path(post, path = "/v1/leaderboards/{board}/scores", tag = "leaderboards", request_body = ScoreRequest,
     security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path, pattern = r"^[a-z0-9_:-]{1,64}$", description = "A board of the caller's account: 1-64 of [a-z0-9_:-]")),
-    responses((status = 200, body = StandingBody), (status = 403, description = "The actions board is read-only", body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = StandingBody), (status = 403, description = "The actions board is read-only", body = Problem, content_type = "application/problem+json"), (status = 409, description = "A new board past the account's quota (LEADERBOARDS_MAX_PER_ACCOUNT)", body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn submit_score(
     State(boards): State<Arc<BoardService>>,
     principal: Principal,
@@ -188,7 +191,7 @@ pub struct BoardSettings {
 /// Configure a board's reset period.
 #[utoipa::path(put, path = "/v1/leaderboards/{board}", tag = "leaderboards", request_body = BoardSettings,
     security(("bearer" = []), ("api_key" = [])), params(("board" = String, Path, pattern = r"^[a-z0-9_:-]{1,64}$", description = "A board of the caller's account: 1-64 of [a-z0-9_:-]")),
-    responses((status = 200, body = BoardSettings), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = BoardSettings), (status = 409, description = "A new board past the account's quota (LEADERBOARDS_MAX_PER_ACCOUNT)", body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn configure(
     State(boards): State<Arc<BoardService>>,
     principal: Principal,

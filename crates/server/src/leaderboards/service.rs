@@ -1,9 +1,11 @@
-//! Board names, tenancy and limits, over the kit's `Leaderboards`.
+//! Board names, tenancy and limits, over the kit's `Leaderboards`. An
+//! account creates at most `LEADERBOARDS_MAX_PER_ACCOUNT` boards (the kit's
+//! `Quota` registry; a board once created stays counted, also after a reset).
 
 use std::time::Duration;
 
 use switchyard_kit::leaderboard::MAX_SCORE;
-use switchyard_kit::{KitError, Leaderboards, RedisConnection, ScoreMode, Standing};
+use switchyard_kit::{KitError, Leaderboards, Quota, RedisConnection, ScoreMode, Standing};
 
 use crate::domain::Principal;
 use crate::validation::FieldError;
@@ -23,6 +25,9 @@ pub enum BoardError {
     ReadOnly,
     #[error("not found")]
     NotFound,
+    /// A new board past the account's quota.
+    #[error("the account has {limit} boards, the most LEADERBOARDS_MAX_PER_ACCOUNT allows")]
+    QuotaExceeded { limit: u64 },
     #[error(transparent)]
     Redis(#[from] KitError),
 }
@@ -178,11 +183,23 @@ impl From<Mode> for ScoreMode {
 pub struct BoardService {
     boards: Leaderboards,
     redis: RedisConnection,
+    registry: Quota,
+    max_boards: u64,
 }
 
 impl BoardService {
-    pub fn new(redis: RedisConnection, boards: Leaderboards) -> Self {
-        Self { boards, redis }
+    /// `registry` holds each account's boards, at most `max_boards` each.
+    pub fn new(redis: RedisConnection, boards: Leaderboards, registry: Quota, max_boards: u64) -> Self {
+        Self { boards, redis, registry, max_boards }
+    }
+
+    /// A board written to is created: admitted under the account's quota.
+    async fn admit(&self, principal: &Principal, board: &str) -> Result<(), BoardError> {
+        if self.registry.admit(&tenant(principal), board, self.max_boards).await? {
+            Ok(())
+        } else {
+            Err(BoardError::QuotaExceeded { limit: self.max_boards })
+        }
     }
 
     /// A board's configured reset period.
@@ -211,6 +228,7 @@ impl BoardService {
     /// Sets how often the caller's board starts over.
     pub async fn set_period(&self, principal: &Principal, board: &str, period: ResetPeriod) -> Result<(), BoardError> {
         let scoped = writable(principal, board)?;
+        self.admit(principal, board).await?;
         let mut conn = self.redis.clone();
         let key = config_key(&self.boards, &scoped);
         if period == ResetPeriod::Never {
@@ -239,6 +257,7 @@ impl BoardService {
         if !score.is_finite() || score.abs() > MAX_SCORE {
             return Err(BoardError::Validation(vec![FieldError::new("score", SCORE_RULE)]));
         }
+        self.admit(principal, board).await?;
         let (key, ttl) = self.locate(principal, board, Which::Current).await?;
         match self.boards.submit_expiring(&key, member, score, mode, ttl).await {
             Err(KitError::OutOfRange(_)) => Err(BoardError::Validation(vec![FieldError::new(

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
-use switchyard_kit::{EventStream, Keyspace, KitError, NewEvent, RedisConnection};
+use switchyard_kit::{EventStream, Keyspace, KitError, NewEvent, Quota, RedisConnection};
 use tokio_util::sync::CancellationToken;
 
 use super::store::{self, PendingRow, CHANNEL};
@@ -54,13 +54,24 @@ pub struct Relay {
     keys: Keyspace,
     retention: Duration,
     batch: i64,
+    /// Where an account's streams are listed, so the worker's processing
+    /// groups find the streams the relay creates.
+    registry: Option<Quota>,
 }
 
 impl Relay {
     /// A relay over `db` appending to `redis` under `keys`, deleting
     /// relayed rows after `retention`.
     pub fn new(db: PgPool, redis: RedisConnection, keys: Keyspace, retention: Duration) -> Self {
-        Self { db, redis, keys, retention, batch: DEFAULT_BATCH }
+        Self { db, redis, keys, retention, batch: DEFAULT_BATCH, registry: None }
+    }
+
+    /// Lists every account stream it appends to (`<account>/<name>`) in
+    /// `registry`. Server-written streams are always admitted: the
+    /// per-account quota limits what accounts create.
+    pub fn with_registry(mut self, registry: Quota) -> Self {
+        self.registry = Some(registry);
+        self
     }
 
     /// Claims at most `batch` rows per pass (at least 1).
@@ -87,6 +98,9 @@ impl Relay {
             return Ok(Pass::Relayed(0));
         }
         for (stream, events) in by_stream(&rows) {
+            if let (Some(registry), Some((owner, name))) = (&self.registry, stream.split_once('/')) {
+                registry.admit(owner, name, u64::MAX).await?;
+            }
             EventStream::new(self.redis.clone(), self.keys.clone(), stream).publish_many(&events).await?;
         }
         let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();

@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 use serde_json::json;
-use switchyard_kit::{EventStream, Keyspace, KitError, NewEvent, RedisConnection};
+use switchyard_kit::{EventStream, Keyspace, KitError, NewEvent, Quota, RedisConnection};
 
 use crate::domain::PrincipalId;
 use crate::validation::{FieldError, Violations};
@@ -39,6 +39,9 @@ impl Level {
 pub struct SystemLogs {
     redis: RedisConnection,
     keys: Keyspace,
+    /// The account stream registry, where the worker's `log-processing`
+    /// group finds each account's `logs` stream.
+    registry: Quota,
 }
 
 /// The account's stream logs go to, as the events API names it.
@@ -47,8 +50,8 @@ pub fn stream_of(account: PrincipalId) -> String {
 }
 
 impl SystemLogs {
-    pub fn new(redis: RedisConnection, keys: Keyspace) -> Self {
-        Self { redis, keys }
+    pub fn new(redis: RedisConnection, keys: Keyspace, registry: Quota) -> Self {
+        Self { redis, keys, registry }
     }
 
     /// Publishes `system.<level>` on the account's stream `logs`; returns
@@ -79,6 +82,8 @@ impl SystemLogs {
             "occurred_at": Utc::now(),
         });
         let event = NewEvent::new(&format!("system.{}", level.as_str()), &data.to_string());
+        // A stream the server writes for the account: listed, never refused.
+        self.registry.admit(&account.to_string(), "logs", u64::MAX).await?;
         let stream = EventStream::new(self.redis.clone(), self.keys.clone(), &stream_of(account));
         Ok(stream.publish(&event).await?)
     }

@@ -1,4 +1,5 @@
 //! The worker process: the job runners and the cron scheduler (`jobs`),
+//! the built-in consumer groups (`groups`),
 //! and this loop, which registers the worker in the `workers` heartbeat
 //! registry (kept alive, removed on a clean shutdown, so operators can see
 //! which workers run) and on every tick repairs actions whose Redis side
@@ -21,6 +22,7 @@ use crate::analytics::Activity;
 use crate::app::AppState;
 use crate::outbox::Relay;
 
+pub mod groups;
 pub mod jobs;
 
 /// The registry name workers beat in.
@@ -120,6 +122,7 @@ impl Worker {
 /// The outbox relay over this process's connections and settings.
 pub fn outbox_relay(state: &AppState) -> Relay {
     Relay::new(state.db.clone(), state.redis.clone(), state.keys.clone(), state.settings.outbox.retention)
+        .with_registry(switchyard_kit::Quota::new(state.redis.clone(), state.keys.clone(), crate::app::STREAM_REGISTRY))
 }
 
 /// The workers alive now, by id, with what they reported.

@@ -26,7 +26,7 @@ pub(crate) fn switchyard(args: &[&str], env: &[(&str, &str)]) -> Command {
 }
 
 /// Runs to completion; a hang fails the test instead of stalling the suite.
-async fn run(mut command: Command) -> Output {
+pub(crate) async fn run(mut command: Command) -> Output {
     let child = tokio::task::spawn_blocking(move || command.output().expect("binary runs"));
     tokio::time::timeout(Duration::from_secs(60), child).await.expect("the binary exits instead of hanging").unwrap()
 }
@@ -37,7 +37,7 @@ fn last_stderr_line(output: &Output) -> String {
 
 /// A spawned process that is killed if the test ends, or panics, before
 /// stopping it, so a failed test leaves no server or worker behind.
-pub(crate) struct Running(Option<std::process::Child>);
+pub(crate) struct Running(pub(crate) Option<std::process::Child>);
 
 impl Running {
     pub(crate) fn new(child: std::process::Child) -> Self {

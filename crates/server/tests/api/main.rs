@@ -10,6 +10,7 @@ mod analytics;
 mod binary;
 mod clients;
 mod edge;
+mod eventlog;
 mod events;
 mod helpers;
 mod identity;
