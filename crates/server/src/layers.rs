@@ -25,6 +25,7 @@ pub(crate) const LAYERS: &[&[&str]] = &[
         "notifications",
         "analytics",
         "realtime",
+        "chat",
     ],
     // The composition root, and what the processes start with.
     &["app", "cli", "shutdown"],

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::actions::Actions;
 use crate::analytics::Activity;
 use crate::analytics::Reports;
+use crate::chat::{Chat, Membership};
 use crate::clients::Clients;
 use crate::config::{CronSetting, Settings};
 use crate::events::Events;
@@ -83,8 +84,10 @@ pub struct Services {
     pub reports: Arc<Reports>,
     /// Activity recording (the recorder's handle) and its queries.
     pub activity: Arc<Activity>,
-    /// The real-time gateway (WebSocket, SSE, channel history).
+    /// The real-time gateway (WebSocket, SSE, channel history, presence).
     pub realtime: Arc<Realtime>,
+    /// Chat rooms, messages and read receipts.
+    pub chat: Arc<Chat>,
 }
 
 /// What `assemble` could not build, naming the setting at fault.
@@ -146,8 +149,12 @@ pub fn assemble(settings: Settings, connections: Connections) -> Result<AppState
     let actions = Arc::new(Actions::new(db.clone(), redis.clone(), keys.clone(), settings.actions_audit_maxlen));
     let notifications =
         Arc::new(Notifications::new(db.clone(), redis.clone(), hub.clone(), keys.clone(), closing.clone()));
-    let directory =
-        adapters::GatewayDirectory { keys: keys.clone(), actions: actions.channel(None), clients: clients.clone() };
+    let directory = adapters::GatewayDirectory {
+        keys: keys.clone(),
+        actions: actions.channel(None),
+        clients: clients.clone(),
+        rooms: Membership::new(db.clone()),
+    };
     let realtime = Arc::new(Realtime::new(
         redis.clone(),
         hub,
@@ -156,6 +163,8 @@ pub fn assemble(settings: Settings, connections: Connections) -> Result<AppState
         Arc::new(directory),
         closing.clone(),
     ));
+    let room_feed = adapters::ChatFeed { realtime: realtime.clone(), notifications: notifications.clone() };
+    let chat = Arc::new(Chat::new(db.clone(), Arc::new(room_feed)));
     Ok(AppState(Arc::new(Services {
         ops: Arc::new(ops),
         identity: Arc::new(identity),
@@ -168,6 +177,7 @@ pub fn assemble(settings: Settings, connections: Connections) -> Result<AppState
         events: Arc::new(Events::new(redis.clone(), keys.clone(), &redis_config, settings.request_timeout)),
         notifications: notifications.clone(),
         realtime,
+        chat,
         reports,
         activity,
         jobs,
@@ -226,4 +236,5 @@ substates! {
     reports: Reports,
     activity: Activity,
     realtime: Realtime,
+    chat: Chat,
 }

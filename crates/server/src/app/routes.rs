@@ -29,7 +29,7 @@ use crate::http::{self, middleware, openapi, REQUEST_ID};
 use crate::telemetry::metrics::HttpMetricsLayer;
 
 /// Every capability's routes. A new capability adds its `router()` here.
-fn capability_routers() -> [OpenApiRouter<AppState>; 14] {
+fn capability_routers() -> [OpenApiRouter<AppState>; 15] {
     [
         crate::ops::routes::router(),
         crate::identity::routes::router(),
@@ -45,6 +45,7 @@ fn capability_routers() -> [OpenApiRouter<AppState>; 14] {
         crate::analytics::report_routes::router(),
         crate::analytics::activity_routes::router(),
         crate::realtime::routes::router(),
+        crate::chat::routes::router(),
     ]
 }
 

@@ -30,6 +30,7 @@ pub const DOCUMENT_PATH: &str = "/api-docs/openapi.json";
         (name = "ratelimit", description = "Rate limiting as a service, namespaced per API client"),
         (name = "notifications", description = "A user's inbox of what the notify job stored for them"),
         (name = "events", description = "Event streams per account: publish, replay, consumer groups with ack, reclaim and dead letters"),
+        (name = "chat", description = "Group and direct rooms, messages with history, read receipts and unread counts; presence of the users one shares a room with"),
         (name = "analytics", description = "Usage reports (cached; X-Cache says hit or miss): daily usage per account or client, top clients, routes and users, active users, unique visitors"),
     )
 )]

@@ -5,7 +5,8 @@
 //! tickets, authorization, publish with history — `publish.lua` —, feeds
 //! that replay then go live), `session.rs` (one WebSocket connection: the
 //! frame protocol, its subscriptions, its bounded outbound queue),
-//! `routes.rs`.
+//! `presence.rs` (who is online, presence and typing signals to rooms —
+//! `typing.lua`), `routes.rs`.
 //!
 //! Invariants:
 //! - one Redis pub/sub connection per process (the kit's `PubSubHub`),
@@ -18,9 +19,11 @@
 //!   imported.
 
 mod channel;
+mod presence;
 pub mod routes;
 mod service;
 mod session;
 
 pub use channel::{Channel, StreamId};
+pub use presence::{PresenceGuard, PresenceTracker, TYPING_WINDOW};
 pub use service::{Access, Directory, Feed, FeedItem, Realtime, RealtimeError, TICKET_TTL};
