@@ -11,7 +11,7 @@ use switchyard_kit::testing::TestPrefix;
 
 use crate::helpers::{redis_url, test_key_prefix, TestDatabase};
 
-fn switchyard(args: &[&str], env: &[(&str, &str)]) -> Command {
+pub(crate) fn switchyard(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
     command.args(args);
     for var in ENV_VARS {
@@ -40,12 +40,12 @@ fn last_stderr_line(output: &Output) -> String {
 pub(crate) struct Running(Option<std::process::Child>);
 
 impl Running {
-    fn new(child: std::process::Child) -> Self {
+    pub(crate) fn new(child: std::process::Child) -> Self {
         Self(Some(child))
     }
 
     /// The process, no longer killed on drop.
-    fn take(mut self) -> std::process::Child {
+    pub(crate) fn take(mut self) -> std::process::Child {
         self.0.take().expect("a running process")
     }
 }
