@@ -259,3 +259,23 @@ async fn two_instances_see_each_others_messages_and_shutdown_closes_with_1001() 
     }
     stop_b.cancel();
 }
+
+#[tokio::test]
+async fn a_users_channel_and_rooms_are_for_their_sessions_not_their_api_clients() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let key = app.create_client(&user, json!({"name": "bot"})).await["api_key"].as_str().unwrap().to_owned();
+    let room = crate::chat::group(&app, &user, &[]).await;
+    let mut request = ws_url(&app.address, "").into_client_request().unwrap();
+    request.headers_mut().insert("x-api-key", key.parse().unwrap());
+    let mut socket = tokio_tungstenite::connect_async(request).await.expect("upgrade").0;
+    for channel in [format!("user:{}", user.id), format!("room:{room}")] {
+        send(&mut socket, json!({"type": "subscribe", "channel": channel})).await;
+        let answer = next(&mut socket).await;
+        assert_eq!((answer["type"].as_str(), answer["code"].as_str()), (Some("error"), Some("forbidden")), "{answer}");
+    }
+    send(&mut socket, json!({"type": "typing", "room": room})).await;
+    assert_eq!(next(&mut socket).await["code"], "forbidden");
+    // The account's free channels stay the client's too.
+    subscribe(&mut socket, "app:bots", None).await;
+}
