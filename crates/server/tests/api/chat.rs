@@ -213,6 +213,22 @@ async fn unknown_users_and_bad_messages_are_422s_naming_the_field() {
     assert_eq!(post(&app.address, &user, &room, json!({"text": "é".repeat(4000)})).await.status(), 201);
 }
 
+/// How many answered 201 (the others must be 200), and how many distinct
+/// ids they carry.
+async fn created_and_distinct(responses: Vec<reqwest::Response>) -> (usize, usize) {
+    let mut created = 0;
+    let mut ids = std::collections::HashSet::new();
+    for response in responses {
+        match response.status().as_u16() {
+            201 => created += 1,
+            200 => {}
+            other => panic!("unexpected status {other}"),
+        }
+        ids.insert(response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+    }
+    (created, ids.len())
+}
+
 #[tokio::test]
 async fn the_direct_room_of_a_pair_is_one_room_under_concurrent_requests_from_both_sides() {
     // No rate-limit policies: the per-user burst limit would refuse
@@ -223,19 +239,8 @@ async fn the_direct_room_of_a_pair_is_one_room_under_concurrent_requests_from_bo
         let (me, other) = if n % 2 == 0 { (&alice, &bob) } else { (&bob, &alice) };
         app.authed(Method::POST, "/v1/rooms/direct", &me.access_token).json(&json!({"user_id": other.id})).send()
     });
-    let responses = futures::future::join_all(requests).await;
-    let mut created = 0;
-    let mut ids = std::collections::HashSet::new();
-    for response in responses {
-        let response = response.unwrap();
-        match response.status().as_u16() {
-            201 => created += 1,
-            200 => {}
-            other => panic!("unexpected status {other}"),
-        }
-        ids.insert(response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
-    }
-    assert_eq!((created, ids.len()), (1, 1));
+    let responses = futures::future::join_all(requests).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(created_and_distinct(responses).await, (1, 1));
     let rooms: i64 = sqlx::query_scalar("SELECT count(*) FROM rooms").fetch_one(&app.db).await.unwrap();
     assert_eq!(rooms, 1);
     let room: Value = json_of(&app, &bob, "/v1/rooms").await["rooms"][0].clone();
@@ -260,17 +265,7 @@ async fn a_retry_with_the_same_client_msg_id_returns_the_first_message_and_publi
     subscribe(&mut watcher, &format!("room:{room}"), None).await;
     let body = json!({"text": "exactly once", "client_msg_id": "m-1"});
     let responses = futures::future::join_all((0..100).map(|_| post(&app.address, &alice, &room, body.clone()))).await;
-    let mut created = 0;
-    let mut ids = std::collections::HashSet::new();
-    for response in responses {
-        match response.status().as_u16() {
-            201 => created += 1,
-            200 => {}
-            other => panic!("unexpected status {other}"),
-        }
-        ids.insert(response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
-    }
-    assert_eq!((created, ids.len()), (1, 1));
+    assert_eq!(created_and_distinct(responses).await, (1, 1));
     assert_eq!(stored_messages(&app, &room).await, 1);
     assert_eq!(history_len(&app, &room).await, 1);
     next_event(&mut watcher, "message.created").await;
