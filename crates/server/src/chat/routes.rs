@@ -98,8 +98,8 @@ impl From<MessageRow> for MessageBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRoom {
-    /// 1-100 characters.
-    #[schema(min_length = 1, max_length = 100, example = "Project Falcon")]
+    /// 1-100 characters, not only spaces, without NUL.
+    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\x00]*[^\x00\s][^\x00]*$", example = "Project Falcon")]
     pub name: String,
     /// Existing users to add besides the creator (at most 99 others; an id
     /// of no user is a 422 naming `member_ids`).
@@ -224,8 +224,8 @@ async fn remove_member(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendMessage {
-    /// 1-4000 characters, not only spaces.
-    #[schema(min_length = 1, max_length = 4000, example = "hello")]
+    /// 1-4000 characters, not only spaces, without NUL.
+    #[schema(min_length = 1, max_length = 4000, pattern = r"^[^\x00]*[^\x00\s][^\x00]*$", example = "hello")]
     pub text: String,
     /// The sender's retry key (1-100 visible ASCII characters): a retry
     /// with the same one answers the first message.

@@ -157,8 +157,8 @@ impl Chat {
     pub async fn create_group(&self, owner: Uuid, name: &str, member_ids: &[Uuid]) -> Result<RoomRow, ChatError> {
         let name = name.trim();
         let mut errors = Vec::new();
-        if name.is_empty() || name.chars().count() > 100 {
-            errors.push(FieldError::new("name", "must be 1-100 characters"));
+        if name.is_empty() || name.chars().count() > 100 || name.contains('\0') {
+            errors.push(FieldError::new("name", "must be 1-100 characters, not only spaces, without NUL"));
         }
         let mut members = vec![owner];
         for id in member_ids {
@@ -259,8 +259,12 @@ impl Chat {
     ) -> Result<(MessageRow, bool), ChatError> {
         let mut errors = Vec::new();
         let length = text.chars().count();
-        if length == 0 || length > MAX_TEXT || text.trim().is_empty() {
-            errors.push(FieldError::new("text", format!("must be 1-{MAX_TEXT} characters, not only spaces")));
+        // PostgreSQL text cannot hold NUL.
+        if length == 0 || length > MAX_TEXT || text.trim().is_empty() || text.contains('\0') {
+            errors.push(FieldError::new(
+                "text",
+                format!("must be 1-{MAX_TEXT} characters, not only spaces, without NUL"),
+            ));
         }
         if client_msg_id.is_some_and(|id| id.is_empty() || id.len() > 100 || !id.bytes().all(|b| b.is_ascii_graphic()))
         {

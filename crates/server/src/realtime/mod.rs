@@ -15,6 +15,9 @@
 //!   slow reader is closed (1008), it delays no one else;
 //! - a message's `id` is its position in its channel's history (a stream
 //!   id): resuming after it replays exactly what came later, once, in order;
+//! - a user is online while one of their connections beats (any
+//!   instance); each online/offline change is announced once, to their
+//!   rooms; presence and typing frames are pub/sub only, never stored;
 //! - capabilities are reached through the [`Directory`] port, never
 //!   imported.
 

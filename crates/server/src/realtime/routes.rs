@@ -248,7 +248,10 @@ async fn sse(
 #[into_params(parameter_in = Query)]
 pub struct PresenceQuery {
     /// Comma-separated user ids (1-100).
-    #[param(example = "0190a0b4-7c1e-7d1a-9c3e-1f2a3b4c5d6e")]
+    #[param(
+        example = "0190a0b4-7c1e-7d1a-9c3e-1f2a3b4c5d6e",
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(,[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}){0,99}$"
+    )]
     pub user_ids: String,
 }
 

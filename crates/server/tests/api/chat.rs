@@ -201,10 +201,16 @@ async fn unknown_users_and_bad_messages_are_422s_naming_the_field() {
     let direct = app.authed(Method::POST, "/v1/rooms/direct", &user.access_token);
     let problem = assert_problem(direct.json(&json!({"user_id": nobody})).send().await.unwrap(), 422).await;
     assert_eq!(problem["errors"][0]["field"], "user_id");
+    let create = app.authed(Method::POST, "/v1/rooms", &user.access_token);
+    let problem =
+        assert_problem(create.json(&json!({"name": "a\u{0}", "member_ids": []})).send().await.unwrap(), 422).await;
+    assert_eq!(problem["errors"][0]["field"], "name");
     let room = group(&app, &user, &[]).await;
     for (body, field) in [
         (json!({"text": ""}), "text"),
         (json!({"text": "x".repeat(4001)}), "text"),
+        (json!({"text": "a\u{0}b"}), "text"),
+        (json!({"text": " \n "}), "text"),
         (json!({"text": "ok", "client_msg_id": ""}), "client_msg_id"),
     ] {
         let problem = assert_problem(post(&app.address, &user, &room, body).await, 422).await;
