@@ -20,7 +20,8 @@ use switchyard_kit::{Keyspace, KitError, Presence, RedisConnection, Seen};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::service::Directory;
+use super::service::{refused, Directory, Realtime, RealtimeError};
+use crate::domain::Principal;
 
 /// At most one typing signal per (user, room) in this window.
 pub const TYPING_WINDOW: Duration = Duration::from_secs(2);
@@ -180,5 +181,55 @@ impl PresenceTracker {
             .invoke_async(&mut conn)
             .await?;
         Ok(sent == 1)
+    }
+}
+
+/// The gateway's presence and typing operations.
+impl Realtime {
+    /// Announces, until shutdown, users whose connections all expired
+    /// (their instance died). Started by the serving process.
+    pub fn start_presence_sweeper(&self) {
+        let (presence, closing) = (self.presence.clone(), self.closing.clone());
+        tokio::spawn(async move { presence.sweep_until(closing).await });
+    }
+
+    /// Marks a user's connection live until the guard is dropped; `None`
+    /// for API clients (their connections are not a person's presence) and
+    /// when Redis did not answer (logged; the connection works without).
+    pub async fn connected(&self, principal: &Principal) -> Option<PresenceGuard> {
+        let Principal::User(user) = principal else { return None };
+        match self.presence.connect(user.user_id).await {
+            Ok(guard) => Some(guard),
+            Err(error) => {
+                tracing::warn!(%error, "could not record a connection's presence");
+                None
+            }
+        }
+    }
+
+    /// Forwards a typing signal to a room the caller (a user) is a member
+    /// of; extra signals within the throttle window are dropped silently.
+    pub async fn typing(&self, principal: &Principal, room: Uuid) -> Result<(), RealtimeError> {
+        let Principal::User(user) = principal else {
+            return Err(refused("forbidden", "rooms are for users' sessions"));
+        };
+        if !self.directory.is_member(room, user.user_id).await? {
+            return Err(refused("not_found", "no such room"));
+        }
+        self.presence.typing(user.user_id, room).await?;
+        Ok(())
+    }
+
+    /// Presence of those of `users` who share a room with the caller (a
+    /// user); the others are left out.
+    pub async fn presence_of(
+        &self,
+        caller: Uuid,
+        users: Vec<Uuid>,
+    ) -> Result<Vec<(Uuid, switchyard_kit::Seen)>, RealtimeError> {
+        let visible = self.directory.sharing_a_room(caller, users.clone()).await?;
+        let shown: Vec<Uuid> = users.into_iter().filter(|u| visible.contains(u)).collect();
+        let seen = self.presence.status(&shown).await?;
+        Ok(shown.into_iter().zip(seen).collect())
     }
 }

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::channel::{Channel, StreamId};
-use super::presence::{signal_channel, PresenceGuard, PresenceTracker};
+use super::presence::{signal_channel, PresenceTracker};
 use crate::config::RealtimeSettings;
 use crate::domain::{AuthenticatedClient, AuthenticatedUser, Principal, Role};
 
@@ -74,7 +74,7 @@ impl From<redis::RedisError> for RealtimeError {
     }
 }
 
-fn refused(code: &'static str, message: impl Into<String>) -> RealtimeError {
+pub(super) fn refused(code: &'static str, message: impl Into<String>) -> RealtimeError {
     RealtimeError::Refused { code, message: message.into() }
 }
 
@@ -100,10 +100,10 @@ pub struct Realtime {
     hub: PubSubHub,
     keys: Keyspace,
     settings: RealtimeSettings,
-    directory: Arc<dyn Directory>,
-    closing: CancellationToken,
+    pub(super) directory: Arc<dyn Directory>,
+    pub(super) closing: CancellationToken,
     publish: redis::Script,
-    presence: PresenceTracker,
+    pub(super) presence: PresenceTracker,
 }
 
 impl Realtime {
@@ -120,60 +120,13 @@ impl Realtime {
         Self { redis, hub, keys, settings, directory, closing, publish, presence }
     }
 
-    /// Announces, until shutdown, users whose connections all expired
-    /// (their instance died). Started by the serving process.
-    pub fn start_presence_sweeper(&self) {
-        let (presence, closing) = (self.presence.clone(), self.closing.clone());
-        tokio::spawn(async move { presence.sweep_until(closing).await });
+    pub fn settings(&self) -> &RealtimeSettings {
+        &self.settings
     }
 
     /// Presence of users and room signals (typing).
     pub fn presence(&self) -> &PresenceTracker {
         &self.presence
-    }
-
-    /// Marks a user's connection live until the guard is dropped; `None`
-    /// for API clients (their connections are not a person's presence) and
-    /// when Redis did not answer (logged; the connection works without).
-    pub async fn connected(&self, principal: &Principal) -> Option<PresenceGuard> {
-        let Principal::User(user) = principal else { return None };
-        match self.presence.connect(user.user_id).await {
-            Ok(guard) => Some(guard),
-            Err(error) => {
-                tracing::warn!(%error, "could not record a connection's presence");
-                None
-            }
-        }
-    }
-
-    /// Forwards a typing signal to a room the caller (a user) is a member
-    /// of; extra signals within the throttle window are dropped silently.
-    pub async fn typing(&self, principal: &Principal, room: Uuid) -> Result<(), RealtimeError> {
-        let Principal::User(user) = principal else {
-            return Err(refused("forbidden", "rooms are for users' sessions"));
-        };
-        if !self.directory.is_member(room, user.user_id).await? {
-            return Err(refused("not_found", "no such room"));
-        }
-        self.presence.typing(user.user_id, room).await?;
-        Ok(())
-    }
-
-    /// Presence of those of `users` who share a room with the caller (a
-    /// user); the others are left out.
-    pub async fn presence_of(
-        &self,
-        caller: Uuid,
-        users: Vec<Uuid>,
-    ) -> Result<Vec<(Uuid, switchyard_kit::Seen)>, RealtimeError> {
-        let visible = self.directory.sharing_a_room(caller, users.clone()).await?;
-        let shown: Vec<Uuid> = users.into_iter().filter(|u| visible.contains(u)).collect();
-        let seen = self.presence.status(&shown).await?;
-        Ok(shown.into_iter().zip(seen).collect())
-    }
-
-    pub fn settings(&self) -> &RealtimeSettings {
-        &self.settings
     }
 
     /// Cancelled when the server starts shutting down: connections close then.
