@@ -40,7 +40,7 @@ pub use blocking::{BlockingConnection, BlockingConnections};
 pub use cache::{Cache, CacheStatus, KeyTracking, Missed};
 pub use connection::{RedisConfig, RedisConnection, RedisTopology};
 pub use error::KitError;
-pub use heartbeat::Heartbeats;
+pub use heartbeat::{Heartbeats, Presence, Seen};
 pub use keys::{hash_slot, Keyspace};
 pub use leaderboard::{Leaderboards, ScoreMode, Standing};
 pub use lock::{Lease, Locks};

@@ -28,6 +28,7 @@ pub(crate) const LAYERS: &[&[&str]] = &[
         "realtime",
         "tasks",
         "syslog",
+        "chat",
     ],
     // The composition root, and what the processes start with.
     &["app", "cli", "shutdown"],

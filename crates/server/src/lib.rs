@@ -16,6 +16,7 @@
 pub mod actions;
 pub mod analytics;
 pub mod app;
+pub mod chat;
 pub mod cli;
 pub mod clients;
 pub mod config;

@@ -182,6 +182,9 @@ impl Application {
         let signal = shutdown.clone();
         // Started here, not at assembly: only the serving process records.
         state.activity.start_recorder();
+        // Each serving process sweeps: whichever claims a dead instance's
+        // connections first announces their users offline.
+        state.realtime.start_presence_sweeper();
         // Responses are written whole, in one call: Nagle's algorithm could
         // only hold them back behind an unacknowledged earlier one.
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {

@@ -1,5 +1,6 @@
-//! Heartbeats: a registry of live members (worker processes now; presence
-//! later) that disappear on their own when they stop beating.
+//! Heartbeats: a registry of live members (worker processes) that
+//! disappear on their own when they stop beating, and [`Presence`]
+//! (`presence.rs`): holders alive while one of their sessions beats.
 //!
 //! A member beats with a TTL; its details live in a hash that expires with
 //! it, and the registry is a sorted set scored by Redis server time, pruned
@@ -12,6 +13,10 @@ use std::time::Duration;
 use redis::Script;
 
 use crate::{Keyspace, KitError, RedisConnection};
+
+mod presence;
+
+pub use presence::{Presence, Seen};
 
 /// A named registry of members that prove they are alive by beating.
 #[derive(Clone, Debug)]

@@ -11,9 +11,12 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use switchyard_kit::{Keyspace, RedisConnection};
 
+use uuid::Uuid;
+
 use crate::analytics::reports::PREWARM_REPORTS;
 use crate::analytics::ClientOwners;
 use crate::analytics::Reports;
+use crate::chat::{Membership, RoomFeed};
 use crate::clients::keys::KEY_PREFIX;
 use crate::clients::service::ClientsError;
 use crate::clients::Clients;
@@ -31,6 +34,7 @@ use crate::notifications::service::NotificationsError;
 use crate::notifications::Notifications;
 use crate::ops::Signals;
 use crate::ratelimit::RateLimits;
+use crate::realtime::{Channel, Realtime};
 
 /// The queue login codes and reset links are delivered from.
 pub const MAIL_QUEUE: &str = "mail";
@@ -227,6 +231,8 @@ pub(super) struct GatewayDirectory {
     /// The action log's all-actions channel.
     pub actions: String,
     pub clients: Arc<Clients>,
+    /// Who is in which room (chat).
+    pub rooms: Membership,
 }
 
 impl crate::realtime::Directory for GatewayDirectory {
@@ -250,13 +256,56 @@ impl crate::realtime::Directory for GatewayDirectory {
         ClientDirectory(self.clients.clone()).owns_boxed(account, client_id)
     }
 
-    fn is_member(
+    fn is_member(&self, room_id: Uuid, user_id: Uuid) -> BoxFuture<'_, anyhow::Result<bool>> {
+        Box::pin(async move { Ok(self.rooms.is_member(room_id, user_id).await?) })
+    }
+
+    fn rooms_of(&self, user_id: Uuid) -> BoxFuture<'_, anyhow::Result<Vec<Uuid>>> {
+        Box::pin(async move { Ok(self.rooms.rooms_of(user_id).await?) })
+    }
+
+    fn sharing_a_room(&self, user_id: Uuid, others: Vec<Uuid>) -> BoxFuture<'_, anyhow::Result<Vec<Uuid>>> {
+        Box::pin(async move { Ok(self.rooms.sharing_a_room(user_id, &others).await?) })
+    }
+}
+
+/// Chat publishes on `room:{id}` through the gateway (with history), asks
+/// it who is online, and notifies offline members through the inbox; the
+/// notification is also kept in `user:{id}`'s history, so the member's
+/// next subscription with `since` receives it.
+#[derive(Debug)]
+pub(super) struct ChatFeed {
+    pub realtime: Arc<Realtime>,
+    pub notifications: Arc<Notifications>,
+}
+
+impl RoomFeed for ChatFeed {
+    fn publish(&self, room: Uuid, event: &'static str, data: Value) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async move {
+            // `account` only scopes `app:*` channels; a room is nobody's.
+            self.realtime.publish_unchecked(Uuid::nil(), &Channel::Room(room), event, &data).await?;
+            Ok(())
+        })
+    }
+
+    fn online(&self, users: Vec<Uuid>) -> BoxFuture<'_, anyhow::Result<Vec<bool>>> {
+        Box::pin(async move { Ok(self.realtime.presence().status(&users).await?.iter().map(|s| s.online).collect()) })
+    }
+
+    fn notify(
         &self,
-        _room_id: uuid::Uuid,
-        _user_id: uuid::Uuid,
-    ) -> futures::future::BoxFuture<'_, anyhow::Result<bool>> {
-        // No rooms yet: nobody is a member of anything.
-        Box::pin(async { Ok(false) })
+        user: Uuid,
+        once_key: String,
+        title: String,
+        body: String,
+        data: Value,
+    ) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async move {
+            let delivered = self.notifications.deliver(&once_key, user, &title, &body, &data).await?;
+            let notification = json!({"id": delivered.id, "title": title, "body": body, "data": data});
+            self.realtime.publish_unchecked(Uuid::nil(), &Channel::User(user), "notification", &notification).await?;
+            Ok(())
+        })
     }
 }
 

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::actions::Actions;
 use crate::analytics::Activity;
 use crate::analytics::Reports;
+use crate::chat::{Chat, Membership};
 use crate::clients::Clients;
 use crate::config::{CronSetting, Settings};
 use crate::eventlog::service::GroupSettings;
@@ -93,10 +94,12 @@ pub struct Services {
     pub reports: Arc<Reports>,
     /// Activity recording (the recorder's handle) and its queries.
     pub activity: Arc<Activity>,
-    /// The real-time gateway (WebSocket, SSE, channel history).
+    /// The real-time gateway (WebSocket, SSE, channel history, presence).
     pub realtime: Arc<Realtime>,
     pub tasks: Arc<Tasks>,
     pub logs: Arc<SystemLogs>,
+    /// Chat rooms, messages and read receipts.
+    pub chat: Arc<Chat>,
 }
 
 /// What `assemble` could not build, naming the setting at fault.
@@ -188,8 +191,12 @@ pub fn assemble(settings: Settings, connections: Connections) -> Result<AppState
         Quota::new(redis.clone(), keys.clone(), "boards"),
         event_settings.max_boards_per_account,
     );
-    let directory =
-        adapters::GatewayDirectory { keys: keys.clone(), actions: actions.channel(None), clients: clients.clone() };
+    let directory = adapters::GatewayDirectory {
+        keys: keys.clone(),
+        actions: actions.channel(None),
+        clients: clients.clone(),
+        rooms: Membership::new(db.clone()),
+    };
     let realtime = Arc::new(Realtime::new(
         redis.clone(),
         hub,
@@ -198,6 +205,8 @@ pub fn assemble(settings: Settings, connections: Connections) -> Result<AppState
         Arc::new(directory),
         closing.clone(),
     ));
+    let room_feed = adapters::ChatFeed { realtime: realtime.clone(), notifications: notifications.clone() };
+    let chat = Arc::new(Chat::new(db.clone(), Arc::new(room_feed)));
     Ok(AppState(Arc::new(Services {
         ops: Arc::new(ops),
         identity: Arc::new(identity),
@@ -217,6 +226,7 @@ pub fn assemble(settings: Settings, connections: Connections) -> Result<AppState
             keys.clone(),
             Quota::new(redis.clone(), keys.clone(), STREAM_REGISTRY),
         )),
+        chat,
         reports,
         activity,
         jobs,
@@ -278,4 +288,5 @@ substates! {
     realtime: Realtime,
     tasks: Tasks,
     logs: SystemLogs,
+    chat: Chat,
 }

@@ -29,7 +29,7 @@ use crate::http::{self, middleware, openapi, REQUEST_ID};
 use crate::telemetry::metrics::HttpMetricsLayer;
 
 /// Every capability's routes. A new capability adds its `router()` here.
-fn capability_routers() -> [OpenApiRouter<AppState>; 18] {
+fn capability_routers() -> [OpenApiRouter<AppState>; 19] {
     [
         crate::ops::routes::router(),
         crate::identity::routes::router(),
@@ -49,6 +49,7 @@ fn capability_routers() -> [OpenApiRouter<AppState>; 18] {
         crate::realtime::routes::router(),
         crate::tasks::routes::router(),
         crate::syslog::routes::router(),
+        crate::chat::routes::router(),
     ]
 }
 

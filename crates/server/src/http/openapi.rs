@@ -33,6 +33,7 @@ pub const DOCUMENT_PATH: &str = "/api-docs/openapi.json";
         (name = "events", description = "Event streams per account: publish, replay, consumer groups with ack, reclaim and dead letters"),
         (name = "tasks", description = "An account's tasks: create, list, read, complete; task.created and task.completed go to the account's stream tasks"),
         (name = "logs", description = "System logs: publish system.info and system.error on the account's stream logs"),
+        (name = "chat", description = "Group and direct rooms, messages with history, read receipts and unread counts; presence of the users one shares a room with"),
         (name = "analytics", description = "Usage reports (cached; X-Cache says hit or miss): daily usage per account or client, top clients, routes and users, active users, unique visitors"),
     )
 )]

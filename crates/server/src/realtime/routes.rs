@@ -22,19 +22,25 @@ use super::channel::{Channel, StreamId};
 use super::service::{FeedItem, Realtime, RealtimeError, TICKET_TTL};
 use crate::domain::Principal;
 use crate::http::auth::Authenticated;
-use crate::http::{ApiError, ApiJson, ApiQuery, FieldError, Problem};
+use crate::http::{ApiError, ApiJson, ApiQuery, CurrentUser, FieldError, Problem};
 
 /// Largest frame a client may send.
 const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// Channels one SSE stream may carry.
 const MAX_SSE_CHANNELS: usize = 20;
+/// Users one presence query may name.
+const MAX_PRESENCE_USERS: usize = 100;
 
 pub fn router<S>() -> OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
     Arc<Realtime>: FromRef<S>,
 {
-    OpenApiRouter::new().routes(routes!(ticket)).routes(routes!(websocket)).routes(routes!(sse))
+    OpenApiRouter::new()
+        .routes(routes!(ticket))
+        .routes(routes!(websocket))
+        .routes(routes!(sse))
+        .routes(routes!(presence))
 }
 
 impl From<RealtimeError> for ApiError {
@@ -227,7 +233,78 @@ async fn sse(
             }
         }
     }
-    let events =
-        stream::select_all(streams).map(Ok::<_, Infallible>).take_until(realtime.closing().clone().cancelled_owned());
+    // The stream holds the user's presence for as long as it is open.
+    let presence = realtime.connected(&principal).await;
+    let events = stream::select_all(streams)
+        .map(move |event| {
+            let _held = &presence;
+            Ok::<_, Infallible>(event)
+        })
+        .take_until(realtime.closing().clone().cancelled_owned());
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PresenceQuery {
+    /// Comma-separated user ids (1-100).
+    #[param(
+        example = "0190a0b4-7c1e-7d1a-9c3e-1f2a3b4c5d6e",
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(,[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}){0,99}$"
+    )]
+    pub user_ids: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserPresence {
+    pub user_id: uuid::Uuid,
+    /// At least one of the user's connections (WebSocket or SSE, any
+    /// instance) is alive.
+    pub online: bool,
+    /// The user's last heartbeat or disconnection; null when never seen
+    /// (or not in the last 30 days).
+    pub last_seen: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PresenceBody {
+    /// The asked users who share a room with the caller (others are left
+    /// out), in the order asked.
+    pub users: Vec<UserPresence>,
+}
+
+/// Whether users are online. Only users who share a room with the caller
+/// are answered; the others are left out of `users` (so the answer does
+/// not tell whether an id exists). Users' sessions only.
+#[utoipa::path(get, path = "/v1/presence", tag = "chat", security(("bearer" = [])), params(PresenceQuery),
+    responses((status = 200, body = PresenceBody),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis or PostgreSQL is unavailable", body = Problem, content_type = "application/problem+json")))]
+async fn presence(
+    State(realtime): State<Arc<Realtime>>,
+    CurrentUser(user): CurrentUser,
+    ApiQuery(query): ApiQuery<PresenceQuery>,
+) -> Result<ApiJson<PresenceBody>, ApiError> {
+    let mut ids = Vec::new();
+    for part in query.user_ids.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let id = uuid::Uuid::parse_str(part)
+            .map_err(|_| vec![FieldError::new("user_ids", "must be comma-separated user ids")])?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    if ids.is_empty() || ids.len() > MAX_PRESENCE_USERS {
+        return Err(vec![FieldError::new("user_ids", "between 1 and 100 user ids")].into());
+    }
+    let users = realtime
+        .presence_of(user.user_id, ids)
+        .await?
+        .into_iter()
+        .map(|(user_id, seen)| UserPresence {
+            user_id,
+            online: seen.online,
+            last_seen: seen.last_seen_ms.and_then(chrono::DateTime::from_timestamp_millis),
+        })
+        .collect();
+    Ok(ApiJson(PresenceBody { users }))
 }

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::channel::{Channel, StreamId};
+use super::presence::{signal_channel, PresenceTracker};
 use crate::config::RealtimeSettings;
 use crate::domain::{AuthenticatedClient, AuthenticatedUser, Principal, Role};
 
@@ -44,6 +45,10 @@ pub trait Directory: Send + Sync + std::fmt::Debug {
     fn owns_client(&self, account: Uuid, client_id: Uuid) -> BoxFuture<'_, anyhow::Result<bool>>;
     /// Whether `user_id` is a member of the room.
     fn is_member(&self, room_id: Uuid, user_id: Uuid) -> BoxFuture<'_, anyhow::Result<bool>>;
+    /// The rooms `user_id` is a member of (whose members see their presence).
+    fn rooms_of(&self, user_id: Uuid) -> BoxFuture<'_, anyhow::Result<Vec<Uuid>>>;
+    /// Those of `others` who share a room with `user_id`.
+    fn sharing_a_room(&self, user_id: Uuid, others: Vec<Uuid>) -> BoxFuture<'_, anyhow::Result<Vec<Uuid>>>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +74,7 @@ impl From<redis::RedisError> for RealtimeError {
     }
 }
 
-fn refused(code: &'static str, message: impl Into<String>) -> RealtimeError {
+pub(super) fn refused(code: &'static str, message: impl Into<String>) -> RealtimeError {
     RealtimeError::Refused { code, message: message.into() }
 }
 
@@ -95,9 +100,10 @@ pub struct Realtime {
     hub: PubSubHub,
     keys: Keyspace,
     settings: RealtimeSettings,
-    directory: Arc<dyn Directory>,
-    closing: CancellationToken,
+    pub(super) directory: Arc<dyn Directory>,
+    pub(super) closing: CancellationToken,
     publish: redis::Script,
+    pub(super) presence: PresenceTracker,
 }
 
 impl Realtime {
@@ -110,11 +116,17 @@ impl Realtime {
         closing: CancellationToken,
     ) -> Self {
         let publish = redis::Script::new(include_str!("publish.lua"));
-        Self { redis, hub, keys, settings, directory, closing, publish }
+        let presence = PresenceTracker::new(redis.clone(), keys.clone(), directory.clone(), settings.presence_ttl);
+        Self { redis, hub, keys, settings, directory, closing, publish, presence }
     }
 
     pub fn settings(&self) -> &RealtimeSettings {
         &self.settings
+    }
+
+    /// Presence of users and room signals (typing).
+    pub fn presence(&self) -> &PresenceTracker {
+        &self.presence
     }
 
     /// Cancelled when the server starts shutting down: connections close then.
@@ -173,9 +185,14 @@ impl Realtime {
         channel: &Channel,
         access: Access,
     ) -> Result<(), RealtimeError> {
-        let account = account_of(principal);
+        // A user's own channel and rooms are the user's sessions', not
+        // their API clients' (a client's account is its owner's id).
+        let user = match principal {
+            Principal::User(user) => Some(user.user_id),
+            Principal::Client(_) => None,
+        };
         match (channel, access) {
-            (Channel::User(id), Access::Subscribe) if *id == account => Ok(()),
+            (Channel::User(id), Access::Subscribe) if Some(*id) == user => Ok(()),
             (Channel::User(_), Access::Subscribe) => Err(refused("forbidden", "a user channel is its user's only")),
             (Channel::User(_), Access::Publish) => Err(refused("read_only", "user channels are read-only")),
             (Channel::App(_), _) => Ok(()),
@@ -186,8 +203,11 @@ impl Realtime {
                 Err(refused("read_only", "this channel is read-only"))
             }
             (Channel::Room(room), access) => {
+                let Some(user) = user else {
+                    return Err(refused("forbidden", "rooms are for users' sessions"));
+                };
                 // Not a member: as if the room did not exist (a 404 elsewhere).
-                if !self.directory.is_member(*room, account).await? {
+                if !self.directory.is_member(*room, user).await? {
                     return Err(refused("not_found", "no such room"));
                 }
                 match access {
@@ -275,7 +295,14 @@ impl Realtime {
                 // waits in the subscription.
                 let live = self.hub.subscribe(&pubsub).await?;
                 let extra = match channel {
-                    Channel::User(id) => Some(self.hub.subscribe(&self.directory.notifications_channel(*id)).await?),
+                    Channel::User(id) => Some((
+                        self.hub.subscribe(&self.directory.notifications_channel(*id)).await?,
+                        Extra::Notifications,
+                    )),
+                    Channel::Room(room) => Some((
+                        self.hub.subscribe(&signal_channel(&self.keys, *room)).await?,
+                        Extra::RoomSignals { me: format!("{account} ") },
+                    )),
                     _ => None,
                 };
                 (Kind::History, live, extra)
@@ -416,6 +443,16 @@ enum Kind {
     Activity,
 }
 
+/// What a feed's second source carries.
+#[derive(Debug)]
+enum Extra {
+    /// A user's notifications, as `notification` events.
+    Notifications,
+    /// A room's presence and typing frames, ready to send; `me` is the
+    /// subscriber's `<user id> ` prefix.
+    RoomSignals { me: String },
+}
+
 /// What a feed yields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FeedItem {
@@ -433,8 +470,8 @@ pub struct Feed {
     /// Live entries at or before this id were replayed (or predate `since`).
     seam: Option<StreamId>,
     live: Subscription,
-    /// A second source merged in: a user's notifications.
-    extra: Option<Subscription>,
+    /// A second source merged in: a user's notifications, a room's signals.
+    extra: Option<(Subscription, Extra)>,
     kind: Kind,
     directory: Arc<dyn Directory>,
 }
@@ -452,7 +489,7 @@ impl Feed {
         }
         loop {
             let (message, from_extra) = match &mut self.extra {
-                Some(extra) => tokio::select! {
+                Some((extra, _)) => tokio::select! {
                     m = self.live.next() => (m?, false),
                     m = extra.next() => (m?, true),
                 },
@@ -463,8 +500,21 @@ impl Feed {
                 HubMessage::Message(payload) => payload,
             };
             if from_extra {
-                let frame = event_frame(&self.channel, "notification", &payload);
-                return Some(FeedItem::Frame { json: frame.into(), id: None });
+                match self.extra.as_ref().map(|(_, kind)| kind) {
+                    Some(Extra::Notifications) => {
+                        let frame = event_frame(&self.channel, "notification", &payload);
+                        return Some(FeedItem::Frame { json: frame.into(), id: None });
+                    }
+                    Some(Extra::RoomSignals { me }) => {
+                        // `<sender> <frame>`: a member's own typing is not echoed.
+                        let Some((_, frame)) = payload.split_once(' ') else { continue };
+                        if payload.starts_with(me.as_str()) && frame.contains(r#""type":"typing""#) {
+                            continue;
+                        }
+                        return Some(FeedItem::Frame { json: frame.into(), id: None });
+                    }
+                    None => continue,
+                }
             }
             if let Some(item) = self.convert(&payload).await {
                 return Some(item);

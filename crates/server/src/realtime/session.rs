@@ -12,7 +12,8 @@
 //!   `RT_MAX_BAD_FRAMES` of them close the connection (1008, with the
 //!   reason);
 //! - when the server starts shutting down every connection is closed with
-//!   1001 so clients reconnect elsewhere.
+//!   1001 so clients reconnect elsewhere;
+//! - a user's connection keeps them online (presence) until it ends.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -130,6 +131,8 @@ pub async fn run(mut socket: WebSocket, realtime: Arc<Realtime>, principal: Prin
     let closing = realtime.closing().clone();
     let mut subscriptions: HashMap<String, JoinHandle<()>> = HashMap::new();
     let mut bad_frames: u32 = 0;
+    // Held for the connection's life: the user is online meanwhile.
+    let _presence = realtime.connected(&principal).await;
     let ending = loop {
         tokio::select! {
             biased;
@@ -279,7 +282,14 @@ async fn handle(
             }
         }
         ClientFrame::Typing { room } => {
-            out.push(error_frame("unsupported", "typing is not implemented yet", Some(&format!("room:{room}"))));
+            let Ok(room) = uuid::Uuid::parse_str(&room) else {
+                out.push(error_frame("bad_room", "room is a room id", None));
+                return;
+            };
+            // Throttled signals are dropped silently: nothing to answer.
+            if let Err(error) = realtime.typing(principal, room).await {
+                out.push(refusal_frame(&error, &format!("room:{room}")));
+            }
         }
     }
 }

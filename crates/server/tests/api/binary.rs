@@ -45,7 +45,7 @@ impl Running {
     }
 
     /// The process, no longer killed on drop.
-    fn take(mut self) -> std::process::Child {
+    pub(crate) fn take(mut self) -> std::process::Child {
         self.0.take().expect("a running process")
     }
 }

@@ -15,25 +15,25 @@ use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{read_until, spawn_app, test_settings_with, TestApp, TestDatabase};
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-fn ws_url(address: &str, query: &str) -> String {
+pub(crate) fn ws_url(address: &str, query: &str) -> String {
     format!("{}/v1/realtime/ws{query}", address.replacen("http", "ws", 1))
 }
 
 /// A WebSocket authenticated with a Bearer token.
-async fn connect(address: &str, token: &str) -> Socket {
+pub(crate) async fn connect(address: &str, token: &str) -> Socket {
     let mut request = ws_url(address, "").into_client_request().unwrap();
     request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
     tokio_tungstenite::connect_async(request).await.expect("upgrade").0
 }
 
-async fn send(socket: &mut Socket, frame: Value) {
+pub(crate) async fn send(socket: &mut Socket, frame: Value) {
     socket.send(Message::text(frame.to_string())).await.expect("frame sent");
 }
 
 /// The next JSON text frame (10 s at most: a bound, not a measurement).
-async fn next(socket: &mut Socket) -> Value {
+pub(crate) async fn next(socket: &mut Socket) -> Value {
     loop {
         let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
             .await
@@ -48,7 +48,7 @@ async fn next(socket: &mut Socket) -> Value {
     }
 }
 
-async fn subscribe(socket: &mut Socket, channel: &str, since: Option<&str>) {
+pub(crate) async fn subscribe(socket: &mut Socket, channel: &str, since: Option<&str>) {
     let mut frame = json!({"type": "subscribe", "channel": channel});
     if let Some(since) = since {
         frame["since"] = since.into();
@@ -61,7 +61,7 @@ async fn publish(socket: &mut Socket, channel: &str, data: Value) {
     send(socket, json!({"type": "publish", "channel": channel, "data": data})).await;
 }
 
-async fn ticket(app: &TestApp, token: &str) -> String {
+pub(crate) async fn ticket(app: &TestApp, token: &str) -> String {
     let response = app.authed(Method::POST, "/v1/realtime/tickets", token).send().await.unwrap();
     assert_eq!(response.status(), 201);
     response.json::<Value>().await.unwrap()["ticket"].as_str().unwrap().to_owned()
@@ -258,4 +258,24 @@ async fn two_instances_see_each_others_messages_and_shutdown_closes_with_1001() 
         }
     }
     stop_b.cancel();
+}
+
+#[tokio::test]
+async fn a_users_channel_and_rooms_are_for_their_sessions_not_their_api_clients() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let key = app.create_client(&user, json!({"name": "bot"})).await["api_key"].as_str().unwrap().to_owned();
+    let room = crate::chat::group(&app, &user, &[]).await;
+    let mut request = ws_url(&app.address, "").into_client_request().unwrap();
+    request.headers_mut().insert("x-api-key", key.parse().unwrap());
+    let mut socket = tokio_tungstenite::connect_async(request).await.expect("upgrade").0;
+    for channel in [format!("user:{}", user.id), format!("room:{room}")] {
+        send(&mut socket, json!({"type": "subscribe", "channel": channel})).await;
+        let answer = next(&mut socket).await;
+        assert_eq!((answer["type"].as_str(), answer["code"].as_str()), (Some("error"), Some("forbidden")), "{answer}");
+    }
+    send(&mut socket, json!({"type": "typing", "room": room})).await;
+    assert_eq!(next(&mut socket).await["code"], "forbidden");
+    // The account's free channels stay the client's too.
+    subscribe(&mut socket, "app:bots", None).await;
 }
