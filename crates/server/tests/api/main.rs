@@ -22,4 +22,5 @@ mod notifications;
 mod ops;
 mod ratelimit;
 mod realtime;
+mod realtime_load;
 mod worker;

@@ -15,25 +15,25 @@ use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{read_until, spawn_app, test_settings_with, TestApp, TestDatabase};
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-fn ws_url(address: &str, query: &str) -> String {
+pub(crate) fn ws_url(address: &str, query: &str) -> String {
     format!("{}/v1/realtime/ws{query}", address.replacen("http", "ws", 1))
 }
 
 /// A WebSocket authenticated with a Bearer token.
-async fn connect(address: &str, token: &str) -> Socket {
+pub(crate) async fn connect(address: &str, token: &str) -> Socket {
     let mut request = ws_url(address, "").into_client_request().unwrap();
     request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
     tokio_tungstenite::connect_async(request).await.expect("upgrade").0
 }
 
-async fn send(socket: &mut Socket, frame: Value) {
+pub(crate) async fn send(socket: &mut Socket, frame: Value) {
     socket.send(Message::text(frame.to_string())).await.expect("frame sent");
 }
 
 /// The next JSON text frame (10 s at most: a bound, not a measurement).
-async fn next(socket: &mut Socket) -> Value {
+pub(crate) async fn next(socket: &mut Socket) -> Value {
     loop {
         let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
             .await
@@ -48,7 +48,7 @@ async fn next(socket: &mut Socket) -> Value {
     }
 }
 
-async fn subscribe(socket: &mut Socket, channel: &str, since: Option<&str>) {
+pub(crate) async fn subscribe(socket: &mut Socket, channel: &str, since: Option<&str>) {
     let mut frame = json!({"type": "subscribe", "channel": channel});
     if let Some(since) = since {
         frame["since"] = since.into();
@@ -57,7 +57,7 @@ async fn subscribe(socket: &mut Socket, channel: &str, since: Option<&str>) {
     assert_eq!(next(socket).await, json!({"type": "subscribed", "channel": channel}));
 }
 
-async fn publish(socket: &mut Socket, channel: &str, data: Value) {
+pub(crate) async fn publish(socket: &mut Socket, channel: &str, data: Value) {
     send(socket, json!({"type": "publish", "channel": channel, "data": data})).await;
 }
 
