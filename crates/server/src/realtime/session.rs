@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures::SinkExt as _;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -41,6 +42,8 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// behind what the network already holds, and a reader that is slow rather
 /// than gone gets to read why it was closed.
 const SLOW_CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// Queued frames written together at most (then flushed).
+const WRITE_BATCH: usize = 64;
 /// The reason a slow reader is closed with.
 const TOO_SLOW: &str = "reader too slow";
 
@@ -142,10 +145,19 @@ pub async fn run(mut socket: WebSocket, realtime: Arc<Realtime>, principal: Prin
             () = closing.cancelled() => break Some(Closing { code: GOING_AWAY, reason: "server shutting down" }),
             () = out.slow.cancelled() => break Some(Closing { code: POLICY, reason: TOO_SLOW }),
             Some(frame) = queue.recv() => {
+                // Frames already waiting go out with this one, in one write.
+                let sending = async {
+                    socket.feed(Message::Text(frame)).await?;
+                    for _ in 0..WRITE_BATCH {
+                        let Ok(frame) = queue.try_recv() else { break };
+                        socket.feed(Message::Text(frame)).await?;
+                    }
+                    socket.flush().await
+                };
                 // A reader that stops reading stalls this send: watch for
                 // the verdict meanwhile.
                 tokio::select! {
-                    sent = socket.send(Message::Text(frame)) => if sent.is_err() { break None },
+                    sent = sending => if sent.is_err() { break None },
                     () = out.slow.cancelled() => break Some(Closing { code: POLICY, reason: TOO_SLOW }),
                     () = closing.cancelled() => break Some(Closing { code: GOING_AWAY, reason: "server shutting down" }),
                 }
