@@ -54,6 +54,12 @@ pub struct RealtimeArgs {
     /// Publishing before the measured window of each step.
     #[arg(long, default_value = "2s", value_parser = crate::parse_duration)]
     warmup: Duration,
+    /// An API key to connect with (default: sign up a user and create
+    /// one). Given one made beforehand, the measured server never hashes a
+    /// password: that buffer, freed but kept by the allocator for a while,
+    /// would blur the memory per connection.
+    #[arg(long, env = "SWITCHYARD_BENCH_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
     /// The server's process id, to report its memory per connection.
     #[arg(long, value_name = "PID")]
     server_pid: Option<u32>,
@@ -113,6 +119,24 @@ fn rss_kib(pid: u32) -> Result<u64> {
         .context("no VmRSS in the server's status")
 }
 
+/// Resident memory of a process once it has settled (two readings 500 ms
+/// apart within 256 KiB, or 20 s): the allocator returns freed memory (the
+/// password hash of the set-up, closed connections) to the system with a
+/// delay, and a reading taken before that would hide new allocations.
+async fn settled_rss_kib(pid: Option<u32>) -> Result<Option<u64>> {
+    let Some(pid) = pid else { return Ok(None) };
+    let mut last = rss_kib(pid)?;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = rss_kib(pid)?;
+        if now.abs_diff(last) < 256 {
+            return Ok(Some(now));
+        }
+        last = now;
+    }
+    Ok(Some(last))
+}
+
 /// One measured step.
 #[derive(Debug)]
 struct Step {
@@ -132,13 +156,18 @@ pub async fn run(args: RealtimeArgs) -> Result<()> {
     switchyard::tls::install_tls_provider();
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
     let ctx = Context::new(client, &crate::validate_url(&args.url)?, 1)?;
-    let account = Account::create(&ctx).await.context("signing up the bench user")?;
-    let api_key = account.api_key(&ctx).await.context("creating the bench API key")?;
+    let api_key = match args.api_key.clone() {
+        Some(key) => key,
+        None => {
+            let account = Account::create(&ctx).await.context("signing up the bench user")?;
+            account.api_key(&ctx).await.context("creating the bench API key")?
+        }
+    };
     let clients = usize::try_from(args.clients)?;
     let steps = args.shapes.len() * args.rates.len();
     let shared = Arc::new(Shared::new(steps));
 
-    let before = args.server_pid.map(rss_kib).transpose()?;
+    let before = settled_rss_kib(args.server_pid).await?;
     eprintln!("connecting {clients} subscribers and {} publishers", args.publishers);
     let mut subscribers: Vec<Subscriber> = futures::stream::iter(0..clients)
         .map(|_| Subscriber::connect(&ctx.base_url, &api_key, &shared))
@@ -149,8 +178,7 @@ pub async fn run(args: RealtimeArgs) -> Result<()> {
     for _ in 0..args.publishers {
         publishers.push(Publisher::connect(&ctx.base_url, &api_key, &shared).await?);
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let connected = args.server_pid.map(rss_kib).transpose()?;
+    let connected = settled_rss_kib(args.server_pid).await?;
     let mut subscribed = None;
 
     let mut results = Vec::new();
@@ -168,8 +196,7 @@ pub async fn run(args: RealtimeArgs) -> Result<()> {
         }
         await_acks(&shared, acks, Duration::from_secs(60)).await?;
         if subscribed.is_none() {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            subscribed = args.server_pid.map(rss_kib).transpose()?;
+            subscribed = settled_rss_kib(args.server_pid).await?;
         }
         let channels = Arc::new(channels);
         for (rate_index, &target) in args.rates.iter().enumerate() {
