@@ -8,6 +8,7 @@ mod connection;
 mod engine;
 mod ingest;
 mod queue;
+mod realtime;
 mod report;
 mod scenarios;
 #[cfg(test)]
@@ -52,6 +53,11 @@ enum Command {
     /// PostgreSQL beside a raw COPY of the same rows (its own database,
     /// created and dropped). Prints markdown tables.
     Ingest(ingest::IngestArgs),
+    /// Measure the WebSocket gateway with many connected clients (1,000 by
+    /// default): one channel fanned out to all, and many channels of 2–10;
+    /// deliveries/s, latency from publish to receipt, server memory per
+    /// connection. Prints a markdown table.
+    Realtime(realtime::RealtimeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -142,8 +148,9 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => run(args),
-        Command::Queue(args) => in_runtime(queue::run(args)),
-        Command::Ingest(args) => in_runtime(ingest::run(args)),
+        Command::Queue(args) => in_runtime(None, queue::run(args)),
+        Command::Ingest(args) => in_runtime(None, ingest::run(args)),
+        Command::Realtime(args) => in_runtime(args.threads, realtime::run(args)),
     };
     outcome.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
@@ -151,9 +158,17 @@ fn main() -> ExitCode {
     })
 }
 
-/// Runs an in-process measurement on a multi-threaded runtime.
-fn in_runtime(measurement: impl std::future::Future<Output = Result<()>>) -> Result<ExitCode> {
-    tokio::runtime::Builder::new_multi_thread()
+/// Runs an in-process measurement on a multi-threaded runtime (of
+/// `threads` workers, default one per CPU).
+fn in_runtime(
+    threads: Option<NonZeroUsize>,
+    measurement: impl std::future::Future<Output = Result<()>>,
+) -> Result<ExitCode> {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = threads {
+        runtime.worker_threads(threads.get());
+    }
+    runtime
         .enable_all()
         .build()
         .context("starting the tokio runtime")
@@ -301,7 +316,7 @@ mod tests {
         let cli = Cli::try_parse_from(["switchyard-bench", "run"].iter().chain(args)).unwrap();
         match cli.command {
             Command::Run(args) => args,
-            Command::List | Command::Queue(_) | Command::Ingest(_) => panic!("expected run"),
+            Command::List | Command::Queue(_) | Command::Ingest(_) | Command::Realtime(_) => panic!("expected run"),
         }
     }
 

@@ -39,7 +39,7 @@ use crate::engine::{self, Interrupt, RunConfig, RunResult};
 
 pub use self::prebuilt::PrebuiltRequest;
 
-mod account;
+pub(crate) mod account;
 pub mod actions;
 pub mod apikey_auth;
 pub mod events_publish;

@@ -26,6 +26,10 @@ use crate::http::{ApiError, ApiJson, ApiQuery, CurrentUser, FieldError, Problem}
 
 /// Largest frame a client may send.
 const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// A connection's read buffer. tungstenite zero-fills its whole read buffer
+/// (128 KiB by default) on the first read, which would be most of an idle
+/// connection's memory; larger frames still arrive, over several reads.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
 /// Channels one SSE stream may carry.
 const MAX_SSE_CHANNELS: usize = 20;
 /// Users one presence query may name.
@@ -154,6 +158,7 @@ async fn websocket(
     let principal = resolve(&realtime, query.ticket.as_deref(), found).await?;
     Ok(upgrade
         .max_message_size(MAX_FRAME_BYTES)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |socket| super::session::run(socket, realtime, principal)))
 }
 

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures::SinkExt as _;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -38,6 +39,14 @@ const GOING_AWAY: u16 = 1001;
 const POLICY: u16 = 1008;
 /// How long a close frame may take to go out to a reader that stalls.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// The same for a reader closed for being too slow: its close frame waits
+/// behind what the network already holds, and a reader that is slow rather
+/// than gone gets to read why it was closed.
+const SLOW_CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// Queued frames written together at most (then flushed).
+const WRITE_BATCH: usize = 64;
+/// The reason a slow reader is closed with.
+const TOO_SLOW: &str = "reader too slow";
 
 /// A frame from the client.
 #[derive(Debug, Deserialize)]
@@ -137,13 +146,22 @@ pub async fn run(mut socket: WebSocket, realtime: Arc<Realtime>, principal: Prin
         tokio::select! {
             biased;
             () = closing.cancelled() => break Some(Closing { code: GOING_AWAY, reason: "server shutting down" }),
-            () = out.slow.cancelled() => break Some(Closing { code: POLICY, reason: "reader too slow" }),
+            () = out.slow.cancelled() => break Some(Closing { code: POLICY, reason: TOO_SLOW }),
             Some(frame) = queue.recv() => {
+                // Frames already waiting go out with this one, in one write.
+                let sending = async {
+                    socket.feed(Message::Text(frame)).await?;
+                    for _ in 0..WRITE_BATCH {
+                        let Ok(frame) = queue.try_recv() else { break };
+                        socket.feed(Message::Text(frame)).await?;
+                    }
+                    socket.flush().await
+                };
                 // A reader that stops reading stalls this send: watch for
                 // the verdict meanwhile.
                 tokio::select! {
-                    sent = socket.send(Message::Text(frame)) => if sent.is_err() { break None },
-                    () = out.slow.cancelled() => break Some(Closing { code: POLICY, reason: "reader too slow" }),
+                    sent = sending => if sent.is_err() { break None },
+                    () = out.slow.cancelled() => break Some(Closing { code: POLICY, reason: TOO_SLOW }),
                     () = closing.cancelled() => break Some(Closing { code: GOING_AWAY, reason: "server shutting down" }),
                 }
             }
@@ -179,9 +197,15 @@ pub async fn run(mut socket: WebSocket, realtime: Arc<Realtime>, principal: Prin
         task.abort();
     }
     if let Some(Closing { code, reason }) = ending {
+        let grace = if reason == TOO_SLOW {
+            metrics::counter!("realtime_slow_readers_total").increment(1);
+            SLOW_CLOSE_GRACE
+        } else {
+            CLOSE_GRACE
+        };
         // What was already answered (the error frame of the last bad
         // frame) goes out first, unless the reader is the problem.
-        if reason != "reader too slow" {
+        if reason != TOO_SLOW {
             let flush = async {
                 while let Ok(frame) = queue.try_recv() {
                     if socket.send(Message::Text(frame)).await.is_err() {
@@ -192,7 +216,7 @@ pub async fn run(mut socket: WebSocket, realtime: Arc<Realtime>, principal: Prin
             let _ = tokio::time::timeout(CLOSE_GRACE, flush).await;
         }
         let close = Message::Close(Some(CloseFrame { code, reason: reason.into() }));
-        let _ = tokio::time::timeout(CLOSE_GRACE, socket.send(close)).await;
+        let _ = tokio::time::timeout(grace, socket.send(close)).await;
     }
 }
 

@@ -26,6 +26,7 @@ mod outbox;
 mod presence;
 mod ratelimit;
 mod realtime;
+mod realtime_load;
 mod tasks;
 mod users;
 mod worker;

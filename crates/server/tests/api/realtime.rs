@@ -57,7 +57,7 @@ pub(crate) async fn subscribe(socket: &mut Socket, channel: &str, since: Option<
     assert_eq!(next(socket).await, json!({"type": "subscribed", "channel": channel}));
 }
 
-async fn publish(socket: &mut Socket, channel: &str, data: Value) {
+pub(crate) async fn publish(socket: &mut Socket, channel: &str, data: Value) {
     send(socket, json!({"type": "publish", "channel": channel, "data": data})).await;
 }
 
