@@ -137,7 +137,7 @@ async fn empty(db: &PgPool) -> Result<()> {
 
 /// Rows per second through the recorder, all rows checked.
 async fn through_recorder(db: &PgPool, spill: &Spill, records: &[ActivityRecord], batch_size: usize) -> Result<f64> {
-    let (sink, inbox) = recorder::channel(records.len());
+    let (sink, inbox) = recorder::channel(records.len(), batch_size);
     for record in records {
         sink.send(record.clone());
     }

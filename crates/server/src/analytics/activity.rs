@@ -132,7 +132,7 @@ impl Activity {
         closing: CancellationToken,
     ) -> Self {
         observers.push(Arc::new(live::LiveFeed::new(redis.clone(), &keys)));
-        let (sink, inbox) = recorder::channel(settings.channel_capacity);
+        let (sink, inbox) = recorder::channel(settings.channel_capacity, settings.batch_size);
         let config = RecorderConfig {
             batch_size: settings.batch_size,
             flush_interval: settings.flush_interval,

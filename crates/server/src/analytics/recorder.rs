@@ -1,10 +1,15 @@
 //! The recorder: the one task (in the `serve` process) that takes records
 //! from the recording layer's channel and gets them into PostgreSQL.
 //!
+//! - The recorder is not woken per record: the sink wakes it when a
+//!   batch's worth is waiting, and it looks at the channel at least every
+//!   [`OBSERVE_EVERY`] on its own. A wake per request (a cross-thread
+//!   wake-up, often a futex call, and a timer re-armed) cost more than
+//!   everything else recording does on the request path.
 //! - Records are shown to the [`BatchObserver`]s (live counters, the live
-//!   feed) as they come, at most [`OBSERVE_EVERY`] apart (or when a batch
-//!   is full), so the live feed lags by under a second whatever the flush
-//!   interval; each record is observed once, before it is written.
+//!   feed) at every such look, so at most [`OBSERVE_EVERY`] after they
+//!   arrive (the live feed lags by under a second whatever the flush
+//!   interval); each record is observed once, before it is written.
 //! - They are written in batches of `ACTIVITY_BATCH_SIZE`, or every
 //!   `ACTIVITY_FLUSH_INTERVAL_MS`, whichever comes first, one statement
 //!   per batch (`store::insert_batch`).
@@ -31,13 +36,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
 
 use super::spill::Spill;
 use super::{partitions, store, ActivityRecord, BatchObserver};
 
-/// The longest records wait before the observers see them.
+/// The longest records wait before the recorder looks at them and the
+/// observers see them.
 pub const OBSERVE_EVERY: Duration = Duration::from_millis(500);
 /// Bound on one observer's call: a slow Redis must not hold up writes.
 const OBSERVER_TIMEOUT: Duration = Duration::from_secs(1);
@@ -62,15 +69,27 @@ pub struct ActivitySink(Arc<SinkInner>);
 struct SinkInner {
     tx: mpsc::Sender<ActivityRecord>,
     dropped: Arc<AtomicU64>,
+    /// Woken when at least `batch_size` records wait.
+    batch_ready: Arc<Notify>,
+    batch_size: usize,
 }
 
 impl ActivitySink {
     /// Hands a record over without waiting; a full (or closed) channel
-    /// drops it, counted.
+    /// drops it, counted. Wakes the recorder only once a batch's worth
+    /// waits (a stored permit when it is busy: it looks again after).
     pub fn send(&self, record: ActivityRecord) {
-        if self.0.tx.try_send(record).is_err() {
-            self.0.dropped.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!("activity_dropped_total", "reason" => "channel_full").increment(1);
+        let inner = &*self.0;
+        match inner.tx.try_send(record) {
+            Ok(()) => {
+                if inner.tx.max_capacity() - inner.tx.capacity() >= inner.batch_size {
+                    inner.batch_ready.notify_one();
+                }
+            }
+            Err(_) => {
+                inner.dropped.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("activity_dropped_total", "reason" => "channel_full").increment(1);
+            }
         }
     }
 }
@@ -79,15 +98,27 @@ impl ActivitySink {
 #[derive(Debug)]
 pub struct Inbox {
     rx: mpsc::Receiver<ActivityRecord>,
+    batch_ready: Arc<Notify>,
     /// Records the sink could not hand over (shared with it).
     dropped_by_sink: Arc<AtomicU64>,
 }
 
-/// A channel of `capacity` records.
-pub fn channel(capacity: usize) -> (ActivitySink, Inbox) {
+/// A channel of `capacity` records that wakes its reader per `batch_size`.
+pub fn channel(capacity: usize, batch_size: usize) -> (ActivitySink, Inbox) {
     let (tx, rx) = mpsc::channel(capacity);
     let dropped = Arc::new(AtomicU64::new(0));
-    (ActivitySink(Arc::new(SinkInner { tx, dropped: dropped.clone() })), Inbox { rx, dropped_by_sink: dropped })
+    let batch_ready = Arc::new(Notify::new());
+    let batch_size = batch_size.clamp(1, capacity);
+    let sink = SinkInner { tx, dropped: dropped.clone(), batch_ready: batch_ready.clone(), batch_size };
+    (ActivitySink(Arc::new(sink)), Inbox { rx, batch_ready, dropped_by_sink: dropped })
+}
+
+/// Whether the channel can still bring records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Intake {
+    Open,
+    /// Every sink is gone and the channel is empty.
+    Closed,
 }
 
 /// How the recorder batches and what it may hold.
@@ -145,7 +176,6 @@ pub struct Recorder {
     pending: Vec<ActivityRecord>,
     observed: usize,
     batch_started: Option<Instant>,
-    observe_due: Option<Instant>,
     /// Batches neither PostgreSQL nor Redis took, oldest first.
     memory: VecDeque<Vec<ActivityRecord>>,
     memory_len: usize,
@@ -192,7 +222,6 @@ impl Recorder {
             pending: Vec::new(),
             observed: 0,
             batch_started: None,
-            observe_due: None,
             memory: VecDeque::new(),
             memory_len: 0,
             db_ok: true,
@@ -214,70 +243,66 @@ impl Recorder {
             tracing::warn!(%error, "could not create the activity partitions at start-up; rows wait in the default partition");
         }
         let deadline = loop {
+            if let Ok(at) = stop.try_recv() {
+                break at;
+            }
+            if self.collect() == Intake::Closed {
+                break Instant::now() + FALLBACK_GRACE;
+            }
+            self.step().await;
+            if self.inbox.rx.len() >= self.config.batch_size {
+                continue;
+            }
             let wake = self.next_wake();
-            let room = self.pending.len() < self.config.batch_size;
             tokio::select! {
                 biased;
                 at = &mut stop => break at.unwrap_or_else(|_| Instant::now() + FALLBACK_GRACE),
-                received = self.inbox.rx.recv(), if room => match received {
-                    Some(record) => self.take(record),
-                    None => break Instant::now() + FALLBACK_GRACE,
-                },
-                () = sleep_until(wake) => {}
+                () = self.inbox.batch_ready.notified() => {}
+                () = tokio::time::sleep_until(wake) => {}
             }
-            self.step().await;
         };
         self.finish(deadline).await;
     }
 
-    fn take(&mut self, record: ActivityRecord) {
-        let now = Instant::now();
-        self.batch_started.get_or_insert(now);
-        self.observe_due.get_or_insert(now + OBSERVE_EVERY.min(self.config.flush_interval));
-        self.pending.push(record);
-        while self.pending.len() < self.config.batch_size {
-            match self.inbox.rx.try_recv() {
-                Ok(record) => self.pending.push(record),
-                Err(_) => break,
-            }
-        }
-    }
-
-    /// Behind (a full batch and more waiting): the records already waiting
-    /// join this write, up to [`BATCHES_PER_WRITE`] batches' worth, so a
-    /// backlog costs one statement and one commit per many batches rather
-    /// than falling further behind one batch at a time.
-    fn catch_up(&mut self) {
+    /// Moves waiting records into the batch being formed: up to
+    /// [`BATCHES_PER_WRITE`] batches' worth, so a recorder that is behind
+    /// writes a backlog with one statement and one commit per many batches
+    /// rather than falling further behind one batch at a time.
+    fn collect(&mut self) -> Intake {
         let most = self.config.batch_size.saturating_mul(BATCHES_PER_WRITE);
         while self.pending.len() < most {
             match self.inbox.rx.try_recv() {
-                Ok(record) => self.pending.push(record),
-                Err(_) => break,
+                Ok(record) => {
+                    self.batch_started.get_or_insert_with(Instant::now);
+                    self.pending.push(record);
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => return Intake::Closed,
             }
         }
+        Intake::Open
     }
 
     fn needs_recovery(&self) -> bool {
         self.spill_waiting || !self.memory.is_empty()
     }
 
-    fn next_wake(&self) -> Option<Instant> {
+    /// The next look at the channel: [`OBSERVE_EVERY`] from now at the
+    /// latest, sooner when the batch's flush or a recovery is due.
+    fn next_wake(&self) -> Instant {
+        let look = Instant::now() + OBSERVE_EVERY;
         let flush = self.batch_started.map(|at| at + self.config.flush_interval);
         let retry = self.needs_recovery().then_some(self.retry_at);
-        [flush, self.observe_due, retry].into_iter().flatten().min()
+        [flush, retry].into_iter().flatten().fold(look, Instant::min)
     }
 
     /// Whatever is due: observe, write, recover; then the gauge and the
     /// drop log.
     async fn step(&mut self) {
-        let now = Instant::now();
         let flush_due = self.pending.len() >= self.config.batch_size
-            || self.batch_started.is_some_and(|at| at + self.config.flush_interval <= now);
-        if self.pending.len() >= self.config.batch_size {
-            self.catch_up();
-        }
+            || self.batch_started.is_some_and(|at| at + self.config.flush_interval <= Instant::now());
         // Every record is observed before it is written.
-        if self.observed < self.pending.len() && (flush_due || self.observe_due.is_some_and(|at| at <= now)) {
+        if self.observed < self.pending.len() {
             self.observe().await;
         }
         if flush_due {
@@ -292,14 +317,12 @@ impl Recorder {
 
     fn take_batch(&mut self) -> Vec<ActivityRecord> {
         self.batch_started = None;
-        self.observe_due = None;
         self.observed = 0;
         std::mem::take(&mut self.pending)
     }
 
     /// Shows the records not yet observed to every observer, once.
     async fn observe(&mut self) {
-        self.observe_due = None;
         let fresh = &self.pending[self.observed..];
         for observer in &self.observers {
             let failure = match tokio::time::timeout(OBSERVER_TIMEOUT, observer.observe(fresh)).await {
@@ -535,13 +558,6 @@ impl Recorder {
                 );
             }
         }
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 
