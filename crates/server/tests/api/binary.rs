@@ -375,11 +375,7 @@ async fn the_worker_process_runs_jobs_and_stops_cleanly() {
             .expect("the worker stops after SIGTERM")
             .unwrap();
     assert!(status.success());
-    let mut c = conn.clone();
-    let left: Vec<String> = redis::cmd("KEYS").arg(keys.pattern()).query_async(&mut c).await.unwrap();
-    for key in left {
-        let _: () = redis::cmd("DEL").arg(key).query_async(&mut c).await.unwrap();
-    }
+    crate::helpers::delete_keys(&conn, &keys).await;
 }
 
 #[tokio::test]
@@ -439,11 +435,7 @@ async fn a_job_of_a_killed_worker_finishes_on_another_after_its_lease() {
     assert_eq!(outcome, ("succeeded".to_owned(), "2".to_owned()), "finished by the second worker on attempt 2");
     let record = queue.job(&id).await.unwrap().unwrap();
     assert!(record["errors"].contains("lease expired"));
-    let mut c = conn.clone();
-    let left: Vec<String> = redis::cmd("KEYS").arg(keys.pattern()).query_async(&mut c).await.unwrap();
-    for key in left {
-        let _: () = redis::cmd("DEL").arg(key).query_async(&mut c).await.unwrap();
-    }
+    crate::helpers::delete_keys(&conn, &keys).await;
 }
 
 #[tokio::test]

@@ -401,11 +401,7 @@ async fn two_worker_processes_store_ten_thousand_events_exactly_once() {
     let consumers: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&db).await.unwrap();
     assert_eq!(consumers, 10_000);
     db.close().await;
-    let mut c = conn.clone();
-    let left: Vec<String> = redis::cmd("KEYS").arg(keys.pattern()).query_async(&mut c).await.unwrap();
-    for key in left {
-        let _: () = redis::cmd("DEL").arg(key).query_async(&mut c).await.unwrap();
-    }
+    crate::helpers::delete_keys(&conn, &keys).await;
 }
 
 #[tokio::test]
@@ -459,9 +455,5 @@ async fn consume_prints_each_event_as_a_json_line_and_acks_it() {
     std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
     assert!(output.status.success(), "stops cleanly on SIGTERM");
-    let mut c = conn.clone();
-    let left: Vec<String> = redis::cmd("KEYS").arg(keys.pattern()).query_async(&mut c).await.unwrap();
-    for key in left {
-        let _: () = redis::cmd("DEL").arg(key).query_async(&mut c).await.unwrap();
-    }
+    crate::helpers::delete_keys(&conn, &keys).await;
 }

@@ -238,6 +238,15 @@ async fn scan_keys(redis: &RedisConnection, keys: &Keyspace) -> Vec<String> {
     }
 }
 
+/// Deletes every key under `keys`' prefix (a test's leftovers).
+pub async fn delete_keys(redis: &RedisConnection, keys: &Keyspace) {
+    let leftover = scan_keys(redis, keys).await;
+    let mut conn = redis.clone();
+    for chunk in leftover.chunks(500) {
+        let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query_async(&mut conn).await;
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
@@ -245,11 +254,7 @@ impl Drop for TestApp {
         run_detached(async move {
             let config = switchyard_kit::RedisConfig::new(&redis_url()).expect("redis url");
             if let Ok(redis) = RedisConnection::connect(&config).await {
-                let leftover = scan_keys(&redis, &keys).await;
-                let mut conn = redis.clone();
-                for chunk in leftover.chunks(500) {
-                    let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query_async(&mut conn).await;
-                }
+                delete_keys(&redis, &keys).await;
             }
         });
     }
