@@ -54,7 +54,7 @@ pub struct ProcessedParams {
     /// Events that happened before this time (RFC 3339).
     pub to: Option<DateTime<Utc>>,
     /// `next_cursor` of the previous page.
-    #[param(pattern = r"^[0-9]{1,19}-[0-9]{1,19}\.[0-9a-f]*$")]
+    #[param(pattern = r"^[0-9]{1,18}-[0-9]{1,18}\.([1-7][0-9a-f]|0[1-9a-f])*$")]
     pub cursor: Option<String>,
     /// 1-1000, default 100.
     #[param(minimum = 1, maximum = 1000)]

@@ -29,7 +29,7 @@ where
 #[into_params(parameter_in = Query)]
 pub struct UserQuery {
     /// Part of a username, email or display name (case-insensitive).
-    #[param(max_length = 100)]
+    #[param(max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub query: Option<String>,
     /// `next_cursor` of the previous page.
     #[param(pattern = r"^[0-9]{1,16}\.[0-9a-fA-F]{32}$")]
