@@ -91,7 +91,7 @@ fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<S
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"display_name": "Ada Lovelace"}), min_properties = 1)]
+#[schema(example = json!({"display_name": "Ada Lovelace"}))]
 pub struct UpdateUserRequest {
     #[schema(pattern = r"^[A-Za-z0-9_.-]{3,32}$")]
     pub username: Option<String>,

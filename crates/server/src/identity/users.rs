@@ -111,11 +111,13 @@ impl Identity {
             Some(None) => Some(None),
             None => None,
         };
-        if patch.username.is_none() && patch.display_name.is_none() && patch.role.is_none() {
-            v.push(FieldError::new("body", "must change at least one of username, display_name, role"));
-        }
         if !v.is_empty() {
             return Err(IdentityError::Validation(v.into_errors()));
+        }
+        // Nothing to change (`{"role": null}` names no change): the user as
+        // they are, and no event.
+        if patch.username.is_none() && patch.display_name.is_none() && patch.role.is_none() {
+            return self.get_user(caller, id).await;
         }
         let change = UserChange {
             username: username.as_ref().map(Username::as_str),

@@ -86,8 +86,12 @@ impl Tasks {
         if title.is_empty() || title.chars().count() > MAX_TITLE || title.chars().any(char::is_control) {
             v.push(FieldError::new("title", format!("must be 1-{MAX_TITLE} characters, no control characters")));
         }
-        if task.description.as_ref().is_some_and(|d| d.chars().count() > MAX_DESCRIPTION) {
-            v.push(FieldError::new("description", format!("must be at most {MAX_DESCRIPTION} characters")));
+        // PostgreSQL text cannot hold NUL.
+        if task.description.as_ref().is_some_and(|d| d.chars().count() > MAX_DESCRIPTION || d.contains('\0')) {
+            v.push(FieldError::new(
+                "description",
+                format!("must be at most {MAX_DESCRIPTION} characters, without NUL"),
+            ));
         }
         if !v.is_empty() {
             return Err(TasksError::Validation(v.into_errors()));
