@@ -97,7 +97,7 @@ pub struct UpdateUserRequest {
     pub username: Option<String>,
     /// 1-100 characters; null clears it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 100)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$")]
     pub display_name: Option<Option<String>>,
     /// Admins only: anyone else sending it gets a 403. A role change signs
     /// the user out of every session.
@@ -105,7 +105,7 @@ pub struct UpdateUserRequest {
 }
 
 /// Change a user's username or display name (an admin, or the user
-/// themself) or role (admins only); at least one field.
+/// themself) or role (admins only); a body naming no change answers the user as is.
 #[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", request_body = UpdateUserRequest,
     params(("id" = Uuid, Path, description = "User id")),
     security(("bearer" = []), ("api_key" = [])),

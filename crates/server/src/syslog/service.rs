@@ -65,7 +65,7 @@ impl SystemLogs {
         context: Option<&serde_json::Value>,
     ) -> Result<String, LogsError> {
         let mut v = Violations::default();
-        if message.trim().is_empty() || message.chars().count() > MAX_MESSAGE {
+        if message.is_empty() || message.chars().count() > MAX_MESSAGE {
             v.push(FieldError::new("message", format!("must be 1-{MAX_MESSAGE} characters")));
         }
         if context.is_some_and(|c| c.to_string().len() > MAX_CONTEXT_BYTES) {
