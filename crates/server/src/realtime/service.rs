@@ -86,6 +86,14 @@ enum Holder {
     Client(AuthenticatedClient),
 }
 
+/// A message to publish on a channel with history.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub channel: Channel,
+    pub event: String,
+    pub data: serde_json::Value,
+}
+
 /// What a connection wants to do with a channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -230,17 +238,28 @@ impl Realtime {
         (self.keys.key(&["rt", &scoped]), self.keys.tagged(&format!("rt:{scoped}"), &["history"]))
     }
 
-    /// Publishes on a channel with history after checking the caller may;
-    /// answers the message's id.
-    pub async fn publish(
+    /// Publishes several messages of one caller in one round trip, in
+    /// order; answers each one's id or why it was refused. A refused one
+    /// does not hold up the others.
+    pub async fn publish_many(
         &self,
         principal: &Principal,
-        channel: &Channel,
-        event: &str,
-        data: &serde_json::Value,
-    ) -> Result<StreamId, RealtimeError> {
-        self.authorize(principal, channel, Access::Publish).await?;
-        self.publish_unchecked(account_of(principal), channel, event, data).await
+        messages: &[Outgoing],
+    ) -> Vec<Result<StreamId, RealtimeError>> {
+        let mut verdicts = Vec::with_capacity(messages.len());
+        for message in messages {
+            verdicts.push(self.authorize(principal, &message.channel, Access::Publish).await);
+        }
+        let allowed: Vec<&Outgoing> =
+            messages.iter().zip(&verdicts).filter(|(_, verdict)| verdict.is_ok()).map(|(m, _)| m).collect();
+        let mut published = self.append(account_of(principal), &allowed).await.into_iter();
+        verdicts
+            .into_iter()
+            .map(|verdict| match verdict {
+                Ok(()) => published.next().unwrap_or_else(|| Err(anyhow::anyhow!("a publish went unanswered").into())),
+                Err(error) => Err(error),
+            })
+            .collect()
     }
 
     /// Publishes on a channel with history (for other capabilities through
@@ -253,23 +272,55 @@ impl Realtime {
         event: &str,
         data: &serde_json::Value,
     ) -> Result<StreamId, RealtimeError> {
-        let (pubsub, stream) = self.names(account, channel);
-        let body =
-            serde_json::to_string(&serde_json::json!({"event": event, "data": data})).map_err(anyhow::Error::from)?;
+        let message = Outgoing { channel: channel.clone(), event: event.to_owned(), data: data.clone() };
+        self.append(account, &[&message])
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(anyhow::anyhow!("nothing published").into()))
+    }
+
+    /// Runs the publish script once per message, all in one pipeline (so in
+    /// order); a script the server does not have yet is loaded and the
+    /// messages it refused are sent again, still in order.
+    async fn append(&self, account: Uuid, messages: &[&Outgoing]) -> Vec<Result<StreamId, RealtimeError>> {
+        if messages.is_empty() {
+            return Vec::new();
+        }
         let age_ms = self.settings.history_age.as_millis() as u64;
         let min_id = (chrono::Utc::now().timestamp_millis().max(0) as u64).saturating_sub(age_ms);
+        let mut invocations = Vec::with_capacity(messages.len());
+        for message in messages {
+            let (pubsub, stream) = self.names(account, &message.channel);
+            let body = serde_json::json!({"event": message.event, "data": message.data}).to_string();
+            let mut invocation = self.publish.key(stream);
+            invocation.arg(pubsub).arg(body).arg(self.settings.history_max).arg(min_id).arg(age_ms);
+            invocations.push(invocation);
+        }
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for invocation in &invocations {
+            pipe.invoke_script(invocation);
+        }
         let mut conn = self.redis.clone();
-        let id: String = self
-            .publish
-            .key(stream)
-            .arg(pubsub)
-            .arg(body)
-            .arg(self.settings.history_max)
-            .arg(min_id)
-            .arg(age_ms)
-            .invoke_async(&mut conn)
-            .await?;
-        StreamId::parse(&id).ok_or_else(|| anyhow::anyhow!("XADD answered a malformed id").into())
+        let answers: Vec<redis::RedisResult<String>> = match pipe.query_async(&mut conn).await {
+            Ok(answers) => answers,
+            Err(error) => return messages.iter().map(|_| Err(RealtimeError::from(error.clone()))).collect(),
+        };
+        let mut results = Vec::with_capacity(answers.len());
+        for (answer, invocation) in answers.into_iter().zip(&invocations) {
+            let answer = match answer {
+                // `invoke_async` loads the script (on the node that holds
+                // the key) and runs it.
+                Err(error) if error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                    invocation.invoke_async(&mut conn).await
+                }
+                answer => answer,
+            };
+            results.push(answer.map_err(RealtimeError::from).and_then(|id| {
+                StreamId::parse(&id).ok_or_else(|| anyhow::anyhow!("XADD answered a malformed id").into())
+            }));
+        }
+        results
     }
 
     /// Opens a feed of `channel` for `principal` (after [`Self::authorize`]),

@@ -8,6 +8,9 @@
 //!   with 1008, so a slow reader delays nobody but itself;
 //! - a subscription's frames keep their order: `subscribed`, then the
 //!   replay, then live messages, all from the subscription's own task;
+//! - a connection's `publish` frames are published in the order they
+//!   arrived: one task per connection sends whatever has queued up as one
+//!   pipeline, never two at once;
 //! - a malformed frame is answered with an `error` frame; more than
 //!   `RT_MAX_BAD_FRAMES` of them close the connection (1008, with the
 //!   reason);
@@ -27,7 +30,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::channel::{Channel, StreamId};
-use super::service::{FeedItem, Realtime, RealtimeError};
+use super::service::{FeedItem, Outgoing, Realtime, RealtimeError};
 use crate::domain::Principal;
 
 /// Channels one connection may hold at once.
@@ -45,6 +48,11 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 const SLOW_CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// Queued frames written together at most (then flushed).
 const WRITE_BATCH: usize = 64;
+/// Publishes of one connection sent in one pipeline at most.
+const PUBLISH_BATCH: usize = 64;
+/// Publishes of one connection waiting for the pipeline in flight; past
+/// this the connection's frames are not read until it drains.
+const PUBLISH_QUEUE: usize = 256;
 /// The reason a slow reader is closed with.
 const TOO_SLOW: &str = "reader too slow";
 
@@ -139,6 +147,7 @@ pub async fn run(mut socket: WebSocket, realtime: Arc<Realtime>, principal: Prin
     let out = Outbound { frames, slow: CancellationToken::new() };
     let closing = realtime.closing().clone();
     let mut subscriptions: HashMap<String, JoinHandle<()>> = HashMap::new();
+    let mut publisher = Publisher::default();
     let mut bad_frames: u32 = 0;
     // Held for the connection's life: the user is online meanwhile.
     let _presence = realtime.connected(&principal).await;
@@ -180,7 +189,10 @@ pub async fn run(mut socket: WebSocket, realtime: Arc<Realtime>, principal: Prin
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
                 };
                 match serde_json::from_str::<ClientFrame>(&text) {
-                    Ok(frame) => handle(frame, &realtime, &principal, &out, &mut subscriptions).await,
+                    Ok(frame) => {
+                        let connection = Connection { realtime: &realtime, principal: &principal, out: &out };
+                        handle(frame, &connection, &mut subscriptions, &mut publisher).await
+                    }
                     Err(error) => {
                         bad_frames += 1;
                         let message = format!("malformed frame: {}", malformed(&error));
@@ -220,13 +232,63 @@ pub async fn run(mut socket: WebSocket, realtime: Arc<Realtime>, principal: Prin
     }
 }
 
+/// What a frame is handled with.
+struct Connection<'a> {
+    realtime: &'a Arc<Realtime>,
+    principal: &'a Principal,
+    out: &'a Outbound,
+}
+
+/// The connection's publishing task, started by its first `publish`.
+#[derive(Default)]
+struct Publisher {
+    queue: Option<mpsc::Sender<Outgoing>>,
+}
+
+impl Publisher {
+    /// Queues a publish, waiting while the queue is full (the client's
+    /// frames are not read meanwhile: TCP pushes back on it).
+    async fn send(&mut self, connection: &Connection<'_>, message: Outgoing) {
+        let queue = self.queue.get_or_insert_with(|| {
+            let (queue, requests) = mpsc::channel(PUBLISH_QUEUE);
+            let (realtime, principal, out) =
+                (connection.realtime.clone(), connection.principal.clone(), connection.out.clone());
+            // Ends when the connection drops its sender, after publishing
+            // what was accepted.
+            tokio::spawn(publishing(realtime, principal, out, requests));
+            queue
+        });
+        let _ = queue.send(message).await;
+    }
+}
+
+/// Publishes a connection's messages: everything queued goes out as one
+/// pipeline, one pipeline at a time (so in order); a refusal answers an
+/// `error` frame naming the channel.
+async fn publishing(
+    realtime: Arc<Realtime>,
+    principal: Principal,
+    out: Outbound,
+    mut requests: mpsc::Receiver<Outgoing>,
+) {
+    let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+    while requests.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
+        let results = realtime.publish_many(&principal, &batch).await;
+        for (message, result) in batch.drain(..).zip(results) {
+            if let Err(error) = result {
+                out.push(refusal_frame(&error, &message.channel.to_string()));
+            }
+        }
+    }
+}
+
 async fn handle(
     frame: ClientFrame,
-    realtime: &Arc<Realtime>,
-    principal: &Principal,
-    out: &Outbound,
+    connection: &Connection<'_>,
     subscriptions: &mut HashMap<String, JoinHandle<()>>,
+    publisher: &mut Publisher,
 ) {
+    let &Connection { realtime, principal, out } = connection;
     match frame {
         ClientFrame::Ping => {
             out.push(r#"{"type":"pong"}"#);
@@ -301,9 +363,7 @@ async fn handle(
                 out.push(error_frame("bad_event", "event is 1-64 characters", Some(&name)));
                 return;
             }
-            if let Err(error) = realtime.publish(principal, &channel, &event, &data).await {
-                out.push(refusal_frame(&error, &name));
-            }
+            publisher.send(connection, Outgoing { channel, event, data }).await;
         }
         ClientFrame::Typing { room } => {
             let Ok(room) = uuid::Uuid::parse_str(&room) else {

@@ -112,6 +112,67 @@ async fn publish_reaches_subscribers_of_the_account_only_and_sse_sees_it_too() {
     assert_eq!(next(&mut other).await, json!({"type": "pong"}));
 }
 
+/// Publish frames sent back to back, without waiting, by several
+/// connections at once: on each channel, each connection's messages
+/// arrive in the order it sent them, none lost or doubled, with ids that
+/// only grow (two channels are two feeds: their frames may interleave
+/// either way); a refused one
+/// in the middle is answered with an error frame and holds up nothing.
+#[tokio::test]
+async fn back_to_back_publishes_keep_each_connections_order() {
+    const WRITERS: u64 = 4;
+    const EACH: u64 = 250;
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let mut reader = connect(&app.address, &user.access_token).await;
+    subscribe(&mut reader, "app:a", None).await;
+    subscribe(&mut reader, "app:b", None).await;
+    let mut writers = Vec::new();
+    for writer in 0..WRITERS {
+        let socket = connect(&app.address, &user.access_token).await;
+        writers.push(tokio::spawn(async move {
+            let mut socket = socket;
+            for seq in 0..EACH {
+                let channel = if seq % 2 == 0 { "app:a" } else { "app:b" };
+                let frame = json!({"type": "publish", "channel": channel, "data": {"writer": writer, "seq": seq}});
+                socket.feed(Message::text(frame.to_string())).await.unwrap();
+                if seq == EACH / 2 {
+                    let refused = json!({"type": "publish", "channel": "actions", "data": {}});
+                    socket.feed(Message::text(refused.to_string())).await.unwrap();
+                }
+            }
+            socket.flush().await.unwrap();
+            let error = next(&mut socket).await;
+            assert_eq!((error["type"].as_str(), error["code"].as_str()), (Some("error"), Some("read_only")), "{error}");
+            assert_eq!(error["channel"], "actions");
+            socket
+        }));
+    }
+    // Writers send even numbers to app:a and odd ones to app:b.
+    let mut last_seq: std::collections::HashMap<(u64, String), u64> = Default::default();
+    let mut last_id: std::collections::HashMap<String, (u64, u64)> = Default::default();
+    for _ in 0..WRITERS * EACH {
+        let frame = next(&mut reader).await;
+        assert_eq!(frame["type"], "message", "{frame}");
+        let (writer, seq) = (frame["data"]["writer"].as_u64().unwrap(), frame["data"]["seq"].as_u64().unwrap());
+        let channel = frame["channel"].as_str().unwrap().to_owned();
+        let first = if channel == "app:a" { 0 } else { 1 };
+        let expected = last_seq.get(&(writer, channel.clone())).map_or(first, |last| last + 2);
+        assert_eq!(seq, expected, "writer {writer} on {channel}: out of order, lost or doubled");
+        last_seq.insert((writer, channel.clone()), seq);
+        let (ms, n) = frame["id"].as_str().unwrap().split_once('-').unwrap();
+        let id = (ms.parse::<u64>().unwrap(), n.parse::<u64>().unwrap());
+        if let Some(previous) = last_id.insert(channel.clone(), id) {
+            assert!(id > previous, "{channel}: id {id:?} after {previous:?}");
+        }
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    send(&mut reader, json!({"type": "ping"})).await;
+    assert_eq!(next(&mut reader).await, json!({"type": "pong"}), "nothing more than was published");
+}
+
 #[tokio::test]
 async fn malformed_frames_are_answered_and_too_many_close_the_connection() {
     let app = crate::helpers::spawn_app_with(&[("rt_max_bad_frames", "2")], Default::default()).await;
