@@ -11,7 +11,10 @@
 //!   connection manager over RESP3); what is published while it is down is
 //!   lost, as pub/sub always is: listeners that need every message read a
 //!   durable store (an inbox, a stream) when they (re)connect;
-//! - a listener too slow to keep up is told how many messages it missed.
+//! - a listener too slow to keep up is told how many messages it missed;
+//! - a message is received once per process and shared, not copied, by
+//!   every listener (a [`ByteString`] is a counted reference); what is not
+//!   UTF-8 text is dropped.
 //!
 //! On a cluster the hub connects to the first node: classic PUBLISH is
 //! broadcast to every node.
@@ -19,6 +22,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use bytestring::ByteString;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{PushInfo, PushKind};
 use tokio::sync::broadcast;
@@ -33,12 +37,12 @@ const LISTENER_BUFFER: usize = 256;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HubMessage {
     /// A message published on the channel.
-    Message(Arc<str>),
+    Message(ByteString),
     /// The listener fell behind and this many messages were dropped for it.
     Lagged(u64),
 }
 
-type Listeners = Arc<Mutex<HashMap<String, broadcast::Sender<Arc<str>>>>>;
+type Listeners = Arc<Mutex<HashMap<String, broadcast::Sender<ByteString>>>>;
 
 /// See the module documentation. Clones share the connection.
 #[derive(Clone)]
@@ -59,7 +63,7 @@ impl std::fmt::Debug for PubSubHub {
 #[derive(Debug)]
 pub struct Subscription {
     channel: String,
-    receiver: Option<broadcast::Receiver<Arc<str>>>,
+    receiver: Option<broadcast::Receiver<ByteString>>,
     hub: PubSubHub,
 }
 
@@ -71,15 +75,16 @@ fn dispatch(listeners: &Listeners, push: PushInfo) {
     }
     let mut data = push.data.into_iter();
     let (Some(channel), Some(payload)) = (data.next(), data.next()) else { return };
-    let (Ok(channel), Ok(payload)) =
-        (redis::from_redis_value::<String>(channel), redis::from_redis_value::<String>(payload))
-    else {
+    let (Ok(channel), Some(payload)) = (
+        redis::from_redis_value::<String>(channel),
+        redis::from_redis_value::<Vec<u8>>(payload).ok().and_then(|bytes| ByteString::try_from(bytes).ok()),
+    ) else {
         return;
     };
     if let Ok(listeners) = listeners.lock() {
         if let Some(sender) = listeners.get(&channel) {
             // No receiver left: the subscription is being released.
-            let _ = sender.send(Arc::from(payload));
+            let _ = sender.send(payload);
         }
     }
 }

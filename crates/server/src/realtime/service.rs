@@ -18,6 +18,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytestring::ByteString;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use switchyard_kit::{HubMessage, Keyspace, KitError, PubSubHub, RedisConnection, Subscription};
@@ -293,7 +294,8 @@ impl Realtime {
             let (pubsub, stream) = self.names(account, &message.channel);
             let body = serde_json::json!({"event": message.event, "data": message.data}).to_string();
             let mut invocation = self.publish.key(stream);
-            invocation.arg(pubsub).arg(body).arg(self.settings.history_max).arg(min_id).arg(age_ms);
+            let name = serde_json::Value::from(message.channel.to_string()).to_string();
+            invocation.arg(pubsub).arg(body).arg(self.settings.history_max).arg(min_id).arg(age_ms).arg(name);
             invocations.push(invocation);
         }
         let mut pipe = redis::pipe();
@@ -508,7 +510,7 @@ enum Extra {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FeedItem {
     /// A `message` frame, and its id when the channel has history.
-    Frame { json: Arc<str>, id: Option<StreamId> },
+    Frame { json: ByteString, id: Option<StreamId> },
     /// The reader fell this far behind the hub: the connection must go.
     Lagged(u64),
 }
@@ -517,7 +519,7 @@ pub enum FeedItem {
 #[derive(Debug)]
 pub struct Feed {
     channel: String,
-    replay: VecDeque<Arc<str>>,
+    replay: VecDeque<ByteString>,
     /// Live entries at or before this id were replayed (or predate `since`).
     seam: Option<StreamId>,
     live: Subscription,
@@ -562,7 +564,7 @@ impl Feed {
                         if payload.starts_with(me.as_str()) && frame.contains(r#""type":"typing""#) {
                             continue;
                         }
-                        return Some(FeedItem::Frame { json: frame.into(), id: None });
+                        return Some(FeedItem::Frame { json: payload.slice_ref(frame), id: None });
                     }
                     None => continue,
                 }
@@ -573,16 +575,23 @@ impl Feed {
         }
     }
 
-    async fn convert(&mut self, payload: &str) -> Option<FeedItem> {
+    async fn convert(&mut self, payload: &ByteString) -> Option<FeedItem> {
         match &mut self.kind {
             Kind::History => {
-                let (id, body) = payload.split_once(' ')?;
+                let (id, frame) = payload.split_once(' ')?;
                 let parsed = StreamId::parse(id)?;
                 if self.seam.is_some_and(|seam| parsed <= seam) {
                     return None;
                 }
-                let frame = message_frame(&self.channel, Some(id), body);
-                Some(FeedItem::Frame { json: frame.into(), id: Some(parsed) })
+                // The publish script built the frame: every subscriber
+                // shares it. A bare body comes from a server of an
+                // earlier version during a rolling upgrade.
+                let json = if frame.starts_with(r#"{"type":"message""#) {
+                    payload.slice_ref(frame)
+                } else {
+                    message_frame(&self.channel, Some(id), frame).into()
+                };
+                Some(FeedItem::Frame { json, id: Some(parsed) })
             }
             Kind::Activity => {
                 Some(FeedItem::Frame { json: event_frame(&self.channel, "activity", payload).into(), id: None })

@@ -330,7 +330,9 @@ async fn handle(
                 while let Some(item) = feed.next().await {
                     match item {
                         FeedItem::Frame { json, .. } => {
-                            if !out.push(json.to_string()) {
+                            // Shared with the channel's other subscribers, not copied.
+                            let Ok(frame) = Utf8Bytes::try_from(json.into_bytes()) else { continue };
+                            if !out.push(frame) {
                                 return;
                             }
                         }

@@ -233,18 +233,24 @@ async fn resume_with_since_replays_exactly_once_in_order_then_goes_live() {
     let user = app.new_user().await;
     let mut writer = connect(&app.address, &user.access_token).await;
     subscribe(&mut writer, "app:feed", None).await;
-    let mut ids = Vec::new();
+    let (mut ids, mut live) = (Vec::new(), Vec::new());
     for n in 1..=3 {
-        publish(&mut writer, "app:feed", json!({"n": n})).await;
-        ids.push(next(&mut writer).await["id"].as_str().unwrap().to_owned());
+        publish(&mut writer, "app:feed", json!({"n": n, "text": "é \"quoted\" \u{1F600}"})).await;
+        let frame = next(&mut writer).await;
+        ids.push(frame["id"].as_str().unwrap().to_owned());
+        live.push(frame);
     }
     let mut reader = connect(&app.address, &user.access_token).await;
     subscribe(&mut reader, "app:feed", Some(&ids[0])).await;
     publish(&mut writer, "app:feed", json!({"n": 4})).await;
     let got: Vec<(Value, Value)> = {
         let mut got = Vec::new();
-        for _ in 0..3 {
+        for n in 0..3 {
             let frame = next(&mut reader).await;
+            if n < 2 {
+                // A replayed frame is the very frame live subscribers got.
+                assert_eq!(frame, live[n + 1]);
+            }
             got.push((frame["data"]["n"].clone(), frame["id"].clone()));
         }
         got
