@@ -58,6 +58,11 @@ enum Command {
     /// deliveries/s, latency from publish to receipt, server memory per
     /// connection. Prints a markdown table.
     Realtime(realtime::RealtimeArgs),
+    /// Measure chat rooms end to end: users in rooms of 2–10 members, each
+    /// connected over WebSocket, messages posted over HTTP (stored, then
+    /// published); deliveries/s and latency from post to receipt. Prints a
+    /// markdown table.
+    Chat(realtime::chat::ChatArgs),
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +156,7 @@ fn main() -> ExitCode {
         Command::Queue(args) => in_runtime(None, queue::run(args)),
         Command::Ingest(args) => in_runtime(None, ingest::run(args)),
         Command::Realtime(args) => in_runtime(args.threads, realtime::run(args)),
+        Command::Chat(args) => in_runtime(args.threads, realtime::chat::run(args)),
     };
     outcome.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
@@ -316,7 +322,9 @@ mod tests {
         let cli = Cli::try_parse_from(["switchyard-bench", "run"].iter().chain(args)).unwrap();
         match cli.command {
             Command::Run(args) => args,
-            Command::List | Command::Queue(_) | Command::Ingest(_) | Command::Realtime(_) => panic!("expected run"),
+            Command::List | Command::Queue(_) | Command::Ingest(_) | Command::Realtime(_) | Command::Chat(_) => {
+                panic!("expected run")
+            }
         }
     }
 

@@ -76,18 +76,28 @@ impl Shared {
         }
     }
 
-    fn problem(&self, what: String) {
+    pub fn problem(&self, what: String) {
         if let Ok(mut first) = self.first_problem.lock() {
             first.get_or_insert(what);
         }
     }
 }
 
-/// Opens a WebSocket to the gateway authenticated with an API key.
-async fn open(base_url: &str, api_key: &str) -> Result<Socket> {
+/// How a client connects: an API key, or a user's access token.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    ApiKey(String),
+    Bearer(String),
+}
+
+/// Opens a WebSocket to the gateway.
+async fn open(base_url: &str, credential: &Credential) -> Result<Socket> {
     let url = format!("{}/v1/realtime/ws", base_url.replacen("http", "ws", 1));
     let mut request = url.into_client_request()?;
-    request.headers_mut().insert("x-api-key", api_key.parse()?);
+    match credential {
+        Credential::ApiKey(key) => request.headers_mut().insert("x-api-key", key.parse()?),
+        Credential::Bearer(token) => request.headers_mut().insert("authorization", format!("Bearer {token}").parse()?),
+    };
     let (socket, _) = tokio_tungstenite::connect_async(request).await.context("opening a WebSocket")?;
     Ok(socket)
 }
@@ -113,6 +123,8 @@ async fn read(mut stream: SplitStream<Socket>, shared: Arc<Shared>, latencies: A
                     }
                 } else if text.contains(r#""type":"subscribed""#) || text.contains(r#""type":"unsubscribed""#) {
                     shared.acks.fetch_add(1, Ordering::Relaxed);
+                } else if text.starts_with(r#"{"type":"presence""#) {
+                    // Room members coming online: not what is measured.
                 } else {
                     shared.errors.fetch_add(1, Ordering::Relaxed);
                     shared.problem(text.chars().take(200).collect());
@@ -133,7 +145,9 @@ async fn read(mut stream: SplitStream<Socket>, shared: Arc<Shared>, latencies: A
     }
 }
 
-/// The send time and step of a benchmark message frame, found in its text.
+/// The send time and step of a benchmark message frame, found in its text:
+/// `"t":<µs>,"s":<step>` in a published message's data, or
+/// `t=<µs> s=<step>` in a chat message's text.
 fn stamp(frame: &str) -> Option<(u64, u64)> {
     if !frame.starts_with(r#"{"type":"message""#) {
         return None;
@@ -143,7 +157,15 @@ fn stamp(frame: &str) -> Option<(u64, u64)> {
         let digits = frame[at..].bytes().take_while(u8::is_ascii_digit).count();
         frame[at..at + digits].parse().ok()
     };
-    Some((number_after(r#""t":"#)?, number_after(r#""s":"#)?))
+    match (number_after(r#""t":"#), number_after(r#""s":"#)) {
+        (Some(sent), Some(step)) => Some((sent, step)),
+        _ => Some((number_after(" t=")?, number_after(" s=")?)),
+    }
+}
+
+/// A chat message's text carrying its send time and step.
+pub fn chat_text(step: usize) -> String {
+    format!("bench t={} s={step}", micros_now())
 }
 
 /// One connected subscriber: its write half, its latencies and the task
@@ -156,8 +178,8 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
-    pub async fn connect(base_url: &str, api_key: &str, shared: &Arc<Shared>) -> Result<Self> {
-        let (sink, stream) = open(base_url, api_key).await?.split();
+    pub async fn connect(base_url: &str, credential: &Credential, shared: &Arc<Shared>) -> Result<Self> {
+        let (sink, stream) = open(base_url, credential).await?.split();
         let latencies = Arc::new(Mutex::new(histogram()));
         tokio::spawn(read(stream, shared.clone(), latencies.clone()));
         Ok(Self { sink, latencies, channel: None })
@@ -220,8 +242,8 @@ pub struct Plan {
 const PACE: Duration = Duration::from_millis(2);
 
 impl Publisher {
-    pub async fn connect(base_url: &str, api_key: &str, shared: &Arc<Shared>) -> Result<Self> {
-        let (sink, stream) = open(base_url, api_key).await?.split();
+    pub async fn connect(base_url: &str, credential: &Credential, shared: &Arc<Shared>) -> Result<Self> {
+        let (sink, stream) = open(base_url, credential).await?.split();
         tokio::spawn(read(stream, shared.clone(), Arc::new(Mutex::new(histogram()))));
         Ok(Self { sink })
     }
@@ -273,5 +295,7 @@ mod tests {
         assert_eq!(stamp(frame), Some((1_700_000_000_123_456, 3)));
         assert_eq!(stamp(r#"{"type":"subscribed","channel":"app:bench-1"}"#), None);
         assert_eq!(stamp(r#"{"type":"message","data":{"x":1}}"#), None);
+        let chat = format!(r#"{{"type":"message","data":{{"text":"{}","n":1}}}}"#, chat_text(4));
+        assert_eq!(stamp(&chat).map(|(_, step)| step), Some(4));
     }
 }

@@ -16,6 +16,7 @@
 //! server's resident memory (`VmRSS`) before and after the clients connect,
 //! per connection.
 
+pub mod chat;
 mod clients;
 
 use std::sync::atomic::Ordering;
@@ -27,7 +28,7 @@ use clap::{Args, ValueEnum};
 use futures::{StreamExt as _, TryStreamExt as _};
 use tokio_util::sync::CancellationToken;
 
-use self::clients::{await_acks, histogram, micros_now, Plan, Publisher, Shared, Subscriber};
+use self::clients::{await_acks, histogram, micros_now, Credential, Plan, Publisher, Shared, Subscriber};
 use crate::scenarios::account::Account;
 use crate::scenarios::Context;
 
@@ -48,12 +49,8 @@ pub struct RealtimeArgs {
     /// Shapes to run, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "fanout,rooms")]
     shapes: Vec<Shape>,
-    /// Measured time of each step, after its warm-up.
-    #[arg(long, default_value = "10s", value_parser = crate::parse_positive_duration)]
-    duration: Duration,
-    /// Publishing before the measured window of each step.
-    #[arg(long, default_value = "2s", value_parser = crate::parse_duration)]
-    warmup: Duration,
+    #[command(flatten)]
+    timing: Timing,
     /// An API key to connect with (default: sign up a user and create
     /// one). Given one made beforehand, the measured server never hashes a
     /// password: that buffer, freed but kept by the allocator for a while,
@@ -69,12 +66,27 @@ pub struct RealtimeArgs {
     pub threads: Option<std::num::NonZeroUsize>,
 }
 
+/// How long each step runs.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct Timing {
+    /// Measured time of each step, after its warm-up.
+    #[arg(long, default_value = "10s", value_parser = crate::parse_positive_duration)]
+    duration: Duration,
+    /// Publishing before the measured window of each step.
+    #[arg(long, default_value = "2s", value_parser = crate::parse_duration)]
+    warmup: Duration,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Shape {
     /// One channel fanned out to every subscriber.
     Fanout,
     /// Channels of 2–10 subscribers each.
     Rooms,
+    /// Chat rooms of 2–10 members, messages posted over HTTP
+    /// (`switchyard-bench chat`).
+    #[value(skip)]
+    Chat,
 }
 
 /// The channel of group `index`. Rooms are `app:` channels (the same
@@ -156,13 +168,13 @@ pub async fn run(args: RealtimeArgs) -> Result<()> {
     switchyard::tls::install_tls_provider();
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
     let ctx = Context::new(client, &crate::validate_url(&args.url)?, 1)?;
-    let api_key = match args.api_key.clone() {
+    let api_key = Credential::ApiKey(match args.api_key.clone() {
         Some(key) => key,
         None => {
             let account = Account::create(&ctx).await.context("signing up the bench user")?;
             account.api_key(&ctx).await.context("creating the bench API key")?
         }
-    };
+    });
     let clients = usize::try_from(args.clients)?;
     let steps = args.shapes.len() * args.rates.len();
     let shared = Arc::new(Shared::new(steps));
@@ -249,18 +261,7 @@ async fn measure(
     // Every channel is published on equally often: a publish reaches
     // clients / channels subscribers on average.
     let publish_rate = target as f64 * channels.len() as f64 / clients as f64;
-    for subscriber in subscribers {
-        if let Ok(mut latencies) = subscriber.latencies.lock() {
-            latencies.reset();
-        }
-    }
-    let warmup = u64::try_from(args.warmup.as_micros())?;
-    let duration = u64::try_from(args.duration.as_micros())?;
-    let start = micros_now() + warmup;
-    shared.in_window.store(0, Ordering::Relaxed);
-    shared.window_start.store(start, Ordering::Relaxed);
-    shared.window_end.store(start + duration, Ordering::Relaxed);
-
+    open_window(args.timing, shared, subscribers);
     let stop = CancellationToken::new();
     let count = publishers.len();
     let tasks: Vec<_> = publishers
@@ -278,15 +279,43 @@ async fn measure(
             tokio::spawn(async move { publisher.run(plan, shared, stop).await.map(|()| publisher) })
         })
         .collect();
-    tokio::time::sleep(args.warmup + args.duration).await;
+    tokio::time::sleep(args.timing.warmup + args.timing.duration).await;
     stop.cancel();
     let mut back = Vec::new();
     for task in tasks {
         back.push(task.await.context("a publisher")?.context("publishing")?);
     }
-    let elapsed = (args.warmup + args.duration).as_secs_f64();
+    let result = conclude(args.timing, step, shape, target, channels.len(), subscribers, shared).await?;
+    Ok((result, back))
+}
 
-    // Stragglers: until everything arrived or nothing more comes for 1 s.
+/// Starts a step's measured window after its warm-up, with fresh latencies.
+fn open_window(timing: Timing, shared: &Shared, subscribers: &[Subscriber]) {
+    for subscriber in subscribers {
+        if let Ok(mut latencies) = subscriber.latencies.lock() {
+            latencies.reset();
+        }
+    }
+    let warmup = u64::try_from(timing.warmup.as_micros()).unwrap_or(u64::MAX);
+    let duration = u64::try_from(timing.duration.as_micros()).unwrap_or(u64::MAX);
+    let start = micros_now().saturating_add(warmup);
+    shared.in_window.store(0, Ordering::Relaxed);
+    shared.window_start.store(start, Ordering::Relaxed);
+    shared.window_end.store(start.saturating_add(duration), Ordering::Relaxed);
+}
+
+/// A step's figures, once its publishing stopped and the stragglers
+/// arrived (or nothing more came for 1 s).
+async fn conclude(
+    timing: Timing,
+    step: usize,
+    shape: Shape,
+    target: u64,
+    channels: usize,
+    subscribers: &[Subscriber],
+    shared: &Shared,
+) -> Result<Step> {
+    let elapsed = (timing.warmup + timing.duration).as_secs_f64();
     let expected = shared.expected[step].load(Ordering::Relaxed);
     let mut last = u64::MAX;
     for _ in 0..30 {
@@ -307,21 +336,18 @@ async fn measure(
         bail!("no message was delivered in step {step} (first problem: {:?})", shared.first_problem.lock().ok());
     }
     let ms = |micros: u64| micros as f64 / 1000.0;
-    Ok((
-        Step {
-            shape,
-            channels: channels.len(),
-            target,
-            publishes_per_sec: shared.published[step].load(Ordering::Relaxed) as f64 / elapsed,
-            deliveries_per_sec: shared.in_window.load(Ordering::Relaxed) as f64 / args.duration.as_secs_f64(),
-            p50_ms: ms(latencies.value_at_quantile(0.50)),
-            p99_ms: ms(latencies.value_at_quantile(0.99)),
-            max_ms: ms(latencies.max()),
-            delivered: shared.delivered[step].load(Ordering::Relaxed),
-            expected,
-        },
-        back,
-    ))
+    Ok(Step {
+        shape,
+        channels,
+        target,
+        publishes_per_sec: shared.published[step].load(Ordering::Relaxed) as f64 / elapsed,
+        deliveries_per_sec: shared.in_window.load(Ordering::Relaxed) as f64 / timing.duration.as_secs_f64(),
+        p50_ms: ms(latencies.value_at_quantile(0.50)),
+        p99_ms: ms(latencies.value_at_quantile(0.99)),
+        max_ms: ms(latencies.max()),
+        delivered: shared.delivered[step].load(Ordering::Relaxed),
+        expected,
+    })
 }
 
 fn row(s: &Step) -> String {
