@@ -298,7 +298,7 @@ impl Chat {
             "length": length,
             "occurred_at": message.created_at,
         });
-        crate::outbox::enqueue(&mut tx, CHAT_EVENTS, "message.sent", &event).await?;
+        crate::outbox::enqueue(&mut tx, CHAT_EVENTS, &room.to_string(), "message.sent", &event).await?;
         tx.commit().await?;
         self.publish(room, "message.created", message_json(&message)).await;
         self.notify_offline(&current, &message).await;

@@ -229,7 +229,7 @@ impl Identity {
         if let (Some(data), serde_json::Value::Object(extra)) = (data.as_object_mut(), extra) {
             data.extend(extra);
         }
-        outbox::enqueue(conn, USERS_STREAM, kind, &data).await?;
+        outbox::enqueue(conn, USERS_STREAM, &row.id.to_string(), kind, &data).await?;
         Ok(())
     }
 

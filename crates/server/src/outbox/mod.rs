@@ -8,11 +8,15 @@
 //! so a consumer drops a repeat by that key.
 //!
 //! Invariants:
-//! - order per stream is id order is commit order: [`enqueue`] takes a
-//!   transaction-scoped advisory lock on the stream before the id is drawn
-//!   and holds it to the commit, so a later id on a stream never commits
+//! - order per stream and order key (what the event is about: a user, a
+//!   room, a task) is id order is commit order: [`enqueue`] takes a
+//!   transaction-scoped advisory lock on the pair before the id is drawn
+//!   and holds it to the commit, so a later id of a key never commits
 //!   before an earlier one (producers enqueue last in their transaction,
-//!   one stream per transaction);
+//!   one stream per transaction). Events of different keys are not ordered
+//!   among themselves: a lock per stream would make every producer of the
+//!   stream wait for the previous one's commit (one WAL flush at a time:
+//!   a few hundred chat messages per second in all);
 //! - one relay pass at a time across every worker: a pass runs under the
 //!   transaction-scoped advisory lock [`relay::RELAY_LOCK`] (a worker that
 //!   cannot take it skips the pass). `FOR UPDATE SKIP LOCKED` alone would

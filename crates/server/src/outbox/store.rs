@@ -8,19 +8,26 @@ use sqlx::{PgConnection, PgExecutor};
 pub const CHANNEL: &str = "switchyard_outbox";
 
 /// Writes an event for `stream` on the caller's transaction and wakes the
-/// relays when it commits; returns the row id (the event's key). Call it
-/// last in the transaction: it holds the stream's turn until the commit.
-/// `data` should carry the ids of what changed and an `occurred_at`.
+/// relays when it commits; returns the row id (the event's key).
+///
+/// `order_key` names what the event is about (a user, a room, a task):
+/// events of one stream and order key reach the stream in commit order;
+/// events of different keys are not ordered among themselves, so their
+/// transactions commit side by side. Call it last in the transaction: it
+/// holds the key's turn until the commit. `data` should carry the ids of
+/// what changed and an `occurred_at`.
 pub async fn enqueue(
     conn: &mut PgConnection,
     stream: &str,
+    order_key: &str,
     kind: &str,
     data: &serde_json::Value,
 ) -> Result<i64, sqlx::Error> {
-    // The stream's turn first, so ids on one stream are drawn in commit
+    // The key's turn first, so its ids on the stream are drawn in commit
     // order; NOTIFY is delivered only on commit (and not at all on rollback).
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('outbox:' || $1, 0)), pg_notify($2, '')")
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('outbox:' || $1 || ':' || $2, 0)), pg_notify($3, '')")
         .bind(stream)
+        .bind(order_key)
         .bind(CHANNEL)
         .execute(&mut *conn)
         .await?;

@@ -109,7 +109,8 @@ impl Tasks {
         let created = store::insert(&mut tx, &row)
             .await?
             .ok_or_else(|| TasksError::Validation(vec![FieldError::new("assigned_to", "is not a user")]))?;
-        outbox::enqueue(&mut tx, &stream_of(account), "task.created", &event_data(&created)).await?;
+        outbox::enqueue(&mut tx, &stream_of(account), &created.id.to_string(), "task.created", &event_data(&created))
+            .await?;
         tx.commit().await?;
         Ok(created)
     }
@@ -150,7 +151,8 @@ impl Tasks {
                 None => Err(TasksError::NotFound),
             };
         };
-        outbox::enqueue(&mut tx, &stream_of(account), "task.completed", &event_data(&done)).await?;
+        outbox::enqueue(&mut tx, &stream_of(account), &done.id.to_string(), "task.completed", &event_data(&done))
+            .await?;
         tx.commit().await?;
         Ok(done)
     }
