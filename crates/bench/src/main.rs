@@ -6,6 +6,7 @@
 
 mod connection;
 mod engine;
+mod events;
 mod ingest;
 mod queue;
 mod realtime;
@@ -58,6 +59,11 @@ enum Command {
     /// deliveries/s, latency from publish to receipt, server memory per
     /// connection. Prints a markdown table.
     Realtime(realtime::RealtimeArgs),
+    /// Business events end to end against a running server and worker:
+    /// seed 004's load test through the real routes (verified in the event
+    /// log), consumer-group read + ack over HTTP, and publish -> persisted
+    /// latency at a paced rate. Prints markdown tables.
+    Events(events::EventsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +157,7 @@ fn main() -> ExitCode {
         Command::Queue(args) => in_runtime(None, queue::run(args)),
         Command::Ingest(args) => in_runtime(None, ingest::run(args)),
         Command::Realtime(args) => in_runtime(args.threads, realtime::run(args)),
+        Command::Events(args) => in_runtime(args.threads, events::run(args)),
     };
     outcome.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
@@ -316,7 +323,11 @@ mod tests {
         let cli = Cli::try_parse_from(["switchyard-bench", "run"].iter().chain(args)).unwrap();
         match cli.command {
             Command::Run(args) => args,
-            Command::List | Command::Queue(_) | Command::Ingest(_) | Command::Realtime(_) => panic!("expected run"),
+            Command::List
+            | Command::Queue(_)
+            | Command::Ingest(_)
+            | Command::Realtime(_)
+            | Command::Events(_) => panic!("expected run"),
         }
     }
 
