@@ -323,11 +323,9 @@ mod tests {
         let cli = Cli::try_parse_from(["switchyard-bench", "run"].iter().chain(args)).unwrap();
         match cli.command {
             Command::Run(args) => args,
-            Command::List
-            | Command::Queue(_)
-            | Command::Ingest(_)
-            | Command::Realtime(_)
-            | Command::Events(_) => panic!("expected run"),
+            Command::List | Command::Queue(_) | Command::Ingest(_) | Command::Realtime(_) | Command::Events(_) => {
+                panic!("expected run")
+            }
         }
     }
 

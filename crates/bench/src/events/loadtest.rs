@@ -113,7 +113,13 @@ pub async fn run(session: &Session, args: &EventsArgs) -> Result<()> {
     session.persist("tasks").await?;
     session.persist("logs").await?;
     let room = session
-        .expect(Method::POST, "/v1/rooms", Auth::Session, Some(&json!({"name": "general", "member_ids": []})), StatusCode::CREATED)
+        .expect(
+            Method::POST,
+            "/v1/rooms",
+            Auth::Session,
+            Some(&json!({"name": "general", "member_ids": []})),
+            StatusCode::CREATED,
+        )
         .await?;
     let room = room["id"].as_str().unwrap_or_default().to_owned();
     println!(
@@ -219,9 +225,18 @@ mod tests {
         assert_eq!(
             kinds,
             [
-                "user.created", "message.sent", "task.created", "system.info",
-                "user.created", "message.sent", "task.created", "system.warn",
-                "user.created", "message.sent", "task.created", "system.error",
+                "user.created",
+                "message.sent",
+                "task.created",
+                "system.info",
+                "user.created",
+                "message.sent",
+                "task.created",
+                "system.warn",
+                "user.created",
+                "message.sent",
+                "task.created",
+                "system.error",
             ]
         );
         assert_eq!(step(3, "t", "r").path, "/v1/logs");

@@ -141,12 +141,7 @@ pub fn percentiles_ms(h: &Histogram<u64>) -> String {
         return "- / - / -".to_owned();
     }
     let ms = |us: u64| us as f64 / 1000.0;
-    format!(
-        "{:.2} / {:.2} / {:.2}",
-        ms(h.value_at_quantile(0.5)),
-        ms(h.value_at_quantile(0.99)),
-        ms(h.max())
-    )
+    format!("{:.2} / {:.2} / {:.2}", ms(h.value_at_quantile(0.5)), ms(h.value_at_quantile(0.99)), ms(h.max()))
 }
 
 /// A name unique to this run, so repeated runs against one server do not

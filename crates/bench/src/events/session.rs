@@ -74,7 +74,13 @@ impl Session {
 
     /// Sends a request with an optional JSON body; the status and the JSON
     /// answered (`null` when the body is not JSON).
-    pub async fn call(&self, method: Method, path: &str, auth: Auth, body: Option<&Value>) -> Result<(StatusCode, Value)> {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Auth,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Value)> {
         let mut request = self.authorize(self.ctx.client.request(method, self.ctx.url(path)), auth);
         if let Some(body) = body {
             request = request.json(body);
