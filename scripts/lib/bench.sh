@@ -1,4 +1,4 @@
-# Helpers of the benchmark scripts (bench-ratelimit, bench-cpu,
+# Helpers of the benchmark scripts (bench-ratelimit, bench-cpu, bench-events,
 # bench-activity): a release server of their own, started on its own port
 # with its own database and Redis key prefix, and the summary of a
 # switchyard-bench JSON report. Sourced after lib/services.sh and
