@@ -321,6 +321,18 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn fetch_returns_the_body_and_send_drops_it() {
+        let seen = Arc::new(Seen::default());
+        let target = serve(response_with_body(3), usize::MAX, Arc::clone(&seen)).await;
+        let mut conn = Connection::new(Arc::clone(&target), Duration::from_secs(5));
+        let (status, body) = conn.fetch(get(&target)).await.unwrap();
+        assert_eq!((status, &body[..]), (StatusCode::OK, &b"xxx"[..]));
+        assert_eq!(conn.send(get(&target)).await.unwrap(), StatusCode::OK);
+        assert_eq!(conn.fetch(get(&target)).await.unwrap().1, Bytes::from_static(b"xxx"));
+        assert_eq!(seen.connections.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
     async fn large_bodies_are_read_to_the_end() {
         let seen = Arc::new(Seen::default());
         let target = serve(response_with_body(1 << 20), usize::MAX, Arc::clone(&seen)).await;

@@ -99,7 +99,7 @@ async fn consume(session: Arc<Session>, stream: String, consumer: String) -> Res
 }
 
 pub async fn run(session: &Session, args: &EventsArgs) -> Result<()> {
-    ensure!(args.per_stream % BATCH as u64 == 0, "--per-stream must be a multiple of {BATCH}");
+    ensure!(args.per_stream.is_multiple_of(BATCH as u64), "--per-stream must be a multiple of {BATCH}");
     let tag = run_tag();
     let streams: Vec<String> = (0..args.streams).map(|k| format!("consume-{tag}-{k}")).collect();
     let published = args.streams * args.per_stream;
