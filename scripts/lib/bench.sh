@@ -1,4 +1,4 @@
-# Helpers of the benchmark scripts (bench-ratelimit, bench-cpu,
+# Helpers of the benchmark scripts (bench-ratelimit, bench-cpu, bench-events,
 # bench-activity): a release server of their own, started on its own port
 # with its own database and Redis key prefix, and the summary of a
 # switchyard-bench JSON report. Sourced after lib/services.sh and
@@ -37,6 +37,16 @@ drop_redis_prefix() {
   rcli --scan --pattern "$1*" | xargs -r -n 500 redis-cli -h "$redis_host" -p "$redis_port" del >/dev/null
 }
 
+# bench_settings PORT DATABASE_URL PREFIX
+# Sets bench_vars, the environment of a bench server (its port, database,
+# key prefix and the shared secrets), for `env "${bench_vars[@]}" ...`:
+# `serve`, `worker` and `admin` take the same.
+bench_settings() {
+  bench_vars=(SWITCHYARD_ENV=dev HOST=127.0.0.1 PORT="$1" DATABASE_URL="$2" REDIS_URL="$SY_REDIS_URL"
+    REDIS_KEY_PREFIX="$3" JWT_SECRET="$bench_jwt" API_KEY_PEPPER="$bench_pepper"
+    WEBHOOK_SECRET="$bench_webhook" RUST_LOG=warn)
+}
+
 # start_server LOG PORT DATABASE_URL PREFIX [VAR=VALUE...] COMMAND...
 # Starts `COMMAND... serve` (the switchyard binary, possibly behind a
 # wrapper such as valgrind) in the background with the given extra
@@ -47,9 +57,8 @@ start_server() {
   shift 4
   # Another server on the port would answer /ready in this one's place.
   port_open "$port" && die "port $port is in use; set BENCH_PORT to a free one"
-  env SWITCHYARD_ENV=dev HOST=127.0.0.1 PORT="$port" DATABASE_URL="$db_url" REDIS_URL="$SY_REDIS_URL" \
-    REDIS_KEY_PREFIX="$prefix" JWT_SECRET="$bench_jwt" API_KEY_PEPPER="$bench_pepper" \
-    WEBHOOK_SECRET="$bench_webhook" RUST_LOG=warn "$@" serve >"$log" 2>&1 &
+  bench_settings "$port" "$db_url" "$prefix"
+  env "${bench_vars[@]}" "$@" serve >"$log" 2>&1 &
   server=$!
   for _ in $(seq 600); do
     curl -fsS "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && return 0

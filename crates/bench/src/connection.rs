@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, Request, StatusCode, Uri};
 use http_body_util::{BodyExt as _, Full};
 use hyper::client::conn::http1::{self, SendRequest};
@@ -155,6 +155,17 @@ impl Connection {
     /// On any error the connection is dropped and the next request opens a
     /// new one; the error is a [`ConnectionError`].
     pub async fn send(&mut self, request: Request<Body>) -> Result<StatusCode> {
+        Ok(self.exchange(request, false).await?.0)
+    }
+
+    /// [`Connection::send`], returning the response body too (for
+    /// scenarios that act on what the server answered, such as acking the
+    /// events a read returned).
+    pub async fn fetch(&mut self, request: Request<Body>) -> Result<(StatusCode, Bytes)> {
+        self.exchange(request, true).await
+    }
+
+    async fn exchange(&mut self, request: Request<Body>, keep_body: bool) -> Result<(StatusCode, Bytes)> {
         let Self { target, sender, timeout, timer } = self;
         timer.as_mut().reset(Instant::now() + *timeout);
         // The sender is moved into the exchange and only put back when it
@@ -163,27 +174,29 @@ impl Connection {
         let mut phase = Phase::Exchanging;
         let result = tokio::select! {
             biased;
-            result = exchange(target, reusable, request, &mut phase) => result,
+            result = exchange(target, reusable, request, &mut phase, keep_body) => result,
             () = timer.as_mut() => Err(match phase {
                 Phase::Connecting => ConnectionError::ConnectTimeout { addr: target.addr.clone(), timeout: *timeout },
                 Phase::Exchanging => ConnectionError::Timeout(*timeout),
             }),
         };
-        let (ready, status) = result?;
+        let (ready, status, body) = result?;
         *sender = Some(ready);
-        Ok(status)
+        Ok((status, body))
     }
 }
 
 /// Sends `request` on `reusable` (or on a new connection if there is none,
 /// or if it was closed before the request could be sent), reads the whole
-/// response and returns the sender for the next request with the status.
+/// response and returns the sender for the next request with the status
+/// and, when `keep_body`, the body (otherwise empty).
 async fn exchange(
     target: &Target,
     mut reusable: Option<SendRequest<Body>>,
     mut request: Request<Body>,
     phase: &mut Phase,
-) -> Result<(SendRequest<Body>, StatusCode), ConnectionError> {
+    keep_body: bool,
+) -> Result<(SendRequest<Body>, StatusCode, Bytes), ConnectionError> {
     let (sender, response) = loop {
         let (mut sender, fresh) = match reusable.take() {
             Some(sender) if !sender.is_closed() => (sender, false),
@@ -213,10 +226,14 @@ async fn exchange(
     };
     let status = response.status();
     let mut body = response.into_body();
+    let mut kept = BytesMut::new();
     while let Some(frame) = body.frame().await {
-        frame.map_err(ConnectionError::Body)?;
+        let frame = frame.map_err(ConnectionError::Body)?;
+        if let (true, Some(data)) = (keep_body, frame.data_ref()) {
+            kept.extend_from_slice(data);
+        }
     }
-    Ok((sender, status))
+    Ok((sender, status, kept.freeze()))
 }
 
 /// Opens a TCP connection with `TCP_NODELAY` to `addr`, does the HTTP/1.1
@@ -300,6 +317,18 @@ mod tests {
             assert_eq!(conn.send(get(&target)).await.unwrap(), StatusCode::OK);
         }
         assert_eq!(seen.requests.load(Ordering::SeqCst), 200);
+        assert_eq!(seen.connections.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn fetch_returns_the_body_and_send_drops_it() {
+        let seen = Arc::new(Seen::default());
+        let target = serve(response_with_body(3), usize::MAX, Arc::clone(&seen)).await;
+        let mut conn = Connection::new(Arc::clone(&target), Duration::from_secs(5));
+        let (status, body) = conn.fetch(get(&target)).await.unwrap();
+        assert_eq!((status, &body[..]), (StatusCode::OK, &b"xxx"[..]));
+        assert_eq!(conn.send(get(&target)).await.unwrap(), StatusCode::OK);
+        assert_eq!(conn.fetch(get(&target)).await.unwrap().1, Bytes::from_static(b"xxx"));
         assert_eq!(seen.connections.load(Ordering::SeqCst), 1);
     }
 

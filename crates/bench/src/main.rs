@@ -6,6 +6,7 @@
 
 mod connection;
 mod engine;
+mod events;
 mod ingest;
 mod queue;
 mod realtime;
@@ -63,6 +64,11 @@ enum Command {
     /// published); deliveries/s and latency from post to receipt. Prints a
     /// markdown table.
     Chat(realtime::chat::ChatArgs),
+    /// Business events end to end against a running server and worker:
+    /// seed 004's load test through the real routes (verified in the event
+    /// log), consumer-group read + ack over HTTP, and publish -> persisted
+    /// latency at a paced rate. Prints markdown tables.
+    Events(events::EventsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -157,6 +163,7 @@ fn main() -> ExitCode {
         Command::Ingest(args) => in_runtime(None, ingest::run(args)),
         Command::Realtime(args) => in_runtime(args.threads, realtime::run(args)),
         Command::Chat(args) => in_runtime(args.threads, realtime::chat::run(args)),
+        Command::Events(args) => in_runtime(args.threads, events::run(args)),
     };
     outcome.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
@@ -322,7 +329,12 @@ mod tests {
         let cli = Cli::try_parse_from(["switchyard-bench", "run"].iter().chain(args)).unwrap();
         match cli.command {
             Command::Run(args) => args,
-            Command::List | Command::Queue(_) | Command::Ingest(_) | Command::Realtime(_) | Command::Chat(_) => {
+            Command::List
+            | Command::Queue(_)
+            | Command::Ingest(_)
+            | Command::Realtime(_)
+            | Command::Chat(_)
+            | Command::Events(_) => {
                 panic!("expected run")
             }
         }

@@ -42,6 +42,7 @@ pub use self::prebuilt::PrebuiltRequest;
 pub(crate) mod account;
 pub mod actions;
 pub mod apikey_auth;
+pub mod events_batch;
 pub mod events_publish;
 pub mod health;
 mod keyed_post;
@@ -57,6 +58,7 @@ pub const ALL: &[Entry] = &[
     Entry::of::<ratelimit_check::RateLimitCheck>(),
     Entry::of::<actions::Actions>(),
     Entry::of::<events_publish::EventsPublish>(),
+    Entry::of::<events_batch::EventsBatch>(),
 ];
 
 /// All registered scenarios.

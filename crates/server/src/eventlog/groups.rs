@@ -15,10 +15,18 @@ use tokio_util::sync::CancellationToken;
 
 use super::service::{EventLog, EventLogError, Group, Source};
 
-/// Events taken from one stream per step.
+/// Events reclaimed from one stream per step.
 pub const BATCH: u64 = 100;
-/// How long an idle loop waits before looking again.
-const IDLE_WAIT: Duration = Duration::from_millis(50);
+/// Events read from one stream per step, at most: a backlog (after a
+/// burst, a restart, a new stream) drains in large inserts, each about as
+/// costly as a small one, instead of one commit per hundred events.
+pub const READ_MAX: u64 = 1000;
+/// How long a loop that found nothing waits before looking again: at
+/// first briefly (events keep coming while there is traffic), doubling
+/// while it stays idle up to the longest, which bounds what an idle group
+/// costs Redis (one read per stream per wait).
+const IDLE_WAIT_MIN: Duration = Duration::from_millis(2);
+const IDLE_WAIT_MAX: Duration = Duration::from_millis(50);
 /// How often the loop looks for new streams.
 const DISCOVER_EVERY: Duration = Duration::from_secs(1);
 /// How often counted events older than a week are forgotten.
@@ -103,10 +111,7 @@ impl GroupWorker {
             dead = reclaimed.dead.len();
             batch = reclaimed.claimed;
         }
-        let room = BATCH - batch.len() as u64;
-        if room > 0 {
-            batch.extend(stream.read_group(name, &self.consumer, room).await?);
-        }
+        batch.extend(stream.read_group(name, &self.consumer, READ_MAX - batch.len() as u64).await?);
         if batch.is_empty() {
             return Ok(Stepped { processed: 0, dead });
         }
@@ -116,13 +121,14 @@ impl GroupWorker {
         Ok(Stepped { processed: batch.len(), dead })
     }
 
-    /// Steps until `shutdown`: at once while there is work, every
-    /// `IDLE_WAIT` otherwise; reclaims every half reclaim idle time (at
+    /// Steps until `shutdown`: at once while there is work, after an idle
+    /// wait growing from `IDLE_WAIT_MIN` to `IDLE_WAIT_MAX` otherwise; reclaims every half reclaim idle time (at
     /// most every 5 s), looks for new streams every second.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let reclaim_every =
             (self.log.settings().reclaim_idle / 2).clamp(Duration::from_millis(10), Duration::from_secs(5));
         let (mut reclaim_due, mut discover_due, mut prune_due) = (Instant::now(), Instant::now(), Instant::now());
+        let mut idle_wait = IDLE_WAIT_MIN;
         tracing::info!(group = self.group.name(), consumer = %self.consumer, "consumer group started");
         while !shutdown.is_cancelled() {
             let now = Instant::now();
@@ -149,11 +155,14 @@ impl GroupWorker {
                     false
                 }
             };
-            if !busy {
+            if busy {
+                idle_wait = IDLE_WAIT_MIN;
+            } else {
                 tokio::select! {
                     () = shutdown.cancelled() => break,
-                    () = tokio::time::sleep(IDLE_WAIT) => {}
+                    () = tokio::time::sleep(idle_wait) => {}
                 }
+                idle_wait = (idle_wait * 2).min(IDLE_WAIT_MAX);
             }
         }
         tracing::info!(group = self.group.name(), "consumer group stopped");

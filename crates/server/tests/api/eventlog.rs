@@ -150,6 +150,22 @@ async fn persistent_and_operator_streams_are_stored_once_and_listed_by_account_n
 }
 
 #[tokio::test]
+async fn a_backlog_is_stored_up_to_a_thousand_events_per_stream_and_step() {
+    let app = spawn_app().await;
+    let users = kit_stream(&app, "sys:users");
+    let batch: Vec<NewEvent> = (0..100).map(|i| NewEvent::new("user.created", &format!(r#"{{"n":{i}}}"#))).collect();
+    for _ in 0..15 {
+        users.publish_many(&batch).await.unwrap();
+    }
+    let mut worker = GroupWorker::new(app.state.event_log.clone(), Group::EventLog, "test-1");
+    let read_max = usize::try_from(switchyard::eventlog::groups::READ_MAX).unwrap();
+    assert_eq!(worker.step(true).await.unwrap().processed, read_max);
+    assert_eq!(worker.step(true).await.unwrap().processed, 1500 - read_max);
+    assert_eq!(worker.step(true).await.unwrap().processed, 0);
+    assert_eq!(stored(&app).await, 1500);
+}
+
+#[tokio::test]
 async fn bad_event_log_parameters_are_422_naming_the_field() {
     let app = spawn_app().await;
     let user = app.new_user().await;
