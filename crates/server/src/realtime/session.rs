@@ -151,11 +151,16 @@ pub async fn run(mut socket: WebSocket, realtime: Arc<Realtime>, principal: Prin
     let mut bad_frames: u32 = 0;
     // Held for the connection's life: the user is online meanwhile.
     let _presence = realtime.connected(&principal).await;
+    // Made once, not per frame: creating and dropping them takes the
+    // tokens' locks.
+    let going_away = closing.cancelled();
+    let too_slow = out.slow.cancelled();
+    tokio::pin!(going_away, too_slow);
     let ending = loop {
         tokio::select! {
             biased;
-            () = closing.cancelled() => break Some(Closing { code: GOING_AWAY, reason: "server shutting down" }),
-            () = out.slow.cancelled() => break Some(Closing { code: POLICY, reason: TOO_SLOW }),
+            () = &mut going_away => break Some(Closing { code: GOING_AWAY, reason: "server shutting down" }),
+            () = &mut too_slow => break Some(Closing { code: POLICY, reason: TOO_SLOW }),
             Some(frame) = queue.recv() => {
                 // Frames already waiting go out with this one, in one write.
                 let sending = async {
@@ -170,8 +175,8 @@ pub async fn run(mut socket: WebSocket, realtime: Arc<Realtime>, principal: Prin
                 // the verdict meanwhile.
                 tokio::select! {
                     sent = sending => if sent.is_err() { break None },
-                    () = out.slow.cancelled() => break Some(Closing { code: POLICY, reason: TOO_SLOW }),
-                    () = closing.cancelled() => break Some(Closing { code: GOING_AWAY, reason: "server shutting down" }),
+                    () = &mut too_slow => break Some(Closing { code: POLICY, reason: TOO_SLOW }),
+                    () = &mut going_away => break Some(Closing { code: GOING_AWAY, reason: "server shutting down" }),
                 }
             }
             incoming = socket.recv() => {
