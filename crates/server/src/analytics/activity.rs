@@ -4,7 +4,9 @@
 //! `activity` table, the live feed, and partition maintenance.
 //!
 //! Invariants: a caller reads only its account's rows (operators read
-//! any); another account's API client is "not found", never "forbidden";
+//! any); another account's API client is "not found", never "forbidden"
+//! (for operators, a client that no longer exists is "not found" too, as
+//! in the usage report);
 //! cursors are [`PageCursor`]s on (occurred_at, id).
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -23,6 +25,7 @@ use super::layer::RecordingLayer;
 use super::live::{self, LiveActivity};
 use super::partitions::{self, Maintained};
 use super::recorder::{self, ActivitySink, Recorder, RecorderConfig};
+use super::report_store;
 use super::spill::Spill;
 use super::store::{self, Filter};
 use super::{ActivityRecord, BatchObserver};
@@ -231,12 +234,21 @@ impl Activity {
         if !errors.is_empty() {
             return Err(ActivityError::Validation(errors));
         }
-        let account_id = scope(principal);
-        if let (Some(account), Some(client_id)) = (account_id, query.client_id) {
-            if !self.owners.owns(account, client_id).await.map_err(ActivityError::Clients)? {
-                return Err(ActivityError::NotFound);
+        // A client's rows are looked for within its owner's account: the
+        // account's index serves both filters (the table has no index by
+        // client, one less to maintain per recorded request).
+        let account_id = match (scope(principal), query.client_id) {
+            (Some(account), Some(client_id)) => {
+                if !self.owners.owns(account, client_id).await.map_err(ActivityError::Clients)? {
+                    return Err(ActivityError::NotFound);
+                }
+                Some(account)
             }
-        }
+            (None, Some(client_id)) => {
+                Some(report_store::client_owner(&self.db, client_id).await?.ok_or(ActivityError::NotFound)?)
+            }
+            (account, None) => account,
+        };
         let filter =
             Filter { account_id, client_id: query.client_id, route: query.route, status: query.status, from, to };
         let limit = i64::try_from(limit).unwrap_or(1);

@@ -83,7 +83,7 @@ pub struct ActivityList {
 #[utoipa::path(get, path = "/v1/activity", tag = "activity", security(("bearer" = []), ("api_key" = [])),
     params(ActivityParams),
     responses((status = 200, body = ActivityList),
-        (status = 404, description = "The API client is not one of the caller's account", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The API client does not exist or is not one of the caller's account", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn list(
     State(activity): State<Arc<Activity>>,

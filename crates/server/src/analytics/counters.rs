@@ -23,7 +23,7 @@
 //! the hashes [`HASH_KEEP_DAYS`] after their day (the roll-up reads
 //! PostgreSQL, not these), the HyperLogLogs and boards [`LIVE_DAYS`] after.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Days, NaiveDate};
 use futures::future::BoxFuture;
@@ -43,7 +43,7 @@ pub const HASH_KEEP_DAYS: u64 = 3;
 pub const LIVE_DAYS: u64 = 32;
 
 /// Whose counts a field holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Subject {
     Client(Uuid),
     Account(Uuid),
@@ -88,36 +88,61 @@ pub struct Counters {
     boards: Leaderboards,
 }
 
-/// One day's share of a batch, aggregated before anything is sent.
+/// What a count hash field is about, borrowed from the batch's records:
+/// a batch is aggregated without building a string per record; each
+/// distinct field's name is formatted once, when the pipeline is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Field<'a> {
+    Subject(Subject),
+    /// (method, route template).
+    Route(&'a str, &'a str),
+}
+
+impl Field<'_> {
+    fn name(self) -> String {
+        match self {
+            Field::Subject(subject) => subject.field(),
+            Field::Route(method, route) => route_field(method, route),
+        }
+    }
+}
+
+/// One day's share of a batch, aggregated before anything is sent. The
+/// maps hash with foldhash (randomly seeded per map), not SipHash: hashing
+/// is most of the per-record work, and a map holds one batch's entries
+/// (ten batches' at most), too few for colliding keys to matter.
 #[derive(Debug, Default)]
 struct DayTally<'a> {
-    requests: HashMap<String, u64>,
-    errors: HashMap<String, u64>,
-    latency: HashMap<String, u64>,
-    visitors: HashSet<&'a str>,
-    accounts: HashMap<Uuid, u64>,
+    /// Requests, errors and latency buckets per field; the `Account`
+    /// entries also feed the active users and the top-users board.
+    fields: foldhash::HashMap<Field<'a>, Usage>,
+    visitors: foldhash::HashSet<&'a str>,
 }
 
 impl<'a> DayTally<'a> {
     fn count(&mut self, record: &'a ActivityRecord) {
-        let mut subjects = Vec::with_capacity(3);
-        subjects.extend(record.client_id.map(|id| Subject::Client(id).field()));
-        subjects.extend(record.account_id.map(|id| Subject::Account(id).field()));
-        subjects.push(route_field(&record.method, &record.route));
         let bucket = bucket_of(record.latency_us);
-        for subject in subjects {
-            *self.latency.entry(format!("{subject}:{bucket}")).or_default() += 1;
-            if record.is_error() {
-                *self.errors.entry(subject.clone()).or_default() += 1;
-            }
-            *self.requests.entry(subject).or_default() += 1;
+        let errors = u64::from(record.is_error());
+        let client = record.client_id.map(|id| Field::Subject(Subject::Client(id)));
+        let account = record.account_id.map(|id| Field::Subject(Subject::Account(id)));
+        let route = Some(Field::Route(&record.method, &record.route));
+        for field in [client, account, route].into_iter().flatten() {
+            let usage = self.fields.entry(field).or_default();
+            usage.requests += 1;
+            usage.errors += errors;
+            usage.histogram[bucket] += 1;
         }
         if let Some(ip) = record.client_ip.as_deref() {
             self.visitors.insert(ip);
         }
-        if let Some(account) = record.account_id {
-            *self.accounts.entry(account).or_default() += 1;
-        }
+    }
+
+    /// Requests per account.
+    fn accounts(&self) -> impl Iterator<Item = (Uuid, u64)> + '_ {
+        self.fields.iter().filter_map(|(field, usage)| match field {
+            Field::Subject(Subject::Account(id)) => Some((*id, usage.requests)),
+            _ => None,
+        })
     }
 }
 
@@ -159,21 +184,32 @@ impl Counters {
         for (day, tally) in &days {
             let hashes_expire = expiry(*day, HASH_KEEP_DAYS);
             let live_expire = expiry(*day, LIVE_DAYS);
-            for (name, counts) in
-                [("requests", &tally.requests), ("errors", &tally.errors), ("latency", &tally.latency)]
-            {
-                if counts.is_empty() {
-                    continue;
+            let (requests, errors, latency) =
+                (self.day_key(*day, "requests"), self.day_key(*day, "errors"), self.day_key(*day, "latency"));
+            let mut any_errors = false;
+            for (field, usage) in &tally.fields {
+                let name = field.name();
+                pipe.hincr(&requests, &name, usage.requests).ignore();
+                if usage.errors > 0 {
+                    pipe.hincr(&errors, &name, usage.errors).ignore();
+                    any_errors = true;
                 }
-                let key = self.day_key(*day, name);
-                for (field, by) in counts {
-                    pipe.hincr(&key, field, *by).ignore();
+                for (bucket, by) in usage.histogram.iter().enumerate().filter(|(_, by)| **by > 0) {
+                    pipe.hincr(&latency, format!("{name}:{bucket}"), *by).ignore();
                 }
-                pipe.expire_at(&key, hashes_expire).ignore();
             }
-            let accounts: Vec<String> = tally.accounts.keys().map(Uuid::to_string).collect();
+            if !tally.fields.is_empty() {
+                pipe.expire_at(&requests, hashes_expire).ignore();
+                pipe.expire_at(&latency, hashes_expire).ignore();
+            }
+            if any_errors {
+                pipe.expire_at(&errors, hashes_expire).ignore();
+            }
+            let accounts: Vec<(String, u64)> = tally.accounts().map(|(id, by)| (id.to_string(), by)).collect();
             let visitors: Vec<&str> = tally.visitors.iter().copied().collect();
-            for (name, members) in [("visitors", visitors), ("users", accounts.iter().map(String::as_str).collect())] {
+            for (name, members) in
+                [("visitors", visitors), ("users", accounts.iter().map(|(id, _)| id.as_str()).collect())]
+            {
                 if members.is_empty() {
                     continue;
                 }
@@ -181,11 +217,11 @@ impl Counters {
                 pipe.pfadd(&key, members).ignore();
                 pipe.expire_at(&key, live_expire).ignore();
             }
-            if !tally.accounts.is_empty() {
+            if !accounts.is_empty() {
                 let board = Self::top_users_board(*day);
-                for (account, by) in &tally.accounts {
+                for (account, by) in &accounts {
                     // Counts stay far below 2^53: exact as a score.
-                    self.boards.increment_in(&mut pipe, &board, &account.to_string(), *by as f64);
+                    self.boards.increment_in(&mut pipe, &board, account, *by as f64);
                 }
                 pipe.expire_at(self.boards.key(&board), live_expire).ignore();
             }
@@ -287,5 +323,58 @@ impl BatchObserver for Counters {
 
     fn observe<'a>(&'a self, batch: &'a [ActivityRecord]) -> BoxFuture<'a, Result<(), KitError>> {
         Box::pin(self.count(batch))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::analytics::PrincipalKind;
+
+    fn record(client: Option<Uuid>, account: Uuid, route: &str, status: u16, latency_us: u64) -> ActivityRecord {
+        ActivityRecord {
+            id: Uuid::now_v7(),
+            occurred_at: Utc::now(),
+            request_id: String::new(),
+            principal_kind: if client.is_some() { PrincipalKind::Client } else { PrincipalKind::User },
+            user_id: None,
+            client_id: client,
+            account_id: Some(account),
+            method: "GET".into(),
+            route: route.into(),
+            status,
+            latency_us,
+            request_bytes: 0,
+            response_bytes: 0,
+            client_ip: Some("10.0.0.1".into()),
+            user_agent: None,
+        }
+    }
+
+    #[test]
+    fn a_batch_is_tallied_once_per_distinct_field() {
+        let (client, account) = (Uuid::now_v7(), Uuid::now_v7());
+        let batch = [
+            record(Some(client), account, "/v1/a", 200, 100),
+            record(Some(client), account, "/v1/a", 500, 100),
+            record(None, account, "/v1/b", 200, 3_000),
+        ];
+        let mut tally = DayTally::default();
+        for r in &batch {
+            tally.count(r);
+        }
+        assert_eq!(tally.fields.len(), 4, "client, account and two routes");
+        let usage = |field| tally.fields.get(&field).cloned().unwrap_or_default();
+        let of_client = usage(Field::Subject(Subject::Client(client)));
+        assert_eq!((of_client.requests, of_client.errors, of_client.histogram[0]), (2, 1, 2));
+        let of_account = usage(Field::Subject(Subject::Account(account)));
+        assert_eq!((of_account.requests, of_account.errors), (3, 1));
+        assert_eq!(of_account.histogram[bucket_of(3_000)], 1);
+        assert_eq!(usage(Field::Route("GET", "/v1/b")).requests, 1);
+        assert_eq!(Field::Route("GET", "/v1/b").name(), "r:GET /v1/b");
+        assert_eq!(tally.accounts().collect::<Vec<_>>(), vec![(account, 3)]);
+        assert_eq!(tally.visitors.len(), 1);
     }
 }

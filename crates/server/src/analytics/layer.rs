@@ -24,7 +24,9 @@
 //! Invariant: the request path does no I/O here — one `try_send`; a full
 //! channel drops the record and counts it, it never waits.
 
+use std::borrow::Cow;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
@@ -36,7 +38,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, Request, Response};
 use chrono::{DateTime, Utc};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
-use uuid::Uuid;
+use uuid::{NoContext, Timestamp, Uuid};
 
 use super::record::USER_AGENT_MAX_CHARS;
 use super::recorder::ActivitySink;
@@ -91,21 +93,57 @@ struct Arrival {
     request_bytes: u64,
 }
 
+/// A UUIDv7 of the arrival time: one clock read for both, and no shared
+/// counter (74 random bits keep ids of the same millisecond apart; their
+/// order within it does not matter, pages sort by `occurred_at` first).
+fn id_at(at: DateTime<Utc>) -> Uuid {
+    let secs = u64::try_from(at.timestamp()).unwrap_or(0);
+    Uuid::new_v7(Timestamp::from_unix(NoContext, secs, at.timestamp_subsec_nanos()))
+}
+
 fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
-fn text(value: &HeaderValue) -> String {
-    String::from_utf8_lossy(value.as_bytes()).into_owned()
+/// A header's text (invalid UTF-8 replaced); borrowed when it is visible
+/// ASCII, as nearly every header is.
+fn text(value: &HeaderValue) -> Cow<'_, str> {
+    value.to_str().map_or_else(|_| String::from_utf8_lossy(value.as_bytes()), Cow::Borrowed)
+}
+
+/// The first `max` characters of `text`.
+fn truncated(text: &str, max: usize) -> &str {
+    text.char_indices().nth(max).map_or(text, |(end, _)| &text[..end])
+}
+
+/// An address as text; IPv4 (nearly every caller) written directly, as
+/// `Display` costs several times more.
+fn ip_text(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else { return ip.to_string() };
+    let mut out = String::with_capacity(15);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if octet >= 100 {
+            out.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            out.push(char::from(b'0' + octet / 10 % 10));
+        }
+        out.push(char::from(b'0' + octet % 10));
+    }
+    out
 }
 
 impl Arrival {
     fn of<B: HttpBody>(request: &Request<B>, sink: &ActivitySink) -> Self {
         let headers = request.headers();
+        let occurred_at = Utc::now();
         Self {
             sink: sink.clone(),
-            id: Uuid::now_v7(),
-            occurred_at: Utc::now(),
+            id: id_at(occurred_at),
+            occurred_at,
             started: Instant::now(),
             request_id: headers.get(&REQUEST_ID).cloned(),
             method: request.method().clone(),
@@ -127,7 +165,7 @@ impl Arrival {
         ActivityRecord {
             id: self.id,
             occurred_at: self.occurred_at,
-            request_id: self.request_id.as_ref().map(text).unwrap_or_default(),
+            request_id: self.request_id.as_ref().map(|id| text(id).into_owned()).unwrap_or_default(),
             principal_kind,
             user_id,
             client_id,
@@ -143,8 +181,8 @@ impl Arrival {
                 .exact()
                 .or_else(|| content_length(response.headers()))
                 .unwrap_or(0),
-            client_ip: extensions.get::<ClientIp>().map(|ClientIp(ip)| ip.to_string()),
-            user_agent: self.user_agent.as_ref().map(|ua| text(ua).chars().take(USER_AGENT_MAX_CHARS).collect()),
+            client_ip: extensions.get::<ClientIp>().map(|ClientIp(ip)| ip_text(*ip)),
+            user_agent: self.user_agent.as_ref().map(|ua| truncated(&text(ua), USER_AGENT_MAX_CHARS).to_owned()),
         }
     }
 }
@@ -199,6 +237,29 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_and_user_agents_are_recorded_as_display_and_chars_would() {
+        for ip in ["0.0.0.0", "9.10.99.100", "127.0.0.1", "255.255.255.255", "::1", "2001:db8::8:800:200c:417a"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
+        assert_eq!(truncated("héllo", 2), "hé");
+        assert_eq!(truncated("héllo", 5), "héllo");
+        assert_eq!(truncated("", 3), "");
+        assert_eq!(text(&HeaderValue::from_bytes(b"caf\xc3\xa9 \xff").unwrap()), "café \u{fffd}");
+        assert_eq!(text(&HeaderValue::from_static("probe/1.0")), "probe/1.0");
+    }
+
+    #[test]
+    fn ids_are_version_7_of_the_arrival_time() {
+        let at = Utc::now();
+        let id = id_at(at);
+        assert_eq!(id.get_version_num(), 7);
+        let (secs, nanos) = id.get_timestamp().unwrap().to_unix();
+        assert_eq!(secs * 1000 + u64::from(nanos) / 1_000_000, u64::try_from(at.timestamp_millis()).unwrap());
+        assert_ne!(id_at(at), id, "ids of the same instant differ");
+    }
 
     #[test]
     fn only_the_api_is_recorded() {

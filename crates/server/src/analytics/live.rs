@@ -3,9 +3,19 @@
 //! hub hands it to its `/v1/activity/live` connections, and each
 //! connection keeps the records of its caller's account (operators: all).
 //!
+//! A batch is serialized only when some instance listens: on a single
+//! Redis the feed first asks how many subscribers the channel has (`PUBSUB
+//! NUMSUB`, one round trip per batch) and skips the JSON and the PUBLISH
+//! when none does — a hub subscribes the channel exactly while it has a
+//! listener, so a listener whose subscription returned before the check is
+//! counted and misses nothing recorded after it started listening. On a
+//! cluster (where NUMSUB answers for one node) every batch is published.
+//!
 //! Invariants: one PUBLISH per batch, never one per request; a connection
 //! never sees another account's records; a listener too slow for the hub
 //! is told how many batches it missed, it never holds up the others.
+
+use std::collections::HashMap;
 
 use futures::future::BoxFuture;
 use switchyard_kit::{HubMessage, Keyspace, KitError, RedisConnection, Subscription};
@@ -41,8 +51,15 @@ impl BatchObserver for LiveFeed {
             if batch.is_empty() {
                 return Ok(());
             }
-            let json = serde_json::to_string(batch).map_err(|e| KitError::Io(e.into()))?;
             let mut conn = self.redis.clone();
+            if !matches!(self.redis, RedisConnection::Cluster(_)) {
+                let counts: HashMap<String, u64> =
+                    redis::cmd("PUBSUB").arg("NUMSUB").arg(&self.channel).query_async(&mut conn).await?;
+                if counts.values().all(|listeners| *listeners == 0) {
+                    return Ok(());
+                }
+            }
+            let json = serde_json::to_string(batch).map_err(|e| KitError::Io(e.into()))?;
             let _: u64 = redis::cmd("PUBLISH").arg(&self.channel).arg(json).query_async(&mut conn).await?;
             Ok(())
         })

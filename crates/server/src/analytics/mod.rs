@@ -10,9 +10,10 @@
 //! The recording half: `layer` (the tower layer on the request path),
 //! `recorder` (the task that batches, writes, spills and drains), `spill`
 //! (the Redis stream batches wait in while PostgreSQL is away), `store`
-//! (the `activity` table's SQL), `partitions` (daily partitions, created
-//! ahead and dropped past the retention), `live` (the live feed),
-//! `activity` (the `Activity` service) and `activity_routes`.
+//! (the `activity` table's SQL; `copy_binary` encodes its batches),
+//! `partitions` (daily partitions, created ahead and dropped past the
+//! retention), `live` (the live feed), `activity` (the `Activity` service)
+//! and `activity_routes`.
 //!
 //! The reports half: `counters` (the live per-day counters, a batch
 //! observer), `usage` (latency buckets and percentiles), `rollup` (finished
@@ -21,6 +22,7 @@
 
 pub mod activity;
 pub mod activity_routes;
+pub mod copy_binary;
 pub mod counters;
 pub mod layer;
 pub mod live;

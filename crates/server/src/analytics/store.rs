@@ -1,20 +1,73 @@
 //! The `activity` table: batches written with one statement, pages read
 //! newest first on (occurred_at, id).
 //!
-//! Invariant: a batch is one `INSERT ... SELECT FROM UNNEST(...)` (one
-//! round trip, one transaction, whatever its size) with `ON CONFLICT DO
-//! NOTHING` on the primary key, so writing a batch again — a retry after
-//! a commit whose answer was lost, a spill replayed after a restart —
-//! adds nothing.
+//! A batch is one binary `COPY` (one statement, one transaction, whatever
+//! its size): PostgreSQL inserts its rows in bulk, with less work per row
+//! than an `INSERT`, and the rows are encoded without building per-column
+//! arrays. `COPY` cannot skip rows already stored, so a batch of which any
+//! row is (a retry after a commit whose answer was lost, a spill replayed
+//! after a restart) fails whole on the primary key and is written again as
+//! one `INSERT ... SELECT FROM UNNEST(...) ON CONFLICT DO NOTHING`.
+//!
+//! Invariant: writing a batch again adds nothing; every write is one
+//! transaction, so a failed one adds nothing either.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgExecutor;
+use sqlx::postgres::PgPoolCopyExt;
+use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
+use super::copy_binary::CopyRows;
 use super::{ActivityRecord, PrincipalKind};
 
-/// Inserts the records not stored yet; how many were new.
-pub async fn insert_batch(db: impl PgExecutor<'_>, batch: &[ActivityRecord]) -> Result<u64, sqlx::Error> {
+const COPY: &str = "COPY activity (id, occurred_at, request_id, principal_kind, user_id, client_id, account_id,
+                       method, route, status, latency_us, request_bytes, response_bytes, client_ip, user_agent)
+                    FROM STDIN (FORMAT binary)";
+
+/// PostgreSQL's `unique_violation`.
+const UNIQUE_VIOLATION: &str = "23505";
+
+/// Stores the records not stored yet; how many were new.
+pub async fn insert_batch(db: &PgPool, batch: &[ActivityRecord]) -> Result<u64, sqlx::Error> {
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    match copy_batch(db, batch).await {
+        Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some(UNIQUE_VIOLATION) => {
+            insert_new(db, batch).await
+        }
+        done => done,
+    }
+}
+
+/// The batch as one binary `COPY`; fails whole if any row is stored.
+async fn copy_batch(db: &PgPool, batch: &[ActivityRecord]) -> Result<u64, sqlx::Error> {
+    let mut rows = CopyRows::with_capacity(batch.len());
+    for r in batch {
+        rows.row(15)
+            .uuid(Some(r.id))
+            .timestamptz(r.occurred_at)
+            .text(Some(&r.request_id))
+            .text(Some(r.principal_kind.as_str()))
+            .uuid(r.user_id)
+            .uuid(r.client_id)
+            .uuid(r.account_id)
+            .text(Some(&r.method))
+            .text(Some(&r.route))
+            .int2(i16::try_from(r.status).unwrap_or(i16::MAX))
+            .int8(i64::try_from(r.latency_us).unwrap_or(i64::MAX))
+            .int8(i64::try_from(r.request_bytes).unwrap_or(i64::MAX))
+            .int8(i64::try_from(r.response_bytes).unwrap_or(i64::MAX))
+            .text(r.client_ip.as_deref())
+            .text(r.user_agent.as_deref());
+    }
+    let mut copy = db.copy_in_raw(COPY).await?;
+    copy.send(rows.finish()).await?;
+    copy.finish().await
+}
+
+/// The records not stored yet, skipping the others; how many were new.
+async fn insert_new(db: impl PgExecutor<'_>, batch: &[ActivityRecord]) -> Result<u64, sqlx::Error> {
     let n = batch.len();
     let mut ids = Vec::with_capacity(n);
     let mut occurred = Vec::with_capacity(n);

@@ -221,6 +221,38 @@ async fn a_batch_written_again_after_its_commit_is_stored_once() {
 }
 
 #[tokio::test]
+async fn a_batch_partly_stored_already_adds_only_its_new_rows() {
+    let app = spawn_app_with(FAST, OpenApiRouter::new()).await;
+    let mut batch = synthetic(30, "overlap");
+    for (i, record) in batch.iter_mut().enumerate().filter(|(i, _)| i % 3 == 0) {
+        let (user, client) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        (record.user_id, record.client_id, record.account_id) = (Some(user), Some(client), Some(user));
+        record.principal_kind = PrincipalKind::Client;
+        (record.status, record.latency_us, record.request_bytes) = (503, 1 << 40, i as u64);
+        (record.client_ip, record.request_id) = (None, "ünïcode-id".into());
+    }
+    assert_eq!(store::insert_batch(&app.db, &batch[..10]).await.unwrap(), 10);
+    // The batch's COPY fails on the stored rows; the batch is written again
+    // skipping them.
+    assert_eq!(store::insert_batch(&app.db, &batch).await.unwrap(), 20);
+    assert_eq!(rows_by_agent(&app.db, "overlap").await, 30);
+    assert_eq!(distinct_rows_by_agent(&app.db, "overlap").await, 30);
+    let stored: Vec<ActivityRecord> = {
+        let filter = store::Filter { route: Some("/v1/synthetic".into()), ..store::Filter::default() };
+        store::page(&app.db, &filter, None, 100).await.unwrap()
+    };
+    let mut expected: Vec<&ActivityRecord> = batch.iter().collect();
+    expected.sort_by_key(|r| std::cmp::Reverse((r.occurred_at, r.id)));
+    let truncate = |at: chrono::DateTime<chrono::Utc>| at.timestamp_micros();
+    for (row, sent) in stored.iter().zip(&expected) {
+        // Every column as sent (PostgreSQL keeps microseconds).
+        assert_eq!(truncate(row.occurred_at), truncate(sent.occurred_at));
+        assert_eq!(ActivityRecord { occurred_at: sent.occurred_at, ..row.clone() }, **sent);
+    }
+    assert_eq!(stored.len(), 30);
+}
+
+#[tokio::test]
 async fn while_postgres_is_away_records_are_spilled_and_arrive_once_after() {
     let app = spawn_app_with(FAST, OpenApiRouter::new()).await;
     let name = database_name(&app.db).await;
@@ -417,6 +449,11 @@ async fn a_caller_reads_only_its_own_accounts_activity() {
     // Admins see every account, filtered as asked.
     let all = json_of(list(&admin.access_token, &format!("?client_id={bob_client}"))).await;
     assert_eq!(entries(&all).len(), 3);
+    assert!(entries(&all).iter().all(|e| e["client_id"] == bob_client && e["account_id"] == bob.id.as_str()));
+    // A client that does not exist is not found, for admins too (as in the
+    // usage report).
+    let unknown = format!("?client_id={}", uuid::Uuid::now_v7());
+    assert_problem(list(&admin.access_token, &unknown).send().await.unwrap(), 404).await;
 
     // Newest first, paged by cursor without gaps or repeats.
     let first = json_of(list(&bob.access_token, "?limit=2&route=/v1/me&status=200")).await;
