@@ -42,18 +42,10 @@ impl Session {
         switchyard::tls::install_tls_provider();
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).tcp_nodelay(true).build()?;
         let ctx = Context::new(client, base_url, 1)?;
-        let login: Value = ctx
-            .client
-            .post(ctx.url("/v1/auth/login"))
-            .json(&json!({"email": email, "password": password}))
-            .send()
-            .await?
-            .error_for_status()
-            .context("logging in as the admin (--admin-email, --admin-password)")?
-            .json()
-            .await?;
-        let token = login["access_token"].as_str().context("login returned no access token")?.to_owned();
-        let account = Account { access_token: token.clone() };
+        let account = Account::log_in(&ctx, email, password)
+            .await
+            .context("logging in as the admin (--admin-email, --admin-password)")?;
+        let token = account.access_token.clone();
         let api_key = account.api_key(&ctx).await.context("creating the admin's API key")?;
         let mut session = Self { ctx, token, api_key, account: Uuid::nil() };
         let (status, me) = session.call(Method::GET, "/v1/auth/whoami", Auth::Session, None).await?;

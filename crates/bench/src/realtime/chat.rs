@@ -9,7 +9,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
@@ -17,8 +17,9 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::clients::{await_acks, chat_text, Credential, Shared, Subscriber};
+use super::clients::{await_acks, chat_text, Credential, Pacer, Shared, Subscriber};
 use super::{conclude, groups, open_window, row, table, Shape, Timing};
+use crate::scenarios::account::Account;
 use crate::scenarios::Context;
 
 #[derive(Debug, Args)]
@@ -66,18 +67,10 @@ async fn sign_up(ctx: &Context, run: &str, n: u64) -> Result<User> {
     let signup = json!({"username": format!("chat-{run}-{n}"), "email": email, "password": password});
     let created: Value =
         ctx.client.post(ctx.url("/v1/auth/signup")).json(&signup).send().await?.error_for_status()?.json().await?;
-    let login: Value = ctx
-        .client
-        .post(ctx.url("/v1/auth/login"))
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let login = Account::log_in(ctx, &email, &password).await?;
     Ok(User {
         id: created["user"]["id"].as_str().context("signup returned no user id")?.to_owned(),
-        token: login["access_token"].as_str().context("login returned no access token")?.to_owned(),
+        token: login.access_token,
     })
 }
 
@@ -199,18 +192,14 @@ struct Sender {
 
 impl Sender {
     async fn run(self, stop: CancellationToken) -> Result<()> {
-        let started = Instant::now();
-        let (mut sent, mut turn) = (0u64, 0usize);
+        let mut turn = 0usize;
         let mut next = self.offset % self.rooms.len();
-        let mut ticks = tokio::time::interval(Duration::from_millis(2));
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return Ok(()),
-                _ = ticks.tick() => {}
-            }
-            let due = (started.elapsed().as_secs_f64() * self.rate) as u64;
-            while sent < due && !stop.is_cancelled() {
+        let mut pacer = Pacer::new(self.rate);
+        while let Some(due) = pacer.due(&stop).await {
+            for _ in 0..due {
+                if stop.is_cancelled() {
+                    break;
+                }
                 let room = &self.rooms[next];
                 next = (next + self.stride) % self.rooms.len();
                 let member = room.members[turn % room.members.len()];
@@ -223,7 +212,6 @@ impl Sender {
                     .json(&json!({"text": chat_text(self.step)}))
                     .send()
                     .await;
-                sent += 1;
                 match response {
                     Ok(response) if response.status() == 201 => {
                         self.shared.published[self.step].fetch_add(1, Ordering::Relaxed);
@@ -240,5 +228,6 @@ impl Sender {
                 }
             }
         }
+        Ok(())
     }
 }

@@ -250,22 +250,14 @@ impl Publisher {
 
     /// Publishes at `plan.rate` until `stop`.
     pub async fn run(&mut self, plan: Plan, shared: Arc<Shared>, stop: CancellationToken) -> Result<()> {
-        let started = Instant::now();
-        let mut sent: u64 = 0;
         let mut next = plan.offset % plan.channels.len().max(1);
-        let mut ticks = tokio::time::interval(PACE);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return Ok(()),
-                _ = ticks.tick() => {}
-            }
-            let due = (started.elapsed().as_secs_f64() * plan.rate) as u64;
-            if due <= sent {
+        let mut pacer = Pacer::new(plan.rate);
+        while let Some(due) = pacer.due(&stop).await {
+            if due == 0 {
                 continue;
             }
             let (mut published, mut expected) = (0, 0);
-            for _ in sent..due {
+            for _ in 0..due {
                 let (channel, members) = &plan.channels[next];
                 next = (next + plan.stride) % plan.channels.len();
                 let frame = format!(
@@ -278,10 +270,41 @@ impl Publisher {
                 expected += members;
             }
             self.sink.flush().await?;
-            sent = due;
             shared.published[plan.step].fetch_add(published, Ordering::Relaxed);
             shared.expected[plan.step].fetch_add(expected, Ordering::Relaxed);
         }
+        Ok(())
+    }
+}
+
+/// Paces a sender at a rate: every [`PACE`], how many sends have come due
+/// since it started.
+#[derive(Debug)]
+pub struct Pacer {
+    started: Instant,
+    rate: f64,
+    counted: u64,
+    ticks: tokio::time::Interval,
+}
+
+impl Pacer {
+    pub fn new(rate: f64) -> Self {
+        let mut ticks = tokio::time::interval(PACE);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Self { started: Instant::now(), rate, counted: 0, ticks }
+    }
+
+    /// Waits for the next tick and answers the sends due since the last
+    /// answer; `None` once `stop` is cancelled.
+    pub async fn due(&mut self, stop: &CancellationToken) -> Option<u64> {
+        tokio::select! {
+            () = stop.cancelled() => return None,
+            _ = self.ticks.tick() => {}
+        }
+        let due = (self.started.elapsed().as_secs_f64() * self.rate) as u64;
+        let now_due = due.saturating_sub(self.counted);
+        self.counted = self.counted.max(due);
+        Some(now_due)
     }
 }
 

@@ -23,6 +23,11 @@ impl Account {
         if response.status() != 201 {
             bail!("signup failed with {}", response.status());
         }
+        Self::log_in(ctx, &email, &password).await
+    }
+
+    /// Logs in an existing user.
+    pub async fn log_in(ctx: &Context, email: &str, password: &str) -> Result<Self> {
         let login: Value = ctx
             .client
             .post(ctx.url("/v1/auth/login"))
