@@ -222,6 +222,11 @@ async fn sse(
                         FeedItem::Lagged(missed) => {
                             Some((Event::default().event("lagged").data(missed.to_string()), None))
                         }
+                        FeedItem::Revoked(why) => {
+                            let data = serde_json::json!({"type": "error", "code": "not_found", "message": why,
+                                "channel": feed.channel()});
+                            Some((Event::default().event("error").data(data.to_string()), None))
+                        }
                     }
                 })
                 .boxed(),

@@ -10,6 +10,8 @@
 //! - a feed subscribes to the live channel before it reads the history,
 //!   and drops live entries at or before the last replayed id: nothing
 //!   published meanwhile is lost or delivered twice;
+//! - a room feed ends right after its subscriber's own `member.left`:
+//!   a removed member reads nothing more of the room;
 //! - `actions` never shows another account's actions, `activity` is for
 //!   operators only, `room:*` for the room's members (through the
 //!   [`Directory`] port; capabilities do not import one another).
@@ -369,6 +371,11 @@ impl Realtime {
             extra,
             kind,
             directory: self.directory.clone(),
+            member: match channel {
+                Channel::Room(_) => Some(account),
+                _ => None,
+            },
+            revoked: false,
         };
         if let Some(since) = since {
             if !channel.has_history() {
@@ -513,6 +520,9 @@ pub enum FeedItem {
     Frame { json: ByteString, id: Option<StreamId> },
     /// The reader fell this far behind the hub: the connection must go.
     Lagged(u64),
+    /// The subscriber may no longer read the channel (removed from the
+    /// room): the subscription ends, saying why.
+    Revoked(&'static str),
 }
 
 /// One subscription of one connection. See [`Realtime::open`].
@@ -527,7 +537,14 @@ pub struct Feed {
     extra: Option<(Subscription, Extra)>,
     kind: Kind,
     directory: Arc<dyn Directory>,
+    /// On a room: the subscribing member, whose removal ends the feed.
+    member: Option<Uuid>,
+    /// The subscriber was removed from the room: nothing more is read.
+    revoked: bool,
 }
+
+/// Why a room feed ends when its subscriber is removed.
+pub const REMOVED: &str = "you were removed from the room";
 
 impl Feed {
     pub fn channel(&self) -> &str {
@@ -536,6 +553,9 @@ impl Feed {
 
     /// The next frame; `None` when the hub is gone.
     pub async fn next(&mut self) -> Option<FeedItem> {
+        if self.revoked {
+            return Some(FeedItem::Revoked(REMOVED));
+        }
         if let Some(json) = self.replay.pop_front() {
             // Replayed ids are in the frame; the caller needs only live ones.
             return Some(FeedItem::Frame { json, id: None });
@@ -591,6 +611,10 @@ impl Feed {
                 } else {
                     message_frame(&self.channel, Some(id), frame).into()
                 };
+                if let Some(member) = self.member {
+                    // The member sees their own removal, and nothing after it.
+                    self.revoked = removes(&json, member);
+                }
                 Some(FeedItem::Frame { json, id: Some(parsed) })
             }
             Kind::Activity => {
@@ -623,9 +647,36 @@ impl Feed {
     }
 }
 
+/// Whether a room's `message` frame is the `member.left` of `member`.
+fn removes(frame: &str, member: Uuid) -> bool {
+    if !frame.contains(r#""event":"member.left""#) {
+        return false;
+    }
+    let parsed: serde_json::Value = serde_json::from_str(frame).unwrap_or_default();
+    parsed["event"] == "member.left" && parsed["data"]["user_id"] == member.to_string().as_str()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_members_own_removal_revokes() {
+        let me = Uuid::new_v4();
+        let left = |user: Uuid| {
+            format!(
+                r#"{{"type":"message","channel":"room:x","id":"1-0","event":"member.left","data":{{"room_id":"r","user_id":"{user}"}}}}"#
+            )
+        };
+        assert!(removes(&left(me), me));
+        assert!(!removes(&left(Uuid::new_v4()), me));
+        let joined = left(me).replace("member.left", "member.joined");
+        assert!(!removes(&joined, me));
+        let text = format!(
+            r#"{{"type":"message","event":"message.created","data":{{"text":"\"event\":\"member.left\" {me}"}}}}"#
+        );
+        assert!(!removes(&text, me));
+    }
 
     #[test]
     fn message_frames_splice_the_stored_body() {

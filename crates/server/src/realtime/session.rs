@@ -345,6 +345,10 @@ async fn handle(
                             out.slow.cancel();
                             return;
                         }
+                        FeedItem::Revoked(why) => {
+                            out.push(error_frame("not_found", why, Some(&name)));
+                            return;
+                        }
                     }
                 }
             });

@@ -146,6 +146,34 @@ async fn two_users_chat_through_two_serve_processes_and_each_message_is_stored_a
     assert_eq!(history_len(&app, &room).await, 2);
 }
 
+/// A member removed while subscribed sees their removal, then an error
+/// frame ending the subscription, and no message after it; the others
+/// keep receiving.
+#[tokio::test]
+async fn a_removed_member_stops_receiving_the_room_at_once() {
+    let app = spawn_app().await;
+    let (owner, kept, removed) = (app.new_user().await, app.new_user().await, app.new_user().await);
+    let room = group(&app, &owner, &[&kept, &removed]).await;
+    let channel = format!("room:{room}");
+    let mut kept_socket = connect(&app.address, &kept.access_token).await;
+    let mut removed_socket = connect(&app.address, &removed.access_token).await;
+    subscribe(&mut kept_socket, &channel, None).await;
+    subscribe(&mut removed_socket, &channel, None).await;
+    assert_eq!(post(&app.address, &owner, &room, json!({"text": "before"})).await.status(), 201);
+    assert_eq!(next_event(&mut removed_socket, "message.created").await["data"]["text"], "before");
+    let path = format!("/v1/rooms/{room}/members/{}", removed.id);
+    assert_eq!(app.authed(Method::DELETE, &path, &owner.access_token).send().await.unwrap().status(), 204);
+    assert_eq!(next_event(&mut removed_socket, "member.left").await["data"]["user_id"], removed.id.to_string());
+    let ended = next(&mut removed_socket).await;
+    assert_eq!((ended["type"].as_str(), ended["code"].as_str()), (Some("error"), Some("not_found")), "{ended}");
+    assert_eq!(ended["channel"], channel);
+    assert_eq!(post(&app.address, &owner, &room, json!({"text": "after"})).await.status(), 201);
+    assert_eq!(next_event(&mut kept_socket, "message.created").await["data"]["text"], "before");
+    assert_eq!(next_event(&mut kept_socket, "message.created").await["data"]["text"], "after");
+    let late = frames_until_pong(&mut removed_socket).await;
+    assert!(late.iter().all(|f| f["event"] != "message.created"), "nothing after the removal: {late:?}");
+}
+
 #[tokio::test]
 async fn a_non_member_can_neither_subscribe_to_nor_post_in_a_room() {
     let app = spawn_app().await;
