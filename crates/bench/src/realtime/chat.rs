@@ -143,7 +143,7 @@ pub async fn run(args: ChatArgs) -> Result<()> {
         let senders: Vec<_> = (0..args.senders as usize)
             .map(|offset| {
                 let sender = Sender {
-                    ctx: Context::new(ctx.client.clone(), &ctx.base_url, 1).expect("the URL was checked"),
+                    ctx: ctx.clone(),
                     users: users.clone(),
                     rooms: rooms.clone(),
                     shared: shared.clone(),
