@@ -197,7 +197,7 @@ fn copy_line(out: &mut String, r: &ActivityRecord) {
     out.push('\t');
     escaped(out, Some(&r.route));
     let _ = write!(out, "\t{}\t{}\t{}\t{}\t", r.status, r.latency_us, r.request_bytes, r.response_bytes);
-    escaped(out, r.client_ip.as_deref());
+    escaped(out, r.client_ip.map(|ip| ip.to_string()).as_deref());
     out.push('\t');
     escaped(out, r.user_agent.as_deref());
     out.push('\n');
@@ -234,13 +234,13 @@ fn synthetic(n: usize) -> Vec<ActivityRecord> {
             user_id: None,
             client_id: Some(clients[i % clients.len()]),
             account_id: Some(accounts[i % accounts.len()]),
-            method: "GET".to_owned(),
-            route: "/v1/auth/whoami".to_owned(),
+            method: "GET".into(),
+            route: "/v1/auth/whoami".into(),
             status: 200,
             latency_us: 150 + (i as u64 % 400),
             request_bytes: 0,
             response_bytes: 180,
-            client_ip: Some("127.0.0.1".to_owned()),
+            client_ip: Some([127, 0, 0, 1].into()),
             user_agent: Some("switchyard-bench/0.1".to_owned()),
         })
         .collect()

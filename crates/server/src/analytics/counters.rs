@@ -24,6 +24,7 @@
 //! PostgreSQL, not these), the HyperLogLogs and boards [`LIVE_DAYS`] after.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 
 use chrono::{Days, NaiveDate};
 use futures::future::BoxFuture;
@@ -31,6 +32,7 @@ use switchyard_kit::connection::query_pipeline;
 use switchyard_kit::{Keyspace, KitError, Leaderboards, RedisConnection};
 use uuid::Uuid;
 
+use super::record::IpText;
 use super::usage::{bucket_of, Usage, BUCKETS};
 use super::{ActivityRecord, BatchObserver};
 
@@ -116,7 +118,7 @@ struct DayTally<'a> {
     /// Requests, errors and latency buckets per field; the `Account`
     /// entries also feed the active users and the top-users board.
     fields: foldhash::HashMap<Field<'a>, Usage>,
-    visitors: foldhash::HashSet<&'a str>,
+    visitors: foldhash::HashSet<IpAddr>,
 }
 
 impl<'a> DayTally<'a> {
@@ -132,7 +134,7 @@ impl<'a> DayTally<'a> {
             usage.errors += errors;
             usage.histogram[bucket] += 1;
         }
-        if let Some(ip) = record.client_ip.as_deref() {
+        if let Some(ip) = record.client_ip {
             self.visitors.insert(ip);
         }
     }
@@ -206,7 +208,8 @@ impl Counters {
                 pipe.expire_at(&errors, hashes_expire).ignore();
             }
             let accounts: Vec<(String, u64)> = tally.accounts().map(|(id, by)| (id.to_string(), by)).collect();
-            let visitors: Vec<&str> = tally.visitors.iter().copied().collect();
+            let visitors: Vec<IpText> = tally.visitors.iter().copied().map(IpText::new).collect();
+            let visitors: Vec<&str> = visitors.iter().map(IpText::as_str).collect();
             for (name, members) in
                 [("visitors", visitors), ("users", accounts.iter().map(|(id, _)| id.as_str()).collect())]
             {
@@ -343,12 +346,12 @@ mod tests {
             client_id: client,
             account_id: Some(account),
             method: "GET".into(),
-            route: route.into(),
+            route: route.to_owned().into(),
             status,
             latency_us,
             request_bytes: 0,
             response_bytes: 0,
-            client_ip: Some("10.0.0.1".into()),
+            client_ip: Some([10, 0, 0, 1].into()),
             user_agent: None,
         }
     }

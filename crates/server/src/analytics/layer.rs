@@ -5,8 +5,8 @@
 //! It sits inside the compression layer and outside the timeout and
 //! authentication layers (`app::routes`), so it sees the final status
 //! (timeouts, refusals by the auth layer included) and uncompressed
-//! bodies. The caller and the client address come from the response's
-//! extensions, where the authentication layer copies them.
+//! bodies. The caller and the client address are what the authentication
+//! layer noted for it (`http::caller`).
 //!
 //! What is counted:
 //! - `latency_us`: from this layer receiving the request to the response
@@ -19,15 +19,17 @@
 //!
 //! Responses made outside this layer (a panic's 500) and requests whose
 //! client goes away before the answer are not recorded; a timeout's 408
-//! is recorded without its caller (the auth layer's work was cancelled).
+//! is recorded with its caller when authentication had finished, else
+//! without.
 //!
 //! Invariant: the request path does no I/O here — one `try_send`; a full
 //! channel drops the record and counts it, it never waits.
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::future::Future;
-use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
@@ -43,8 +45,8 @@ use uuid::{NoContext, Timestamp, Uuid};
 use super::record::USER_AGENT_MAX_CHARS;
 use super::recorder::ActivitySink;
 use super::{ActivityRecord, PrincipalKind};
-use crate::domain::{ClientIp, Principal};
-use crate::http::auth::Authenticated;
+use crate::domain::Principal;
+use crate::http::caller::{self, Caller};
 use crate::http::REQUEST_ID;
 
 /// Records requests under `/v1`; see the module docs.
@@ -63,15 +65,57 @@ impl<S> Layer<S> for RecordingLayer {
     type Service = Recording<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Recording { inner, sink: self.sink.clone() }
+        Recording { inner, sink: self.sink.clone(), route: Arc::default() }
     }
 }
 
-/// See [`RecordingLayer`].
+/// See [`RecordingLayer`]. `Router::layer` wraps each route (and method)
+/// in its own instance, so an instance sees one route template: it keeps
+/// that template's interned text and hands it to every record without
+/// allocating.
 #[derive(Clone, Debug)]
 pub struct Recording<S> {
     inner: S,
     sink: ActivitySink,
+    route: Arc<OnceLock<&'static str>>,
+}
+
+/// The text of every route template seen, one copy per template for the
+/// life of the process: templates come from the router, never from a
+/// request, so the set is as small as the router.
+static TEMPLATES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+
+fn interned(template: &str) -> &'static str {
+    let mut templates = TEMPLATES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(known) = templates.get(template) {
+        return known;
+    }
+    let text: &'static str = Box::leak(template.into());
+    templates.insert(text);
+    text
+}
+
+/// A request's route template: the instance's interned text, else
+/// (an instance serving several templates) a copy.
+fn route_text(cached: &OnceLock<&'static str>, matched: Option<&MatchedPath>) -> Cow<'static, str> {
+    let Some(matched) = matched else { return Cow::Borrowed("unmatched") };
+    let template = *cached.get_or_init(|| interned(matched.as_str()));
+    if template == matched.as_str() {
+        Cow::Borrowed(template)
+    } else {
+        Cow::Owned(matched.as_str().to_owned())
+    }
+}
+
+const STANDARD_METHODS: [&str; 9] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE"];
+
+/// A method's text, borrowed for the standard ones.
+fn method_text(method: &Method) -> Cow<'static, str> {
+    let text = method.as_str();
+    STANDARD_METHODS
+        .iter()
+        .find(|standard| **standard == text)
+        .map_or_else(|| Cow::Owned(text.to_owned()), |standard| Cow::Borrowed(*standard))
 }
 
 /// Whether a path is recorded: the API, not health checks, metrics or docs.
@@ -87,8 +131,8 @@ struct Arrival {
     occurred_at: DateTime<Utc>,
     started: Instant,
     request_id: Option<HeaderValue>,
-    method: Method,
-    route: Option<MatchedPath>,
+    method: Cow<'static, str>,
+    route: Cow<'static, str>,
     user_agent: Option<HeaderValue>,
     request_bytes: u64,
 }
@@ -116,28 +160,8 @@ fn truncated(text: &str, max: usize) -> &str {
     text.char_indices().nth(max).map_or(text, |(end, _)| &text[..end])
 }
 
-/// An address as text; IPv4 (nearly every caller) written directly, as
-/// `Display` costs several times more.
-fn ip_text(ip: IpAddr) -> String {
-    let IpAddr::V4(v4) = ip else { return ip.to_string() };
-    let mut out = String::with_capacity(15);
-    for (i, octet) in v4.octets().into_iter().enumerate() {
-        if i > 0 {
-            out.push('.');
-        }
-        if octet >= 100 {
-            out.push(char::from(b'0' + octet / 100));
-        }
-        if octet >= 10 {
-            out.push(char::from(b'0' + octet / 10 % 10));
-        }
-        out.push(char::from(b'0' + octet % 10));
-    }
-    out
-}
-
 impl Arrival {
-    fn of<B: HttpBody>(request: &Request<B>, sink: &ActivitySink) -> Self {
+    fn of<B: HttpBody>(request: &Request<B>, sink: &ActivitySink, route: &OnceLock<&'static str>) -> Self {
         let headers = request.headers();
         let occurred_at = Utc::now();
         Self {
@@ -146,23 +170,24 @@ impl Arrival {
             occurred_at,
             started: Instant::now(),
             request_id: headers.get(&REQUEST_ID).cloned(),
-            method: request.method().clone(),
-            route: request.extensions().get::<MatchedPath>().cloned(),
+            method: method_text(request.method()),
+            route: route_text(route, request.extensions().get::<MatchedPath>()),
             user_agent: headers.get(USER_AGENT).cloned(),
             request_bytes: content_length(headers).or_else(|| request.body().size_hint().exact()).unwrap_or(0),
         }
     }
 
-    fn record<B: HttpBody>(&self, response: &Response<B>) -> ActivityRecord {
-        let extensions = response.extensions();
-        let principal = extensions.get::<Authenticated>().and_then(|Authenticated(p)| p.as_ref());
+    /// Hands the request's record to the recorder.
+    fn send<B: HttpBody>(self, response: &Response<B>, caller: Option<Caller>) {
+        let (principal, client_ip) = caller.map_or((None, None), |c| (c.principal, Some(c.ip)));
+        let principal = principal.as_ref();
         let (principal_kind, user_id, client_id) = match principal {
             None => (PrincipalKind::Anonymous, None, None),
             Some(Principal::User(user)) => (PrincipalKind::User, Some(user.user_id), None),
             Some(Principal::Client(client)) => (PrincipalKind::Client, None, Some(client.client_id)),
         };
         let account_id = principal.map(|p| p.account().uuid());
-        ActivityRecord {
+        let record = ActivityRecord {
             id: self.id,
             occurred_at: self.occurred_at,
             request_id: self.request_id.as_ref().map(|id| text(id).into_owned()).unwrap_or_default(),
@@ -170,8 +195,8 @@ impl Arrival {
             user_id,
             client_id,
             account_id,
-            method: self.method.as_str().to_owned(),
-            route: self.route.as_ref().map_or("unmatched", MatchedPath::as_str).to_owned(),
+            method: self.method,
+            route: self.route,
             status: response.status().as_u16(),
             latency_us: u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX),
             request_bytes: self.request_bytes,
@@ -181,9 +206,10 @@ impl Arrival {
                 .exact()
                 .or_else(|| content_length(response.headers()))
                 .unwrap_or(0),
-            client_ip: extensions.get::<ClientIp>().map(|ClientIp(ip)| ip_text(*ip)),
+            client_ip,
             user_agent: self.user_agent.as_ref().map(|ua| truncated(&text(ua), USER_AGENT_MAX_CHARS).to_owned()),
-        }
+        };
+        self.sink.send(record);
     }
 }
 
@@ -202,8 +228,8 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let arrival = is_recorded(request.uri().path()).then(|| Arrival::of(&request, &self.sink));
-        RecordingFuture { inner: self.inner.call(request), arrival }
+        let arrival = is_recorded(request.uri().path()).then(|| Arrival::of(&request, &self.sink, &self.route));
+        RecordingFuture { inner: caller::observe(self.inner.call(request)), arrival }
     }
 }
 
@@ -212,7 +238,7 @@ pin_project! {
     /// the response is ready.
     pub struct RecordingFuture<F> {
         #[pin]
-        inner: F,
+        inner: caller::Observed<F>,
         arrival: Option<Arrival>,
     }
 }
@@ -225,10 +251,10 @@ where
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let result = ready!(this.inner.poll(cx));
+        let mut this = self.project();
+        let result = ready!(this.inner.as_mut().poll(cx));
         if let (Ok(response), Some(arrival)) = (&result, this.arrival.take()) {
-            arrival.sink.send(arrival.record(response));
+            arrival.send(response, caller::noted(this.inner));
         }
         Poll::Ready(result)
     }
@@ -239,11 +265,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn addresses_and_user_agents_are_recorded_as_display_and_chars_would() {
-        for ip in ["0.0.0.0", "9.10.99.100", "127.0.0.1", "255.255.255.255", "::1", "2001:db8::8:800:200c:417a"] {
-            let ip: IpAddr = ip.parse().unwrap();
-            assert_eq!(ip_text(ip), ip.to_string());
-        }
+    fn user_agents_are_truncated_by_characters() {
         assert_eq!(truncated("héllo", 2), "hé");
         assert_eq!(truncated("héllo", 5), "héllo");
         assert_eq!(truncated("", 3), "");
@@ -259,6 +281,17 @@ mod tests {
         let (secs, nanos) = id.get_timestamp().unwrap().to_unix();
         assert_eq!(secs * 1000 + u64::from(nanos) / 1_000_000, u64::try_from(at.timestamp_millis()).unwrap());
         assert_ne!(id_at(at), id, "ids of the same instant differ");
+    }
+
+    #[test]
+    fn methods_and_templates_are_borrowed_text() {
+        for method in [Method::GET, Method::POST, Method::DELETE, Method::PATCH] {
+            assert!(matches!(method_text(&method), Cow::Borrowed(text) if text == method.as_str()));
+        }
+        let custom = Method::from_bytes(b"PURGE").unwrap();
+        assert_eq!(method_text(&custom), "PURGE");
+        assert!(std::ptr::eq(interned("/v1/x/{id}"), interned(&String::from("/v1/x/{id}"))), "one copy per template");
+        assert_eq!(route_text(&OnceLock::new(), None), "unmatched");
     }
 
     #[test]

@@ -18,6 +18,7 @@ use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
 use super::copy_binary::CopyRows;
+use super::record::IpText;
 use super::{ActivityRecord, PrincipalKind};
 
 const COPY: &str = "COPY activity (id, occurred_at, request_id, principal_kind, user_id, client_id, account_id,
@@ -58,7 +59,7 @@ async fn copy_batch(db: &PgPool, batch: &[ActivityRecord]) -> Result<u64, sqlx::
             .int8(i64::try_from(r.latency_us).unwrap_or(i64::MAX))
             .int8(i64::try_from(r.request_bytes).unwrap_or(i64::MAX))
             .int8(i64::try_from(r.response_bytes).unwrap_or(i64::MAX))
-            .text(r.client_ip.as_deref())
+            .text(r.client_ip.map(IpText::new).as_ref().map(IpText::as_str))
             .text(r.user_agent.as_deref());
     }
     let mut copy = db.copy_in_raw(COPY).await?;
@@ -92,13 +93,13 @@ async fn insert_new(db: impl PgExecutor<'_>, batch: &[ActivityRecord]) -> Result
         users.push(r.user_id);
         clients.push(r.client_id);
         accounts.push(r.account_id);
-        methods.push(r.method.as_str());
-        routes.push(r.route.as_str());
+        methods.push(r.method.as_ref());
+        routes.push(r.route.as_ref());
         statuses.push(i16::try_from(r.status).unwrap_or(i16::MAX));
         latencies.push(i64::try_from(r.latency_us).unwrap_or(i64::MAX));
         request_bytes.push(i64::try_from(r.request_bytes).unwrap_or(i64::MAX));
         response_bytes.push(i64::try_from(r.response_bytes).unwrap_or(i64::MAX));
-        ips.push(r.client_ip.as_deref());
+        ips.push(r.client_ip.map(|ip| ip.to_string()));
         agents.push(r.user_agent.as_deref());
     }
     let done = sqlx::query(
@@ -177,13 +178,14 @@ impl From<Row> for ActivityRecord {
             user_id: r.user_id,
             client_id: r.client_id,
             account_id: r.account_id,
-            method: r.method,
-            route: r.route,
+            method: r.method.into(),
+            route: r.route.into(),
             status: u16::try_from(r.status).unwrap_or(0),
             latency_us: u64::try_from(r.latency_us).unwrap_or(0),
             request_bytes: u64::try_from(r.request_bytes).unwrap_or(0),
             response_bytes: u64::try_from(r.response_bytes).unwrap_or(0),
-            client_ip: r.client_ip,
+            // Written from an address by this module.
+            client_ip: r.client_ip.and_then(|ip| ip.parse().ok()),
             user_agent: r.user_agent,
         }
     }

@@ -5,9 +5,8 @@
 //! [`Principal`] accepts any caller, [`CurrentUser`] a user's access token,
 //! [`CurrentClient`] an API key, [`CurrentAdmin`] an admin.
 //!
-//! When asked (see [`AuthLayer::new`]), the layer also copies
-//! the outcome and the address onto the response's extensions, for a
-//! layer outside it that records who made each request (activity).
+//! It also notes the outcome and the address for a layer outside it that
+//! records who made each request (activity; see [`super::caller`]).
 //!
 //! Invariants: credentials are checked at most once per request; a request
 //! without credentials, or with ones that are not valid, proceeds as
@@ -29,6 +28,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use tower::{Layer, Service};
 
+use super::caller;
 use super::client_ip::client_ip;
 use super::error::ApiError;
 use crate::domain::{AuthenticatedClient, AuthenticatedUser, ClientIp, ClientMeta, Principal, Rejection, Role};
@@ -86,15 +86,11 @@ pub struct AuthLayer<A> {
 struct Shared<A> {
     authenticator: Arc<A>,
     trusted_proxies: Vec<ipnet::IpNet>,
-    caller_on_response: bool,
 }
 
 impl<A> AuthLayer<A> {
-    /// `caller_on_response`: also put [`Authenticated`] and [`ClientIp`] in
-    /// every response's extensions (it costs an allocation per response, so
-    /// only when a layer outside reads them).
-    pub fn new(authenticator: Arc<A>, trusted_proxies: &[ipnet::IpNet], caller_on_response: bool) -> Self {
-        let shared = Shared { authenticator, trusted_proxies: trusted_proxies.to_vec(), caller_on_response };
+    pub fn new(authenticator: Arc<A>, trusted_proxies: &[ipnet::IpNet]) -> Self {
+        let shared = Shared { authenticator, trusted_proxies: trusted_proxies.to_vec() };
         Self { shared: Arc::new(shared) }
     }
 }
@@ -173,27 +169,18 @@ where
                 Ok(Some(Err(rejection))) => (None, Some(Refused(rejection))),
                 Ok(None) => (None, None),
                 Err(error) => {
-                    let mut response = error.into_response();
-                    if shared.caller_on_response {
-                        response.extensions_mut().insert(ClientIp(ip));
-                    }
-                    return Ok(response);
+                    caller::note(ip, None);
+                    return Ok(error.into_response());
                 }
             };
-            let on_response = shared.caller_on_response.then(|| principal.clone());
+            caller::note(ip, principal.as_ref());
             let extensions = request.extensions_mut();
             extensions.insert(ClientIp(ip));
             extensions.insert(Authenticated(principal));
             if let Some(refused) = refused {
                 extensions.insert(refused);
             }
-            let mut response = inner.call(request).await?.into_response();
-            if let Some(principal) = on_response {
-                let extensions = response.extensions_mut();
-                extensions.insert(ClientIp(ip));
-                extensions.insert(Authenticated(principal));
-            }
-            Ok(response)
+            Ok(inner.call(request).await?.into_response())
         })
     }
 }

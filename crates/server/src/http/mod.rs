@@ -1,14 +1,15 @@
 //! The HTTP toolkit every capability's routes are written with: the one
 //! error type and its problem documents (`error`), the JSON extractor
 //! (`json`), the query and path extractors (`params`) with serde's errors
-//! in plain words (`described`), authentication and the caller extractors (`auth`), the client
-//! address (`client_ip`), edge fallbacks (`middleware`) and the OpenAPI
+//! in plain words (`described`), authentication and the caller extractors (`auth`), the caller
+//! for layers outside authentication (`caller`), the client address (`client_ip`), edge fallbacks (`middleware`) and the OpenAPI
 //! document's fixed part and Swagger UI (`openapi`).
 //!
 //! Invariant: this module imports no capability and no application state;
 //! the composition root (`crate::app`) assembles routes and layers.
 
 pub mod auth;
+pub mod caller;
 pub mod client_ip;
 pub mod described;
 pub mod error;

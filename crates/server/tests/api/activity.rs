@@ -142,7 +142,7 @@ fn synthetic(n: usize, agent: &str) -> Vec<ActivityRecord> {
             latency_us: 10,
             request_bytes: 0,
             response_bytes: 2,
-            client_ip: Some("127.0.0.1".into()),
+            client_ip: Some([127, 0, 0, 1].into()),
             user_agent: Some(agent.into()),
         })
         .collect()
@@ -230,6 +230,9 @@ async fn a_batch_partly_stored_already_adds_only_its_new_rows() {
         record.principal_kind = PrincipalKind::Client;
         (record.status, record.latency_us, record.request_bytes) = (503, 1 << 40, i as u64);
         (record.client_ip, record.request_id) = (None, "ünïcode-id".into());
+    }
+    for record in batch.iter_mut().skip(1).step_by(3) {
+        record.client_ip = Some("2001:db8::8:800:200c:417a".parse().unwrap());
     }
     assert_eq!(store::insert_batch(&app.db, &batch[..10]).await.unwrap(), 10);
     // The batch's COPY fails on the stored rows; the batch is written again
