@@ -155,8 +155,12 @@ fn text(value: &HeaderValue) -> Cow<'_, str> {
     value.to_str().map_or_else(|_| String::from_utf8_lossy(value.as_bytes()), Cow::Borrowed)
 }
 
-/// The first `max` characters of `text`.
+/// The first `max` characters of `text` (no character is counted when
+/// its bytes are already few enough).
 fn truncated(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
     text.char_indices().nth(max).map_or(text, |(end, _)| &text[..end])
 }
 
@@ -269,6 +273,7 @@ mod tests {
         assert_eq!(truncated("héllo", 2), "hé");
         assert_eq!(truncated("héllo", 5), "héllo");
         assert_eq!(truncated("", 3), "");
+        assert_eq!(truncated("ééé", 4), "ééé", "6 bytes, 3 characters");
         assert_eq!(text(&HeaderValue::from_bytes(b"caf\xc3\xa9 \xff").unwrap()), "café \u{fffd}");
         assert_eq!(text(&HeaderValue::from_static("probe/1.0")), "probe/1.0");
     }
