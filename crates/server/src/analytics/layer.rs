@@ -26,10 +26,8 @@
 //! channel drops the record and counts it, it never waits.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
@@ -65,46 +63,15 @@ impl<S> Layer<S> for RecordingLayer {
     type Service = Recording<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Recording { inner, sink: self.sink.clone(), route: Arc::default() }
+        Recording { inner, sink: self.sink.clone() }
     }
 }
 
-/// See [`RecordingLayer`]. `Router::layer` wraps each route (and method)
-/// in its own instance, so an instance sees one route template: it keeps
-/// that template's interned text and hands it to every record without
-/// allocating.
+/// See [`RecordingLayer`].
 #[derive(Clone, Debug)]
 pub struct Recording<S> {
     inner: S,
     sink: ActivitySink,
-    route: Arc<OnceLock<&'static str>>,
-}
-
-/// The text of every route template seen, one copy per template for the
-/// life of the process: templates come from the router, never from a
-/// request, so the set is as small as the router.
-static TEMPLATES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
-
-fn interned(template: &str) -> &'static str {
-    let mut templates = TEMPLATES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(known) = templates.get(template) {
-        return known;
-    }
-    let text: &'static str = Box::leak(template.into());
-    templates.insert(text);
-    text
-}
-
-/// A request's route template: the instance's interned text, else
-/// (an instance serving several templates) a copy.
-fn route_text(cached: &OnceLock<&'static str>, matched: Option<&MatchedPath>) -> Cow<'static, str> {
-    let Some(matched) = matched else { return Cow::Borrowed("unmatched") };
-    let template = *cached.get_or_init(|| interned(matched.as_str()));
-    if template == matched.as_str() {
-        Cow::Borrowed(template)
-    } else {
-        Cow::Owned(matched.as_str().to_owned())
-    }
 }
 
 const STANDARD_METHODS: [&str; 9] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE"];
@@ -132,7 +99,7 @@ struct Arrival {
     started: Instant,
     request_id: Option<HeaderValue>,
     method: Cow<'static, str>,
-    route: Cow<'static, str>,
+    route: Option<MatchedPath>,
     user_agent: Option<HeaderValue>,
     request_bytes: u64,
 }
@@ -165,7 +132,7 @@ fn truncated(text: &str, max: usize) -> &str {
 }
 
 impl Arrival {
-    fn of<B: HttpBody>(request: &Request<B>, sink: &ActivitySink, route: &OnceLock<&'static str>) -> Self {
+    fn of<B: HttpBody>(request: &Request<B>, sink: &ActivitySink) -> Self {
         let headers = request.headers();
         let occurred_at = Utc::now();
         Self {
@@ -175,7 +142,7 @@ impl Arrival {
             started: Instant::now(),
             request_id: headers.get(&REQUEST_ID).cloned(),
             method: method_text(request.method()),
-            route: route_text(route, request.extensions().get::<MatchedPath>()),
+            route: request.extensions().get::<MatchedPath>().cloned(),
             user_agent: headers.get(USER_AGENT).cloned(),
             request_bytes: content_length(headers).or_else(|| request.body().size_hint().exact()).unwrap_or(0),
         }
@@ -200,7 +167,7 @@ impl Arrival {
             client_id,
             account_id,
             method: self.method,
-            route: self.route,
+            route: self.route.as_ref().map_or(Cow::Borrowed("unmatched"), |path| Cow::Owned(path.as_str().to_owned())),
             status: response.status().as_u16(),
             latency_us: u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX),
             request_bytes: self.request_bytes,
@@ -232,7 +199,7 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let arrival = is_recorded(request.uri().path()).then(|| Arrival::of(&request, &self.sink, &self.route));
+        let arrival = is_recorded(request.uri().path()).then(|| Arrival::of(&request, &self.sink));
         RecordingFuture { inner: caller::observe(self.inner.call(request)), arrival }
     }
 }
@@ -289,14 +256,12 @@ mod tests {
     }
 
     #[test]
-    fn methods_and_templates_are_borrowed_text() {
+    fn standard_methods_are_borrowed_text() {
         for method in [Method::GET, Method::POST, Method::DELETE, Method::PATCH] {
             assert!(matches!(method_text(&method), Cow::Borrowed(text) if text == method.as_str()));
         }
         let custom = Method::from_bytes(b"PURGE").unwrap();
         assert_eq!(method_text(&custom), "PURGE");
-        assert!(std::ptr::eq(interned("/v1/x/{id}"), interned(&String::from("/v1/x/{id}"))), "one copy per template");
-        assert_eq!(route_text(&OnceLock::new(), None), "unmatched");
     }
 
     #[test]

@@ -6,9 +6,8 @@
 //! record written twice (a retried batch, a replayed spill) is one row.
 //!
 //! The request path makes one record per request, so the record avoids
-//! allocations where it can: the method and the route template are
-//! borrowed `'static` text (every standard method, every template of the
-//! router), and the address stays an [`IpAddr`] until a stage needs text.
+//! allocations where it can: a standard method is borrowed `'static`
+//! text, and the address stays an [`IpAddr`] until a stage needs text.
 
 use std::borrow::Cow;
 use std::net::IpAddr;
